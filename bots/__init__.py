@@ -1,0 +1,1 @@
+"""The bots: their definitions (system prompt, model parameters, limits) and the entry point that runs them."""

@@ -1,0 +1,96 @@
+"""What defines a bot: its system prompt, model and parameters, trimming policy and limits.
+
+Bots themselves live in ``bots/``; this module only holds the shape, so the core can run any of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import TypeVar
+
+from core.config import Settings, TrimStrategy
+from core.model_windows import DEFAULT_CONTEXT_TOKENS, known_context_window
+
+T = TypeVar("T")
+
+
+def _pick(override: T | None, default: T) -> T:
+    return default if override is None else override
+
+
+@dataclass(frozen=True, slots=True)
+class ModelParams:
+    """Sampling parameters, defaulting to the ranges the article recommends for chat bots."""
+
+    temperature: float = 0.5
+    max_tokens: int = 1024
+    top_p: float = 0.9
+    frequency_penalty: float = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class TrimPolicy:
+    """How history is cut to fit the context window.
+
+    ``threshold``: the prompt may use at most this share of the window (the article's 80%).
+    ``max_turns``: for the ``turns`` strategy, how many user/assistant exchanges to keep.
+    ``summary_target``: for ``summary``, the share of the budget history is cut down to when it overflows,
+    so a summary call happens now and then rather than on every turn.
+    ``safety_margin``: share added to every token estimate, for tokenisers we can only approximate.
+    """
+
+    strategy: TrimStrategy = "sliding"
+    threshold: float = 0.8
+    max_turns: int = 20
+    summary_target: float = 0.5
+    safety_margin: float = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class BotProfile:
+    """One bot. ``model`` and ``context_tokens`` of ``None`` defer to the settings."""
+
+    name: str
+    system_prompt: str
+    description: str = ""
+    greeting: str = "Hi! Ask me anything."
+    model: str | None = None
+    summary_model: str | None = None
+    context_tokens: int | None = None
+    params: ModelParams = field(default_factory=ModelParams)
+    trim: TrimPolicy = field(default_factory=TrimPolicy)
+    max_input_chars: int = 16_000
+
+    def with_settings(self, settings: Settings) -> BotProfile:
+        """This bot with the deployment's explicit settings applied on top."""
+        params = replace(
+            self.params,
+            temperature=_pick(settings.temperature, self.params.temperature),
+            max_tokens=_pick(settings.max_tokens, self.params.max_tokens),
+            top_p=_pick(settings.top_p, self.params.top_p),
+            frequency_penalty=_pick(settings.frequency_penalty, self.params.frequency_penalty),
+        )
+        trim = replace(
+            self.trim,
+            strategy=settings.trim_strategy or self.trim.strategy,
+            threshold=_pick(settings.trim_threshold, self.trim.threshold),
+            max_turns=_pick(settings.max_turns, self.trim.max_turns),
+        )
+        model = settings.model or self.model or "gpt-4o-mini"
+        window = settings.context_tokens or self.context_tokens or known_context_window(model)
+        return replace(
+            self,
+            model=model,
+            summary_model=settings.summary_model or self.summary_model or model,
+            context_tokens=window or DEFAULT_CONTEXT_TOKENS,
+            params=params,
+            trim=trim,
+        )
+
+    @property
+    def model_name(self) -> str:
+        return self.model or "gpt-4o-mini"
+
+    @property
+    def window(self) -> int:
+        return self.context_tokens or known_context_window(self.model_name) or DEFAULT_CONTEXT_TOKENS

@@ -1,0 +1,395 @@
+"""The conversation engine: one platform-neutral entry point from a user's message to a streamed reply.
+
+``ConversationEngine.reply(message)`` yields the text the user should see, as it streams. Per turn:
+
+1. clean the text (odd Unicode), answer commands (``/reset``, ``/help``, ``/start``) and empty input;
+2. store the user's message (with its token count) *before* the model is called;
+3. build a prompt that fits (see :mod:`core.trimming`), folding dropped history into the summary when the
+   bot uses that strategy, and tell the user once when history was dropped or summarised;
+4. stream the model's reply; on ``context_length_exceeded`` before any text, trim harder and retry once;
+5. store the reply when complete. A reply that failed or was interrupted is stored with
+   ``complete=False``: kept for the record, never fed back to the model;
+6. log the turn (timestamp, session, texts, latency, tokens) and record it in the store.
+
+Messages of one session are handled strictly in arrival order; sessions run concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import unicodedata
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from contextlib import aclosing, asynccontextmanager
+from dataclasses import dataclass
+
+from core.bot_profile import BotProfile
+from core.clock import Clock, SystemClock
+from core.errors import ContextTooLong, ModelError, ModelRejected
+from core.incoming import IncomingMessage
+from core.model_client import ChatMessage, ChatModel
+from core.store import ConversationStore, SessionState, StoredMessage, TurnRecord
+from core.summary import SUMMARY_HEADING, fold_into_summary
+from core.tokens import REPLY_PRIMING, TokenCounter
+from core.trimming import cut_to_tokens, fit_history, prompt_budget, view_for_prompt
+
+log = logging.getLogger(__name__)
+turn_log = logging.getLogger("chatbot.turns")
+
+EMPTY_INPUT = "I got an empty message. Type a question and I'll answer it."
+UNAVAILABLE = "⚠️ The model is unavailable right now. Please try again in a moment."
+REJECTED = (
+    "⚠️ The model server refused this request ({reason}). The bot's operator needs to check its settings."
+)
+INTERRUPTED = "\n\n⚠️ The reply was interrupted: the model is unavailable right now. Please try again."
+TOO_LONG = (
+    "⚠️ This conversation no longer fits the model's context, even trimmed. Send /reset to start afresh."
+)
+EMPTY_REPLY = "(The model returned an empty reply. Please rephrase or try again.)"
+NOTICE_DROPPED = (
+    "ℹ️ Our conversation is longer than I can keep in mind; I'm only using its most recent part.\n\n"
+)
+NOTICE_SUMMARISED = "ℹ️ Earlier parts of our conversation were summarised so that they fit in my memory.\n\n"
+NOTICE_INPUT_CUT = "ℹ️ Your message was very long; I read only its first {n:,} characters.\n\n"
+
+COMMANDS = ("/reset", "/help", "/start")
+
+
+def clean_text(text: str) -> str:
+    """The text with lone surrogates, NULs and other control characters (not newlines or tabs) removed."""
+    text = text.encode("utf-8", "replace").decode("utf-8") if _has_surrogates(text) else text
+    if any(unicodedata.category(ch) == "Cc" and ch not in "\n\t\r" for ch in text):
+        text = "".join(ch for ch in text if unicodedata.category(ch) != "Cc" or ch in "\n\t\r")
+    return text.replace("\r\n", "\n")
+
+
+def _has_surrogates(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def parse_command(text: str) -> str | None:
+    """``/reset`` for ``/reset``, ``/reset@my_bot`` or ``/RESET now``; ``None`` for anything else."""
+    stripped = text.strip()
+    if not stripped.startswith("/"):
+        return None
+    word = stripped.split(maxsplit=1)[0].split("@", 1)[0].lower()
+    return word if word in COMMANDS else None
+
+
+class _SessionLocks:
+    """One FIFO lock per session, forgotten when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (None, 0))
+        if lock is None:
+            lock = asyncio.Lock()
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users <= 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
+@dataclass
+class _Prompt:
+    messages: list[ChatMessage]
+    tokens: int
+    notice: str = ""
+
+
+class ConversationEngine:
+    """Runs conversations for one bot over an injected store, model, token counter and clock."""
+
+    def __init__(
+        self,
+        bot: BotProfile,
+        store: ConversationStore,
+        model: ChatModel,
+        counter: TokenCounter,
+        *,
+        clock: Clock | None = None,
+        help_text: str = "",
+    ) -> None:
+        self.bot = bot
+        self.store = store
+        self.model = model
+        self.counter = counter
+        self.clock = clock or SystemClock()
+        self.help_text = help_text or default_help(bot)
+        self.locks = _SessionLocks()
+        self._system_tokens = counter.message_tokens(bot.system_prompt)
+
+    async def reply(self, message: IncomingMessage) -> AsyncIterator[str]:
+        """The reply to ``message``, as text chunks to show the user in order."""
+        async with self.locks.hold(message.session_id), aclosing(self._turn(message)) as chunks:
+            async for chunk in chunks:
+                yield chunk
+
+    async def reply_text(self, message: IncomingMessage) -> str:
+        """The whole reply at once (for callers that do not stream)."""
+        return "".join([chunk async for chunk in self.reply(message)])
+
+    async def _turn(self, message: IncomingMessage) -> AsyncGenerator[str]:
+        started_wall, started = time.time(), self.clock.now()
+        session = message.session_id
+        text = clean_text(message.text)
+        command = parse_command(text)
+        if command is not None:
+            answer = await self._command(command, session)
+            self._log(
+                TurnRecord(session, text, answer, started_wall, 0.0, 0, 0, "command", "", message.user_id)
+            )
+            yield answer
+            return
+        if not text.strip():
+            yield EMPTY_INPUT
+            return
+
+        prompt_text = view_for_prompt(text, self.bot.max_input_chars)
+        user_tokens = self.counter.message_tokens(prompt_text)
+        user_id = await self.store.add_message(session, "user", text, user_tokens, user_id=message.user_id)
+        if len(text) > self.bot.max_input_chars:
+            yield NOTICE_INPUT_CUT.format(n=self.bot.max_input_chars)
+
+        parts: list[str] = []
+        status = "ok"
+        usage_prompt = usage_completion = 0
+        prompt_tokens = 0
+        try:
+            for attempt in (0, 1):
+                prompt = await self._build_prompt(
+                    session, user_id, prompt_text, user_tokens, harder=attempt == 1
+                )
+                prompt_tokens = prompt.tokens
+                if prompt.notice:
+                    yield prompt.notice
+                stream = self.model.stream(self.bot.model_name, prompt.messages, self.bot.params)
+                try:
+                    async for delta in stream:
+                        parts.append(delta)
+                        yield delta
+                except ContextTooLong:
+                    if parts or attempt == 1:
+                        raise
+                    log.warning("%s: server says the prompt is too long; trimming harder", session)
+                    continue
+                if stream.usage is not None:
+                    usage_prompt, usage_completion = (
+                        stream.usage.prompt_tokens,
+                        stream.usage.completion_tokens,
+                    )
+                    self.counter.observe_usage(prompt.tokens, usage_prompt)
+                break
+            if not "".join(parts).strip():
+                status = "empty"
+                yield EMPTY_REPLY
+        except ContextTooLong:
+            status = "error"
+            yield TOO_LONG if not parts else INTERRUPTED
+        except ModelRejected as exc:
+            status = "error"
+            log.error("%s: %s", session, exc)
+            yield REJECTED.format(reason=str(exc).split(":")[0]) if not parts else INTERRUPTED
+        except ModelError as exc:
+            status = "error" if not parts else "interrupted"
+            log.warning("%s: %s", session, exc)
+            yield UNAVAILABLE if not parts else INTERRUPTED
+        except BaseException:
+            status = "interrupted"
+            raise
+        finally:
+            await self._finish_turn(
+                message,
+                text,
+                "".join(parts),
+                status,
+                started_wall,
+                started,
+                prompt_tokens,
+                usage_prompt,
+                usage_completion,
+            )
+
+    async def _finish_turn(
+        self,
+        message: IncomingMessage,
+        text: str,
+        reply: str,
+        status: str,
+        started_wall: float,
+        started: float,
+        prompt_tokens: int,
+        usage_prompt: int,
+        usage_completion: int,
+    ) -> None:
+        latency_ms = (self.clock.now() - started) * 1000.0
+        completion = usage_completion or (self.counter.count(reply) if reply else 0)
+        turn = TurnRecord(
+            session_id=message.session_id,
+            user_text=text,
+            reply_text=reply,
+            started_at=started_wall,
+            latency_ms=latency_ms,
+            prompt_tokens=usage_prompt or prompt_tokens,
+            completion_tokens=completion,
+            status=status,
+            model=self.bot.model_name,
+            user_id=message.user_id,
+        )
+        complete = status == "ok"
+        save = (
+            self.store.save_reply(
+                message.session_id, reply, self.counter.message_tokens(reply), complete=complete, turn=turn
+            )
+            if reply.strip()
+            else self.store.record_turn(turn)
+        )
+        try:
+            await asyncio.shield(save)
+        except Exception:
+            log.exception("%s: could not store the reply", message.session_id)
+        self._log(turn)
+
+    def _log(self, turn: TurnRecord) -> None:
+        if turn_log.isEnabledFor(logging.INFO):
+            turn_log.info(
+                json.dumps(
+                    {
+                        "ts": round(turn.started_at, 3),
+                        "session": turn.session_id,
+                        "user": turn.user_id,
+                        "user_text": turn.user_text,
+                        "reply_text": turn.reply_text,
+                        "latency_ms": round(turn.latency_ms, 1),
+                        "prompt_tokens": turn.prompt_tokens,
+                        "completion_tokens": turn.completion_tokens,
+                        "status": turn.status,
+                        "model": turn.model,
+                    },
+                    ensure_ascii=False,
+                )
+            )
+
+    async def _command(self, command: str, session: str) -> str:
+        if command == "/reset":
+            deleted = await self.store.reset(session)
+            return (
+                "Done: I've forgotten this conversation."
+                if deleted
+                else "Nothing to forget: we're starting fresh."
+            )
+        if command == "/start":
+            return self.bot.greeting
+        return self.help_text
+
+    async def _build_prompt(
+        self, session: str, user_id: int, user_text: str, user_tokens: int, *, harder: bool
+    ) -> _Prompt:
+        bot, counter = self.bot, self.counter
+        budget = prompt_budget(bot, harder=harder)
+        state = await self.store.session(session)
+        fixed = counter.budgeted(self._system_tokens) + REPLY_PRIMING
+        if bot.trim.strategy == "summary" and state.summary:
+            fixed += counter.budgeted(state.summary_tokens)
+        user_cost = counter.budgeted(user_tokens)
+        if fixed + user_cost > budget:
+            user_text = cut_to_tokens(user_text, budget - fixed, counter)
+            user_cost = counter.budgeted(counter.message_tokens(user_text))
+        room = max(0, budget - fixed - user_cost)
+
+        notice = ""
+        after_id = state.summary_upto if bot.trim.strategy == "summary" else 0
+        max_messages = bot.trim.max_turns * 2 if bot.trim.strategy == "turns" else None
+        plan = await fit_history(
+            self.store,
+            session,
+            counter,
+            room=room,
+            before_id=user_id,
+            after_id=after_id,
+            max_messages=max_messages,
+        )
+        if plan.dropped and bot.trim.strategy == "summary" and plan.oldest_kept_id is not None:
+            target = int(room * bot.trim.summary_target)
+            kept = await fit_history(
+                self.store, session, counter, room=target, before_id=user_id, after_id=after_id
+            )
+            fold_before = kept.oldest_kept_id if kept.oldest_kept_id is not None else user_id
+            try:
+                state = await fold_into_summary(
+                    self.model, self.store, counter, bot, session, state, fold_before, budget
+                )
+            except ModelError as exc:
+                log.warning("%s: summarising failed (%s); dropping old history instead", session, exc)
+            else:
+                fixed_now = (
+                    counter.budgeted(self._system_tokens)
+                    + REPLY_PRIMING
+                    + counter.budgeted(state.summary_tokens)
+                )
+                room = max(0, budget - fixed_now - user_cost)
+                plan = await fit_history(
+                    self.store, session, counter, room=room, before_id=user_id, after_id=state.summary_upto
+                )
+                fixed = fixed_now
+                if not state.trim_notified:
+                    notice = NOTICE_SUMMARISED
+        if plan.dropped and not notice and not state.trim_notified:
+            notice = NOTICE_DROPPED
+        if notice:
+            await self.store.mark_trim_notified(session)
+
+        messages = list(self._assemble(state, plan.messages, user_text))
+        return _Prompt(messages=messages, tokens=fixed + plan.tokens + user_cost, notice=notice)
+
+    def _assemble(
+        self, state: SessionState, history: list[StoredMessage], user_text: str
+    ) -> Iterator[ChatMessage]:
+        system = self.bot.system_prompt
+        if self.bot.trim.strategy == "summary" and state.summary:
+            system = f"{system}\n\n{SUMMARY_HEADING}\n{state.summary}"
+        yield {"role": "system", "content": system}
+        pending_role, pending = "", list[str]()
+        for message in history:
+            content = view_for_prompt(message.content, self.bot.max_input_chars)
+            if message.role == pending_role:
+                pending.append(content)  # strict templates want user/assistant to alternate: merge runs
+                continue
+            if pending:
+                yield {"role": pending_role, "content": "\n\n".join(pending)}
+            pending_role, pending = message.role, [content]
+        if pending_role == "user":
+            pending.append(user_text)
+            yield {"role": "user", "content": "\n\n".join(pending)}
+            return
+        if pending:
+            yield {"role": pending_role, "content": "\n\n".join(pending)}
+        yield {"role": "user", "content": user_text}
+
+
+def default_help(bot: BotProfile) -> str:
+    about = bot.description or "I'm a chat bot."
+    return (
+        f"{about}\n\n"
+        "Just write to me and I'll answer. I remember this conversation until you reset it.\n"
+        "/reset: forget this conversation and start afresh\n"
+        "/help: show this help"
+    )

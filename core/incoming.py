@@ -1,0 +1,22 @@
+"""The one platform-neutral shape of a message a user sent to the bot."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingMessage:
+    """A user's message, already mapped onto a session by its adapter.
+
+    ``session_id`` decides whose history the message joins (``telegram:42``, ``console:default``, ...).
+    ``user_id`` is platform-qualified (``telegram:1001``) so per-user rules hold across platforms.
+    ``extras`` carries whatever an adapter wants to keep beside the text; the core never reads it.
+    """
+
+    session_id: str
+    text: str
+    user_id: str = ""
+    platform: str = ""
+    extras: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,80 @@
+"""Logging for the bot: a turn log and warnings, with every configured secret redacted.
+
+Libraries log request URLs (Telegram's carries the bot token), so redaction is a filter on the handlers
+rather than care at each call site.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+REDACTED = "[redacted]"
+NOISY_LOGGERS = (
+    "httpx",
+    "httpx2",
+    "httpcore",
+    "openai",
+    "aiosqlite",
+    "telegram.ext",
+    "slack_bolt",
+    "discord",
+)
+
+
+class RedactSecrets(logging.Filter):
+    """Replaces each secret (and, for tokens with an id prefix, its secret part) in every record."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        self.secrets = sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True)
+
+    def redact(self, text: str) -> str:
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.secrets:
+            return True
+        message = record.getMessage()
+        redacted = self.redact(message)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+def configure_logging(
+    *,
+    level: str = "INFO",
+    log_file: Path | None = None,
+    console_level: str = "WARNING",
+    secrets: Iterable[str] = (),
+) -> None:
+    """Send everything from ``level`` up to ``log_file`` and from ``console_level`` up to stderr."""
+    redactor = RedactSecrets(secrets)
+    root = logging.getLogger()
+    root.handlers.clear()
+    root.setLevel(min(logging.getLevelName(level.upper()), logging.getLevelName(console_level.upper())))
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(console_level.upper())
+    console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    console.addFilter(redactor)
+    root.addHandler(console)
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(log_file, encoding="utf-8")
+        handler.setLevel(level.upper())
+        handler.setFormatter(formatter)
+        handler.addFilter(redactor)
+        root.addHandler(handler)
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)

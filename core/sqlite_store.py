@@ -1,0 +1,236 @@
+"""The default conversation store: one SQLite file through aiosqlite.
+
+WAL mode (readers never wait for the writer), a schema versioned with ``PRAGMA user_version`` and applied
+by ordered migrations, and one transaction per write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiosqlite
+
+from core.store import Role, SessionState, StoredMessage, TurnRecord
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS: list[str] = [
+    # 1: sessions, messages and turns
+    """
+    CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        summary TEXT NOT NULL DEFAULT '',
+        summary_upto INTEGER NOT NULL DEFAULT 0,
+        summary_tokens INTEGER NOT NULL DEFAULT 0,
+        trim_notified INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        session_id TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
+        content TEXT NOT NULL,
+        tokens INTEGER NOT NULL,
+        complete INTEGER NOT NULL DEFAULT 1,
+        user_id TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX messages_by_session ON messages (session_id, id);
+    CREATE TABLE turns (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        session_id TEXT NOT NULL,
+        user_id TEXT NOT NULL DEFAULT '',
+        started_at REAL NOT NULL,
+        latency_ms REAL NOT NULL,
+        prompt_tokens INTEGER NOT NULL,
+        completion_tokens INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        model TEXT NOT NULL
+    );
+    CREATE INDEX turns_by_time ON turns (started_at);
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class SQLiteStore:
+    """:class:`core.store.ConversationStore` on a SQLite file."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._db: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise RuntimeError("store is not open")
+        return self._db
+
+    async def open(self) -> None:
+        if str(self.path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = await aiosqlite.connect(self.path, isolation_level=None)
+        await self.db.execute("PRAGMA journal_mode=WAL")
+        await self.db.execute("PRAGMA synchronous=NORMAL")
+        await self.db.execute("PRAGMA foreign_keys=ON")
+        await self.db.execute("PRAGMA busy_timeout=5000")
+        await self._migrate()
+
+    async def _migrate(self) -> None:
+        async with self.db.execute("PRAGMA user_version") as cursor:
+            row = await cursor.fetchone()
+        version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"{self.path} has schema version {version}, newer than this bot knows ({SCHEMA_VERSION}); "
+                "upgrade the bot"
+            )
+        for number in range(version, SCHEMA_VERSION):
+            async with self._transaction():
+                for statement in MIGRATIONS[number].split(";"):
+                    if statement.strip():
+                        await self.db.execute(statement)
+                await self.db.execute(f"PRAGMA user_version = {number + 1}")
+            log.info("database %s migrated to schema version %d", self.path, number + 1)
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction at a time on the shared connection."""
+        async with self._write_lock:
+            await self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                await self.db.execute("ROLLBACK")
+                raise
+            await self.db.execute("COMMIT")
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    async def _touch(self, session_id: str, now: float) -> None:
+        await self.db.execute(
+            "INSERT INTO sessions (id, created_at, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT(id) DO UPDATE SET updated_at = excluded.updated_at",
+            (session_id, now, now),
+        )
+
+    async def _insert_message(
+        self, session_id: str, role: Role, content: str, tokens: int, user_id: str, complete: bool, now: float
+    ) -> int:
+        cursor = await self.db.execute(
+            "INSERT INTO messages (session_id, role, content, tokens, complete, user_id, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (session_id, role, content, tokens, int(complete), user_id, now),
+        )
+        await self._touch(session_id, now)
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    async def _insert_turn(self, turn: TurnRecord) -> None:
+        await self.db.execute(
+            "INSERT INTO turns (session_id, user_id, started_at, latency_ms, prompt_tokens, "
+            "completion_tokens, status, model) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                turn.session_id,
+                turn.user_id,
+                turn.started_at,
+                turn.latency_ms,
+                turn.prompt_tokens,
+                turn.completion_tokens,
+                turn.status,
+                turn.model,
+            ),
+        )
+
+    async def add_message(
+        self,
+        session_id: str,
+        role: Role,
+        content: str,
+        tokens: int,
+        *,
+        user_id: str = "",
+        complete: bool = True,
+    ) -> int:
+        async with self._transaction():
+            message_id = await self._insert_message(
+                session_id, role, content, tokens, user_id, complete, time.time()
+            )
+        return message_id
+
+    async def save_reply(
+        self, session_id: str, content: str, tokens: int, *, complete: bool, turn: TurnRecord
+    ) -> int:
+        async with self._transaction():
+            message_id = await self._insert_message(
+                session_id, "assistant", content, tokens, "", complete, time.time()
+            )
+            await self._insert_turn(turn)
+        return message_id
+
+    async def record_turn(self, turn: TurnRecord) -> None:
+        async with self._transaction():
+            await self._insert_turn(turn)
+
+    async def recent_messages(
+        self, session_id: str, *, after_id: int = 0, before_id: int | None = None, limit: int = 64
+    ) -> list[StoredMessage]:
+        upper = before_id if before_id is not None else 2**62
+        async with self.db.execute(
+            "SELECT id, role, content, tokens, created_at FROM messages "
+            "WHERE session_id = ? AND id > ? AND id < ? AND complete = 1 ORDER BY id DESC LIMIT ?",
+            (session_id, after_id, upper, limit),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [StoredMessage(id=r[0], role=r[1], content=r[2], tokens=r[3], created_at=r[4]) for r in rows]
+
+    async def session(self, session_id: str) -> SessionState:
+        async with self.db.execute(
+            "SELECT summary, summary_upto, summary_tokens, trim_notified FROM sessions WHERE id = ?",
+            (session_id,),
+        ) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            return SessionState()
+        return SessionState(
+            summary=row[0], summary_upto=row[1], summary_tokens=row[2], trim_notified=bool(row[3])
+        )
+
+    async def set_summary(self, session_id: str, summary: str, upto_id: int, tokens: int) -> None:
+        now = time.time()
+        async with self._transaction():
+            await self._touch(session_id, now)
+            await self.db.execute(
+                "UPDATE sessions SET summary = ?, summary_upto = ?, summary_tokens = ? WHERE id = ?",
+                (summary, upto_id, tokens, session_id),
+            )
+
+    async def mark_trim_notified(self, session_id: str) -> None:
+        async with self._transaction():
+            await self._touch(session_id, time.time())
+            await self.db.execute("UPDATE sessions SET trim_notified = 1 WHERE id = ?", (session_id,))
+
+    async def reset(self, session_id: str) -> int:
+        async with self._transaction():
+            cursor = await self.db.execute("DELETE FROM messages WHERE session_id = ?", (session_id,))
+            deleted = cursor.rowcount
+            await self.db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+        return deleted
+
+    async def count_messages(self, session_id: str) -> int:
+        async with self.db.execute(
+            "SELECT COUNT(*) FROM messages WHERE session_id = ?", (session_id,)
+        ) as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0

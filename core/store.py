@@ -1,0 +1,97 @@
+"""The conversation store's interface and the records it keeps.
+
+A store keeps, per session, every message (role, content, token count, timestamps, whether it completed)
+and the running summary. Replies that were interrupted or failed are stored with ``complete=False``: kept
+for the record, never fed back to the model. SQLite is the default backend (:mod:`core.sqlite_store`);
+another backend implements :class:`ConversationStore`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+Role = Literal["user", "assistant"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    id: int
+    role: Role
+    content: str
+    tokens: int
+    created_at: float
+    complete: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class SessionState:
+    """What a session keeps beside its messages."""
+
+    summary: str = ""
+    summary_upto: int = 0  # id of the newest message the summary covers
+    summary_tokens: int = 0
+    trim_notified: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TurnRecord:
+    """One turn, as the article asks to log it."""
+
+    session_id: str
+    user_text: str
+    reply_text: str
+    started_at: float
+    latency_ms: float
+    prompt_tokens: int
+    completion_tokens: int
+    status: str  # "ok", "error", "interrupted", "command", "rejected"
+    model: str
+    user_id: str = ""
+
+
+class ConversationStore(Protocol):
+    """Persistence of conversations. Every write is one transaction."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def add_message(
+        self,
+        session_id: str,
+        role: Role,
+        content: str,
+        tokens: int,
+        *,
+        user_id: str = "",
+        complete: bool = True,
+    ) -> int:
+        """Store one message and return its id."""
+        ...
+
+    async def save_reply(
+        self, session_id: str, content: str, tokens: int, *, complete: bool, turn: TurnRecord
+    ) -> int:
+        """Store the assistant's reply and the turn's record together; return the reply's id."""
+        ...
+
+    async def record_turn(self, turn: TurnRecord) -> None: ...
+
+    async def recent_messages(
+        self, session_id: str, *, after_id: int = 0, before_id: int | None = None, limit: int = 64
+    ) -> list[StoredMessage]:
+        """Up to ``limit`` complete messages with ``after_id < id < before_id``, newest first."""
+        ...
+
+    async def session(self, session_id: str) -> SessionState: ...
+
+    async def set_summary(self, session_id: str, summary: str, upto_id: int, tokens: int) -> None: ...
+
+    async def mark_trim_notified(self, session_id: str) -> None: ...
+
+    async def reset(self, session_id: str) -> int:
+        """Forget a session entirely; return how many messages were deleted."""
+        ...
+
+    async def count_messages(self, session_id: str) -> int: ...

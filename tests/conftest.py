@@ -1,0 +1,44 @@
+"""Shared fixtures: the loopback-only guard, the fake model server, and engines wired to it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.openai_server import FakeOpenAI
+from tests.support.network_guard import loopback_only
+
+# Never read a developer's .env or reach for tiktoken files on the network during tests.
+os.environ["CHATBOT_TIKTOKEN_DOWNLOAD"] = "0"
+for key in list(os.environ):
+    if key.startswith(("OPENAI_", "TELEGRAM_", "SLACK_", "DISCORD_")) or (
+        key.startswith("CHATBOT_") and key != "CHATBOT_TIKTOKEN_DOWNLOAD"
+    ):
+        del os.environ[key]
+
+
+@pytest.fixture(autouse=True)
+def network_guard() -> Iterator[None]:
+    violations: list[str] = []
+    with loopback_only(violations):
+        yield
+    if violations:
+        pytest.fail("test reached outside loopback: " + "; ".join(violations))
+
+
+@pytest.fixture
+async def fake_model() -> AsyncIterator[FakeOpenAI]:
+    server = FakeOpenAI()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "chatbot.db"

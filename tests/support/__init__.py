@@ -1,0 +1,1 @@
+"""Helpers shared by the tests: a virtual clock, the network guard, engine builders."""
