@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import openai
-from openai import AsyncOpenAI
+from openai import AsyncOpenAI, AsyncStream
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from core.bot_profile import ModelParams
 from core.errors import ContextTooLong, ModelError, ModelRejected, ModelUnavailable
@@ -108,23 +109,22 @@ class _OpenAIStream:
 
     async def _open(self) -> Any:
         owner = self._owner
-        kwargs: dict[str, Any] = dict(
-            model=self._model,
-            messages=self._messages,
-            stream=True,
+        body: dict[str, Any] = {
+            "model": self._model,
+            "messages": self._messages,
+            "stream": True,
             **_param_kwargs(self._params),
-        )
-        create: Any = owner.client.chat.completions.create
+        }
         if owner.stream_usage:
-            kwargs["stream_options"] = {"include_usage": True}
+            body["stream_options"] = {"include_usage": True}
         try:
-            return await create(**kwargs)
+            return await owner.post_chat(body, stream=True)
         except openai.BadRequestError as exc:
             if owner.stream_usage and _mentions_stream_options(exc):
                 log.warning("the model server rejects stream_options; streaming without usage reports")
                 owner.stream_usage = False
-                kwargs.pop("stream_options")
-                return await create(**kwargs)
+                body.pop("stream_options")
+                return await owner.post_chat(body, stream=True)
             raise
 
     async def _run(self) -> AsyncIterator[str]:
@@ -180,6 +180,21 @@ class OpenAIChatModel:
 
     def stream(self, model: str, messages: Sequence[ChatMessage], params: ModelParams) -> ReplyStream:
         return _OpenAIStream(self, model, messages, params)
+
+    async def post_chat(self, body: dict[str, Any], *, stream: bool) -> Any:
+        """POST ``/chat/completions`` through the client's own request path (auth, retries, errors, SSE).
+
+        ``chat.completions.create`` would first walk every message through the SDK's TypedDict transform,
+        which costs more than the rest of a turn for long histories; our messages are plain JSON already.
+        """
+        return await self.client.post(
+            "/chat/completions",
+            body=body,
+            cast_to=ChatCompletion,
+            stream=stream,
+            stream_cls=AsyncStream[ChatCompletionChunk],
+            options={"security": {"bearer_auth": True}},
+        )
 
     async def complete(
         self, model: str, messages: Sequence[ChatMessage], params: ModelParams

@@ -1,69 +1,68 @@
 """Shared pacing of platform calls across concurrent replies.
 
 A platform's limit is often wider than one message (Slack's chat.update per workspace, Discord's edits per
-channel). A :class:`RateGate` is a token bucket that every reply to the same place shares: live-preview
-edits take a token only when one is free (and leave a reserve for final edits), final edits and new
-messages wait for theirs.
+channel). A :class:`RateGate` is a sliding-window limit that every reply to the same place shares: never
+more than ``rate`` calls in any ``per`` seconds. Live-preview edits take a slot only when one is free and
+leave a reserve for final edits; final edits and new messages wait for theirs.
 """
 
 from __future__ import annotations
+
+import math
+from collections import deque
 
 from core.clock import Clock
 
 
 class RateGate:
-    """At most ``rate`` operations per ``per`` seconds, smoothed as a token bucket."""
+    """At most ``rate`` operations in any window of ``per`` seconds."""
 
-    def __init__(self, rate: float, per: float, clock: Clock, *, reserve: float = 0.2) -> None:
-        if rate <= 0 or per <= 0:
-            raise ValueError("rate and per must be positive")
-        self._capacity = float(rate)
-        self._refill = rate / per
+    def __init__(self, rate: int, per: float, clock: Clock, *, reserve: float = 0.2) -> None:
+        if rate < 1 or per <= 0:
+            raise ValueError("rate must be at least 1 and per positive")
+        self.rate = rate
+        self.per = per
         self._clock = clock
-        self._reserve = reserve * self._capacity
-        self._tokens = float(rate)
-        self._stamp = clock.now()
+        self._reserve = min(rate - 1, math.ceil(rate * reserve)) if rate > 1 else 0
+        self._stamps: deque[float] = deque()
 
-    def _update(self) -> None:
-        now = self._clock.now()
-        self._tokens = min(self._capacity, self._tokens + (now - self._stamp) * self._refill)
-        self._stamp = now
+    def _used(self) -> int:
+        cutoff = self._clock.now() - self.per
+        while self._stamps and self._stamps[0] <= cutoff:
+            self._stamps.popleft()
+        return len(self._stamps)
 
     def try_acquire(self) -> bool:
-        """Take a token for an optional call (a preview edit), keeping the reserve for final ones."""
-        self._update()
-        if self._tokens - 1.0 >= self._reserve:
-            self._tokens -= 1.0
+        """Take a slot for an optional call (a preview edit), keeping the reserve for final ones."""
+        if self._used() < self.rate - self._reserve:
+            self._stamps.append(self._clock.now())
             return True
         return False
 
     def delay(self) -> float:
         """Seconds until :meth:`try_acquire` can succeed."""
-        self._update()
-        missing = self._reserve + 1.0 - self._tokens
-        return max(0.0, missing / self._refill)
+        used = self._used()
+        allowed = self.rate - self._reserve
+        if used < allowed:
+            return 0.0
+        return max(0.0, self._stamps[used - allowed] + self.per - self._clock.now())
 
     async def acquire(self) -> None:
-        """Wait for a token for a call that must happen (a final edit, a new message)."""
-        while True:
-            self._update()
-            if self._tokens >= 1.0:
-                self._tokens -= 1.0
-                return
-            await self._clock.sleep((1.0 - self._tokens) / self._refill)
+        """Wait for a slot for a call that must happen (a final edit, a new message)."""
+        while self._used() >= self.rate:
+            await self._clock.sleep(max(1e-3, self._stamps[0] + self.per - self._clock.now()))
+        self._stamps.append(self._clock.now())
 
 
 class RateGates:
     """One :class:`RateGate` per key (a workspace, a channel), made on first use."""
 
-    def __init__(self, rate: float, per: float, clock: Clock, *, reserve: float = 0.2) -> None:
-        self._args = (rate, per, clock)
-        self._reserve = reserve
+    def __init__(self, rate: int, per: float, clock: Clock, *, reserve: float = 0.2) -> None:
+        self._rate, self._per, self._clock, self._reserve = rate, per, clock, reserve
         self._gates: dict[str, RateGate] = {}
 
     def get(self, key: str) -> RateGate:
         gate = self._gates.get(key)
         if gate is None:
-            rate, per, clock = self._args
-            gate = self._gates[key] = RateGate(rate, per, clock, reserve=self._reserve)
+            gate = self._gates[key] = RateGate(self._rate, self._per, self._clock, reserve=self._reserve)
         return gate

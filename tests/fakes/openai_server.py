@@ -52,7 +52,7 @@ class FakeOpenAI:
     context_limit: int | None = None
     reject_stream_options: bool = False
     usage_factor: float = 1.0
-    default: Callable[[dict[str, Any]], str] | None = None
+    default: Callable[[dict[str, Any]], str | Reply] | None = None
     requests: list[dict[str, Any]] = field(default_factory=list)
     request_times: list[tuple[float, float]] = field(default_factory=list)
     script: deque[Reply] = field(default_factory=deque)
@@ -93,7 +93,8 @@ class FakeOpenAI:
         if self.script:
             return self.script.popleft()
         if self.default is not None:
-            return Reply(text=self.default(body))
+            answer = self.default(body)
+            return answer if isinstance(answer, Reply) else Reply(text=answer)
         user = [m for m in body["messages"] if m.get("role") == "user"]
         return Reply(text=f"You said: {user[-1]['content'] if user else ''}")
 
