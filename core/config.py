@@ -22,7 +22,11 @@ class Settings(BaseSettings):
     """Deployment settings. A bot definition supplies defaults; a key set here overrides it."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,
+        extra="ignore",
+        populate_by_name=True,
     )
 
     # The model server (any OpenAI-compatible one).

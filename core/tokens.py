@@ -44,9 +44,16 @@ def _warn_once(key: str, message: str, *args: object) -> None:
 
 
 def estimate_tokens(text: str) -> int:
-    """A conservative estimate without a tokeniser: ~3 ASCII characters a token, 1 for anything else."""
-    ascii_chars = sum(1 for ch in text if ord(ch) < 128)
-    return math.ceil(ascii_chars / 3) + (len(text) - ascii_chars)
+    """A conservative estimate without a tokeniser: ~3 ASCII characters a token; other characters cost one
+    token per UTF-8 byte beyond the first (accents 1, CJK 2, emoji 3)."""
+    ascii_chars = 0
+    other = 0
+    for ch in text:
+        if ord(ch) < 128:
+            ascii_chars += 1
+        else:
+            other += max(1, len(ch.encode("utf-8", "replace")) - 1)
+    return math.ceil(ascii_chars / 3) + other
 
 
 def _cached_file_exists(url: str) -> bool:

@@ -20,7 +20,9 @@ def rows(db_path: Path, sql: str, *args: object) -> list[tuple[Any, ...]]:
         return db.execute(sql, args).fetchall()
 
 
-async def test_user_message_is_stored_before_the_model_is_called(fake_model: FakeOpenAI, db_path: Path) -> None:
+async def test_user_message_is_stored_before_the_model_is_called(
+    fake_model: FakeOpenAI, db_path: Path
+) -> None:
     seen: list[list[tuple[Any, ...]]] = []
 
     def answer(body: dict[str, Any]) -> str:
@@ -76,7 +78,9 @@ async def test_different_sessions_are_answered_concurrently(fake_model: FakeOpen
     assert starts[-1] < ends[0]  # every request began before the first one finished
 
 
-async def test_failed_reply_is_kept_incomplete_and_never_fed_back(fake_model: FakeOpenAI, db_path: Path) -> None:
+async def test_failed_reply_is_kept_incomplete_and_never_fed_back(
+    fake_model: FakeOpenAI, db_path: Path
+) -> None:
     fake_model.queue(Reply(text="a partial answer that breaks off", chunk_size=10, fail_after=2))
     async with engine_for(fake_model.base_url, db_path) as engine:
         first = await engine.reply_text(said("console:a", "tell me"))
@@ -111,7 +115,9 @@ async def test_empty_and_odd_input_get_clear_answers(fake_model: FakeOpenAI, db_
     assert len(fake_model.chat_requests) == 1
 
 
-async def test_huge_message_is_stored_whole_and_cut_for_the_model(fake_model: FakeOpenAI, db_path: Path) -> None:
+async def test_huge_message_is_stored_whole_and_cut_for_the_model(
+    fake_model: FakeOpenAI, db_path: Path
+) -> None:
     huge = "lorem ipsum " * 20_000
     async with engine_for(fake_model.base_url, db_path, CHATBOT_CONTEXT_TOKENS=4096) as engine:
         reply = await engine.reply_text(said("console:a", huge))

@@ -41,8 +41,12 @@ async def test_rejected_key_is_reported_without_the_key(fake_model: FakeOpenAI, 
     assert "sk-test" not in reply
 
 
-async def test_context_length_exceeded_trims_harder_and_retries_once(fake_model: FakeOpenAI, db_path: Path) -> None:
-    async with engine_for(fake_model.base_url, db_path, CHATBOT_CONTEXT_TOKENS=4000, CHATBOT_MAX_TOKENS=400) as engine:
+async def test_context_length_exceeded_trims_harder_and_retries_once(
+    fake_model: FakeOpenAI, db_path: Path
+) -> None:
+    async with engine_for(
+        fake_model.base_url, db_path, CHATBOT_CONTEXT_TOKENS=4000, CHATBOT_MAX_TOKENS=400
+    ) as engine:
         for i in range(30):
             await engine.reply_text(said("console:a", f"message {i} " + "filler text " * 20))
         fake_model.context_limit = 2600  # the server's real window turns out smaller than we were told
@@ -61,7 +65,9 @@ async def test_context_error_that_persists_is_explained(fake_model: FakeOpenAI, 
     assert len(fake_model.chat_requests) == 2
 
 
-async def test_server_that_rejects_stream_options_still_streams(fake_model: FakeOpenAI, db_path: Path) -> None:
+async def test_server_that_rejects_stream_options_still_streams(
+    fake_model: FakeOpenAI, db_path: Path
+) -> None:
     fake_model.reject_stream_options = True
     async with engine_for(fake_model.base_url, db_path) as engine:
         assert await engine.reply_text(said("console:a", "one")) == "You said: one"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator
 
 import pytest
@@ -16,7 +17,9 @@ def words(n: int) -> list[str]:
     return [f"word{i} " for i in range(n)]
 
 
-async def paced(chunks: list[str], clock: VirtualClock, every: float, first: float = 0.0) -> AsyncIterator[str]:
+async def paced(
+    chunks: list[str], clock: VirtualClock, every: float, first: float = 0.0
+) -> AsyncIterator[str]:
     if first:
         await clock.sleep(first)
     for index, chunk in enumerate(chunks):
@@ -46,7 +49,7 @@ async def test_edits_of_one_message_are_at_least_the_interval_apart() -> None:
     t = target(interval=1.0)
     await stream_reply(paced(words(200), t.clock, 0.05), t, t.clock)  # a 10-second stream
     times = [c.at for c in t.changes()]
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert min(gaps) >= 1.0 - 1e-9
     assert 8 <= len(times) <= 12  # about one edit a second, not one per delta
     assert all(WRITING_MARKER in c.text for c in t.changes()[:-1])

@@ -31,7 +31,11 @@ async def test_a_thousand_turns_never_exceed_the_budget(fake_model: FakeOpenAI, 
     fake_model.context_limit = 1024 * 4  # the fake counts ~4 chars a token; the real limit is checked below
     notices = 0
     async with engine_for(
-        fake_model.base_url, db_path, CHATBOT_MODEL="gpt-4", CHATBOT_CONTEXT_TOKENS=1024, CHATBOT_MAX_TOKENS=200
+        fake_model.base_url,
+        db_path,
+        CHATBOT_MODEL="gpt-4",
+        CHATBOT_CONTEXT_TOKENS=1024,
+        CHATBOT_MAX_TOKENS=200,
     ) as engine:
         budget = prompt_budget(engine.bot)
         system = engine.bot.system_prompt
@@ -49,14 +53,18 @@ async def test_a_thousand_turns_never_exceed_the_budget(fake_model: FakeOpenAI, 
 
 
 async def test_fixed_turn_limit_keeps_the_last_n_turns(fake_model: FakeOpenAI, db_path: Path) -> None:
-    async with engine_for(fake_model.base_url, db_path, CHATBOT_TRIM_STRATEGY="turns", CHATBOT_MAX_TURNS=3) as engine:
+    async with engine_for(
+        fake_model.base_url, db_path, CHATBOT_TRIM_STRATEGY="turns", CHATBOT_MAX_TURNS=3
+    ) as engine:
         for i in range(8):
             await engine.reply_text(said("console:a", f"q{i}"))
     contents = [m["content"] for m in fake_model.last_messages()[1:]]
     assert contents == ["q4", "You said: q4", "q5", "You said: q5", "q6", "You said: q6", "q7"]
 
 
-async def test_summary_strategy_folds_old_messages_incrementally(fake_model: FakeOpenAI, db_path: Path) -> None:
+async def test_summary_strategy_folds_old_messages_incrementally(
+    fake_model: FakeOpenAI, db_path: Path
+) -> None:
     summaries: list[dict[str, Any]] = []
 
     def answer(body: dict[str, Any]) -> str:
@@ -94,7 +102,11 @@ async def test_summary_failure_falls_back_to_dropping(fake_model: FakeOpenAI, db
 
     fake_model.default = answer
     async with engine_for(
-        fake_model.base_url, db_path, CHATBOT_CONTEXT_TOKENS=1200, CHATBOT_MAX_TOKENS=200, CHATBOT_TRIM_STRATEGY="summary"
+        fake_model.base_url,
+        db_path,
+        CHATBOT_CONTEXT_TOKENS=1200,
+        CHATBOT_MAX_TOKENS=200,
+        CHATBOT_TRIM_STRATEGY="summary",
     ) as engine:
         replies = [await engine.reply_text(said("console:f", f"q{i} " + "words " * 30)) for i in range(25)]
         budget = prompt_budget(engine.bot)

@@ -99,7 +99,9 @@ class FakeOpenAI:
         return Reply(text=f"You said: {user[-1]['content'] if user else ''}")
 
     @staticmethod
-    def _error(status: int, message: str, code: str | None = None, retry_after: float | None = None) -> web.Response:
+    def _error(
+        status: int, message: str, code: str | None = None, retry_after: float | None = None
+    ) -> web.Response:
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
         body = {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}}
         return web.json_response(body, status=status, headers=headers)
@@ -117,7 +119,10 @@ class FakeOpenAI:
         if self.reject_stream_options and "stream_options" in body:
             return self._error(400, "Unrecognized request argument supplied: stream_options")
         prompt_tokens = estimate_prompt_tokens(body["messages"])
-        if self.context_limit is not None and prompt_tokens + int(body.get("max_tokens") or 0) > self.context_limit:
+        if (
+            self.context_limit is not None
+            and prompt_tokens + int(body.get("max_tokens") or 0) > self.context_limit
+        ):
             return self._error(
                 400,
                 f"This model's maximum context length is {self.context_limit} tokens. However, your messages "
@@ -143,12 +148,18 @@ class FakeOpenAI:
                     "created": int(time.time()),
                     "model": model,
                     "choices": [
-                        {"index": 0, "message": {"role": "assistant", "content": reply.text}, "finish_reason": "stop"}
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": reply.text},
+                            "finish_reason": "stop",
+                        }
                     ],
                     "usage": usage,
                 }
             )
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
         await response.prepare(request)
 
         async def send(payload: dict[str, Any]) -> None:
@@ -169,7 +180,9 @@ class FakeOpenAI:
         pieces = [reply.text[i : i + reply.chunk_size] for i in range(0, len(reply.text), reply.chunk_size)]
         for index, piece in enumerate(pieces):
             if reply.fail_after is not None and index >= reply.fail_after:
-                await send({"error": {"message": "upstream model crashed", "type": "server_error", "code": None}})
+                await send(
+                    {"error": {"message": "upstream model crashed", "type": "server_error", "code": None}}
+                )
                 await response.write_eof()
                 return response
             if reply.delay and index:

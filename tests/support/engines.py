@@ -32,7 +32,12 @@ def settings_for(base_url: str, db_path: Path, **overrides: Any) -> Settings:
 
 @asynccontextmanager
 async def engine_for(
-    base_url: str, db_path: Path, *, bot: str = "default", profile_changes: dict[str, Any] | None = None, **overrides: Any
+    base_url: str,
+    db_path: Path,
+    *,
+    bot: str = "default",
+    profile_changes: dict[str, Any] | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[ConversationEngine]:
     settings = settings_for(base_url, db_path, **overrides)
     async with open_engine(settings, bot) as engine:

@@ -1,0 +1,42 @@
+"""Dependencies point one way: bots -> adapters -> core. Nothing runs at import time."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PLATFORM_SDKS = {"telegram", "slack_bolt", "slack_sdk", "discord", "aiohttp"}
+
+
+def imports_of(package: str) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for path in (ROOT / package).rglob("*.py"):
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module.split(".")[0])
+        found[str(path.relative_to(ROOT))] = names
+    return found
+
+
+def test_core_imports_no_adapter_bot_or_platform_sdk() -> None:
+    for path, names in imports_of("core").items():
+        assert not names & ({"adapters", "bots"} | PLATFORM_SDKS), f"{path} imports {names & PLATFORM_SDKS}"
+
+
+def test_adapters_never_import_bots() -> None:
+    for path, names in imports_of("adapters").items():
+        assert "bots" not in names, path
+
+
+def test_importing_everything_starts_nothing() -> None:
+    code = "import core.conversation, core.streaming, bots.cli, bots.app, adapters.terminal; print('ok')"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert result.stdout.strip() == "ok" and result.stderr == ""
