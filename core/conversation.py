@@ -19,8 +19,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
-import unicodedata
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
@@ -55,14 +55,13 @@ NOTICE_SUMMARISED = "ℹ️ Earlier parts of our conversation were summarised so
 NOTICE_INPUT_CUT = "ℹ️ Your message was very long; I read only its first {n:,} characters.\n\n"
 
 COMMANDS = ("/reset", "/help", "/start")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # Unicode Cc, less \t \n \r
 
 
 def clean_text(text: str) -> str:
     """The text with lone surrogates, NULs and other control characters (not newlines or tabs) removed."""
     text = text.encode("utf-8", "replace").decode("utf-8") if _has_surrogates(text) else text
-    if any(unicodedata.category(ch) == "Cc" and ch not in "\n\t\r" for ch in text):
-        text = "".join(ch for ch in text if unicodedata.category(ch) != "Cc" or ch in "\n\t\r")
-    return text.replace("\r\n", "\n")
+    return _CONTROL.sub("", text.replace("\r\n", "\n"))
 
 
 def _has_surrogates(text: str) -> bool:

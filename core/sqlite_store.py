@@ -1,7 +1,9 @@
 """The default conversation store: one SQLite file through aiosqlite.
 
 WAL mode (readers never wait for the writer), a schema versioned with ``PRAGMA user_version`` and applied
-by ordered migrations, and one transaction per write.
+by ordered migrations, and one transaction per write: a single statement where one suffices (each is its own
+transaction in autocommit mode), ``BEGIN IMMEDIATE ... COMMIT`` where a write spans statements. Every call
+is a round trip to aiosqlite's database thread, so the hot path keeps them few.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from itertools import starmap
 from pathlib import Path
 
 import aiosqlite
@@ -55,6 +58,15 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX turns_by_time ON turns (started_at);
     """,
+    # 2: a message insert touches its session in the same statement, so storing a message is one
+    # atomic statement (one round trip to the database thread) instead of a four-step transaction
+    """
+    CREATE TRIGGER messages_touch_session AFTER INSERT ON messages
+    BEGIN
+        INSERT INTO sessions (id, created_at, updated_at) VALUES (NEW.session_id, NEW.created_at, NEW.created_at)
+        ON CONFLICT(id) DO UPDATE SET updated_at = excluded.updated_at;
+    END
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -94,11 +106,16 @@ class SQLiteStore:
                 "upgrade the bot"
             )
         for number in range(version, SCHEMA_VERSION):
-            async with self._transaction():
-                for statement in MIGRATIONS[number].split(";"):
-                    if statement.strip():
-                        await self.db.execute(statement)
-                await self.db.execute(f"PRAGMA user_version = {number + 1}")
+            async with self._write_lock:
+                script = (
+                    f"BEGIN IMMEDIATE;\n{MIGRATIONS[number]};\nPRAGMA user_version = {number + 1};\nCOMMIT;"
+                )
+                try:
+                    await self.db.executescript(script)
+                except BaseException:
+                    if self.db.in_transaction:
+                        await self.db.execute("ROLLBACK")
+                    raise
             log.info("database %s migrated to schema version %d", self.path, number + 1)
 
     @asynccontextmanager
@@ -118,13 +135,6 @@ class SQLiteStore:
             await self._db.close()
             self._db = None
 
-    async def _touch(self, session_id: str, now: float) -> None:
-        await self.db.execute(
-            "INSERT INTO sessions (id, created_at, updated_at) VALUES (?, ?, ?) "
-            "ON CONFLICT(id) DO UPDATE SET updated_at = excluded.updated_at",
-            (session_id, now, now),
-        )
-
     async def _insert_message(
         self, session_id: str, role: Role, content: str, tokens: int, user_id: str, complete: bool, now: float
     ) -> int:
@@ -133,7 +143,6 @@ class SQLiteStore:
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (session_id, role, content, tokens, int(complete), user_id, now),
         )
-        await self._touch(session_id, now)
         assert cursor.lastrowid is not None
         return cursor.lastrowid
 
@@ -163,11 +172,10 @@ class SQLiteStore:
         user_id: str = "",
         complete: bool = True,
     ) -> int:
-        async with self._transaction():
-            message_id = await self._insert_message(
+        async with self._write_lock:  # one statement: its own transaction (the trigger runs inside it)
+            return await self._insert_message(
                 session_id, role, content, tokens, user_id, complete, time.time()
             )
-        return message_id
 
     async def save_reply(
         self, session_id: str, content: str, tokens: int, *, complete: bool, turn: TurnRecord
@@ -187,39 +195,46 @@ class SQLiteStore:
         self, session_id: str, *, after_id: int = 0, before_id: int | None = None, limit: int = 64
     ) -> list[StoredMessage]:
         upper = before_id if before_id is not None else 2**62
-        async with self.db.execute(
+        rows = await self.db.execute_fetchall(
             "SELECT id, role, content, tokens, created_at FROM messages "
             "WHERE session_id = ? AND id > ? AND id < ? AND complete = 1 ORDER BY id DESC LIMIT ?",
             (session_id, after_id, upper, limit),
-        ) as cursor:
-            rows = await cursor.fetchall()
-        return [StoredMessage(id=r[0], role=r[1], content=r[2], tokens=r[3], created_at=r[4]) for r in rows]
+        )
+        return list(starmap(StoredMessage, rows))
 
     async def session(self, session_id: str) -> SessionState:
-        async with self.db.execute(
-            "SELECT summary, summary_upto, summary_tokens, trim_notified FROM sessions WHERE id = ?",
-            (session_id,),
-        ) as cursor:
-            row = await cursor.fetchone()
-        if row is None:
+        rows = list(
+            await self.db.execute_fetchall(
+                "SELECT summary, summary_upto, summary_tokens, trim_notified FROM sessions WHERE id = ?",
+                (session_id,),
+            )
+        )
+        if not rows:
             return SessionState()
+        row = rows[0]
         return SessionState(
             summary=row[0], summary_upto=row[1], summary_tokens=row[2], trim_notified=bool(row[3])
         )
 
     async def set_summary(self, session_id: str, summary: str, upto_id: int, tokens: int) -> None:
         now = time.time()
-        async with self._transaction():
-            await self._touch(session_id, now)
+        async with self._write_lock:
             await self.db.execute(
-                "UPDATE sessions SET summary = ?, summary_upto = ?, summary_tokens = ? WHERE id = ?",
-                (summary, upto_id, tokens, session_id),
+                "INSERT INTO sessions (id, created_at, updated_at, summary, summary_upto, summary_tokens) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET updated_at = excluded.updated_at, "
+                "summary = excluded.summary, summary_upto = excluded.summary_upto, "
+                "summary_tokens = excluded.summary_tokens",
+                (session_id, now, now, summary, upto_id, tokens),
             )
 
     async def mark_trim_notified(self, session_id: str) -> None:
-        async with self._transaction():
-            await self._touch(session_id, time.time())
-            await self.db.execute("UPDATE sessions SET trim_notified = 1 WHERE id = ?", (session_id,))
+        now = time.time()
+        async with self._write_lock:
+            await self.db.execute(
+                "INSERT INTO sessions (id, created_at, updated_at, trim_notified) VALUES (?, ?, ?, 1) "
+                "ON CONFLICT(id) DO UPDATE SET updated_at = excluded.updated_at, trim_notified = 1",
+                (session_id, now, now),
+            )
 
     async def reset(self, session_id: str) -> int:
         async with self._transaction():

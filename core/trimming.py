@@ -83,8 +83,9 @@ async def fit_history(
     kept: list[StoredMessage] = []
     upper = before_id
     done = False
+    page_size = max(PAGE // 4, min(room // 24, 512))  # enough rows for the room at ~24 tokens a message
     while not done:
-        page = await store.recent_messages(session_id, after_id=after_id, before_id=upper, limit=PAGE)
+        page = await store.recent_messages(session_id, after_id=after_id, before_id=upper, limit=page_size)
         for message in page:
             cost = counter.budgeted(message.tokens)
             if plan.tokens + cost > room or (max_messages is not None and len(kept) >= max_messages):
@@ -93,9 +94,10 @@ async def fit_history(
                 break
             kept.append(message)
             plan.tokens += cost
-        if len(page) < PAGE:
+        if len(page) < page_size:
             break
         upper = page[-1].id
+        page_size = min(page_size * 4, 1024)  # a long history that fits (a big window): fewer round trips
     kept.reverse()
     while kept and kept[0].role == "assistant":  # never start on a reply whose question fell out
         plan.tokens -= counter.budgeted(kept[0].tokens)
