@@ -11,6 +11,7 @@ import sys
 from typing import TextIO
 
 from core.conversation import ConversationEngine
+from core.hooks import Retraction
 from core.incoming import IncomingMessage
 
 QUIT = {"/quit", "/exit"}
@@ -72,5 +73,7 @@ class TerminalChat:
         if self.interactive:
             self._write("bot> ")
         async for chunk in self.engine.reply(message):
+            if isinstance(chunk, Retraction):  # a terminal cannot unprint: say the text above is withdrawn
+                self._write("\n[withdrawn] ")
             self._write(chunk)
         self._write("\n")

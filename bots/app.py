@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
+from bots.features import FeatureContext, install_features
 from bots.registry import get_bot
 from core.clock import Clock, SystemClock
 from core.config import Settings
@@ -64,9 +65,14 @@ def secrets_of(settings: Settings) -> list[str]:
 
 @asynccontextmanager
 async def open_engine(
-    settings: Settings, bot_name: str | None = None, *, clock: Clock | None = None, check_model: bool = False
+    settings: Settings,
+    bot_name: str | None = None,
+    *,
+    clock: Clock | None = None,
+    check_model: bool = False,
+    features: bool = True,
 ) -> AsyncIterator[ConversationEngine]:
-    """A ready engine for ``bot_name`` (default: the settings' bot), closed on exit."""
+    """A ready engine for ``bot_name`` (default: the settings' bot) with its features, closed on exit."""
     bot = get_bot(bot_name or settings.bot).with_settings(settings)
     model = OpenAIChatModel.connect(
         settings.openai_base_url,
@@ -85,9 +91,19 @@ async def open_engine(
         )
         store = SQLiteStore(settings.db_path)
         await store.open()
+        context = FeatureContext(
+            settings, ConversationEngine(bot, store, model, counter, clock=clock or SystemClock())
+        )
         try:
-            yield ConversationEngine(bot, store, model, counter, clock=clock or SystemClock())
+            if features:
+                await install_features(context)
+            yield context.engine
         finally:
+            for close in reversed(context.closers):
+                try:
+                    await close()
+                except Exception:
+                    log.exception("closing a feature failed")
             await store.close()
     finally:
         await model.close()

@@ -56,6 +56,27 @@ class Settings(BaseSettings):
     bot: str = Field(default="default", alias="CHATBOT_BOT")
     tiktoken_download: bool = Field(default=True, alias="CHATBOT_TIKTOKEN_DOWNLOAD")
 
+    # Guardrails, usage limits, review, privacy (production features).
+    guardrails: bool = Field(default=True, alias="CHATBOT_GUARDRAILS")
+    guard_model_check: bool = Field(default=False, alias="CHATBOT_GUARD_MODEL_CHECK")
+    guard_model: str | None = Field(default=None, alias="CHATBOT_GUARD_MODEL")
+    max_message_chars: int = Field(default=8000, gt=0, alias="CHATBOT_MAX_MESSAGE_CHARS")
+    rate_limit_per_minute: int = Field(default=10, ge=0, alias="CHATBOT_RATE_LIMIT_PER_MINUTE")
+    user_daily_tokens: int = Field(default=200_000, ge=0, alias="CHATBOT_USER_DAILY_TOKENS")
+    bot_daily_tokens: int = Field(default=5_000_000, ge=0, alias="CHATBOT_BOT_DAILY_TOKENS")
+    prices: str = Field(default="", alias="CHATBOT_PRICES")
+    json_logs: bool = Field(default=False, alias="CHATBOT_JSON_LOGS")
+    review_phrases: str = Field(default="", alias="CHATBOT_REVIEW_PHRASES")
+    metrics_port: int | None = Field(default=None, alias="CHATBOT_METRICS_PORT")
+    retention_days: int = Field(default=0, ge=0, alias="CHATBOT_RETENTION_DAYS")
+
+    # Knowledge base (retrieval-augmented answers).
+    embedding_model: str = Field(default="text-embedding-3-small", alias="CHATBOT_EMBEDDING_MODEL")
+    knowledge_top_k: int = Field(default=4, gt=0, alias="CHATBOT_KNOWLEDGE_TOP_K")
+    knowledge_min_score: float = Field(default=0.3, alias="CHATBOT_KNOWLEDGE_MIN_SCORE")
+    chunk_tokens: int = Field(default=300, gt=20, alias="CHATBOT_CHUNK_TOKENS")
+    chunk_overlap: int = Field(default=40, ge=0, alias="CHATBOT_CHUNK_OVERLAP")
+
     # Telegram.
     telegram_bot_token: SecretStr | None = Field(default=None, alias="TELEGRAM_BOT_TOKEN")
     telegram_base_url: str = Field(default="https://api.telegram.org", alias="TELEGRAM_BASE_URL")

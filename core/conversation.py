@@ -21,15 +21,16 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 
 from core.bot_profile import BotProfile
 from core.clock import Clock, SystemClock
 from core.errors import ContextTooLong, ModelError, ModelRejected
+from core.hooks import Retraction, TurnHooks, Verdict
 from core.incoming import IncomingMessage
-from core.model_client import ChatMessage, ChatModel
+from core.model_client import ChatMessage, ChatModel, ReplyStream
 from core.store import ConversationStore, SessionState, StoredMessage, TurnRecord
 from core.summary import SUMMARY_HEADING, fold_into_summary
 from core.tokens import REPLY_PRIMING, TokenCounter
@@ -72,13 +73,13 @@ def _has_surrogates(text: str) -> bool:
     return False
 
 
-def parse_command(text: str) -> str | None:
+def parse_command(text: str, extra: Iterable[str] = ()) -> str | None:
     """``/reset`` for ``/reset``, ``/reset@my_bot`` or ``/RESET now``; ``None`` for anything else."""
     stripped = text.strip()
     if not stripped.startswith("/"):
         return None
     word = stripped.split(maxsplit=1)[0].split("@", 1)[0].lower()
-    return word if word in COMMANDS else None
+    return word if word in COMMANDS or word in extra else None
 
 
 class _SessionLocks:
@@ -125,14 +126,14 @@ class ConversationEngine:
         counter: TokenCounter,
         *,
         clock: Clock | None = None,
-        help_text: str = "",
+        hooks: TurnHooks | None = None,
     ) -> None:
         self.bot = bot
         self.store = store
         self.model = model
         self.counter = counter
         self.clock = clock or SystemClock()
-        self.help_text = help_text or default_help(bot)
+        self.hooks = hooks or TurnHooks()
         self.locks = _SessionLocks()
         self._system_tokens = counter.message_tokens(bot.system_prompt)
 
@@ -144,18 +145,22 @@ class ConversationEngine:
 
     async def reply_text(self, message: IncomingMessage) -> str:
         """The whole reply at once (for callers that do not stream)."""
-        return "".join([chunk async for chunk in self.reply(message)])
+        parts: list[str] = []
+        async for chunk in self.reply(message):
+            if isinstance(chunk, Retraction):
+                parts.clear()
+            parts.append(chunk)
+        return "".join(parts)
 
     async def _turn(self, message: IncomingMessage) -> AsyncGenerator[str]:
         started_wall, started = time.time(), self.clock.now()
         session = message.session_id
         text = clean_text(message.text)
-        command = parse_command(text)
+        command = parse_command(text, self.hooks.commands)
         if command is not None:
-            answer = await self._command(command, session)
-            self._log(
-                TurnRecord(session, text, answer, started_wall, 0.0, 0, 0, "command", "", message.user_id)
-            )
+            answer = await self._command(command, message)
+            turn = TurnRecord(session, text, answer, started_wall, 0.0, 0, 0, "command", "", message.user_id)
+            await self._observe(message, turn)
             yield answer
             return
         if not text.strip():
@@ -164,7 +169,20 @@ class ConversationEngine:
 
         prompt_text = view_for_prompt(text, self.bot.max_input_chars)
         user_tokens = self.counter.message_tokens(prompt_text)
-        user_id = await self.store.add_message(session, "user", text, user_tokens, user_id=message.user_id)
+        verdict = await self._check_input(message, text)
+        # Stored either way (nothing a user said is lost); a blocked message never joins the model's context.
+        user_id = await self.store.add_message(
+            session, "user", text, user_tokens, user_id=message.user_id, complete=verdict is None
+        )
+        if verdict is not None:
+            log.warning("%s: input blocked (%s)", session, verdict.reason)
+            turn = TurnRecord(
+                session, text, verdict.reply, started_wall, 0.0, 0, 0, verdict.status, "", message.user_id
+            )
+            await self.store.record_turn(turn)
+            await self._observe(message, turn)
+            yield verdict.reply
+            return
         if len(text) > self.bot.max_input_chars:
             yield NOTICE_INPUT_CUT.format(n=self.bot.max_input_chars)
 
@@ -172,19 +190,24 @@ class ConversationEngine:
         status = "ok"
         usage_prompt = usage_completion = 0
         prompt_tokens = 0
+        context = await self._context(message, prompt_text)
         try:
             for attempt in (0, 1):
                 prompt = await self._build_prompt(
-                    session, user_id, prompt_text, user_tokens, harder=attempt == 1
+                    session, user_id, prompt_text, user_tokens, context, harder=attempt == 1
                 )
                 prompt_tokens = prompt.tokens
                 if prompt.notice:
                     yield prompt.notice
                 stream = self.model.stream(self.bot.model_name, prompt.messages, self.bot.params)
                 try:
-                    async for delta in stream:
-                        parts.append(delta)
-                        yield delta
+                    async with aclosing(_deltas(stream)) as deltas:
+                        async for delta in deltas:
+                            parts.append(delta)
+                            verdict = self._check_partial(message, parts)
+                            if verdict is not None:
+                                break
+                            yield delta
                 except ContextTooLong:
                     if parts or attempt == 1:
                         raise
@@ -197,7 +220,13 @@ class ConversationEngine:
                     )
                     self.counter.observe_usage(prompt.tokens, usage_prompt)
                 break
-            if not "".join(parts).strip():
+            if verdict is None and parts:
+                verdict = await self._check_reply(message, "".join(parts))
+            if verdict is not None:
+                log.warning("%s: reply withdrawn (%s)", session, verdict.reason)
+                status = verdict.status
+                yield Retraction(verdict.reply)
+            elif not "".join(parts).strip():
                 status = "empty"
                 yield EMPTY_REPLY
         except ContextTooLong:
@@ -226,6 +255,56 @@ class ConversationEngine:
                 usage_prompt,
                 usage_completion,
             )
+
+    async def _check_input(self, message: IncomingMessage, text: str) -> Verdict | None:
+        for guard in self.hooks.input_guards:
+            verdict = await guard.check_input(message, text)
+            if verdict is not None:
+                return verdict
+        return None
+
+    def _check_partial(self, message: IncomingMessage, parts: list[str]) -> Verdict | None:
+        if not self.hooks.output_guards:
+            return None
+        text = "".join(parts)
+        for guard in self.hooks.output_guards:
+            verdict = guard.check_partial(message, text)
+            if verdict is not None:
+                return verdict
+        return None
+
+    async def _check_reply(self, message: IncomingMessage, text: str) -> Verdict | None:
+        for guard in self.hooks.output_guards:
+            verdict = await guard.check_reply(message, text)
+            if verdict is not None:
+                return verdict
+        return None
+
+    async def _context(self, message: IncomingMessage, text: str) -> str:
+        if not self.hooks.context_sources:
+            return ""
+        allowance = int(prompt_budget(self.bot) * self.hooks.context_share)
+        pieces = []
+        for source in self.hooks.context_sources:
+            try:
+                piece = await source.context_for(message, text, allowance)
+            except Exception:
+                log.exception("%s: a context source failed; answering without it", message.session_id)
+                continue
+            if piece:
+                pieces.append(piece)
+        context = "\n\n".join(pieces)
+        if context and self.counter.message_tokens(context) > allowance:
+            context = cut_to_tokens(context, allowance, self.counter)
+        return context
+
+    async def _observe(self, message: IncomingMessage, turn: TurnRecord) -> None:
+        self._log(turn)
+        for observer in self.hooks.observers:
+            try:
+                await observer.on_turn(message, turn)
+            except Exception:
+                log.exception("%s: a turn observer failed", message.session_id)
 
     async def _finish_turn(
         self,
@@ -265,7 +344,7 @@ class ConversationEngine:
             await asyncio.shield(save)
         except Exception:
             log.exception("%s: could not store the reply", message.session_id)
-        self._log(turn)
+        await self._observe(message, turn)
 
     def _log(self, turn: TurnRecord) -> None:
         if turn_log.isEnabledFor(logging.INFO):
@@ -287,7 +366,11 @@ class ConversationEngine:
                 )
             )
 
-    async def _command(self, command: str, session: str) -> str:
+    async def _command(self, command: str, message: IncomingMessage) -> str:
+        handler = self.hooks.commands.get(command)
+        if handler is not None:
+            return await handler(message)
+        session = message.session_id
         if command == "/reset":
             deleted = await self.store.reset(session)
             return (
@@ -297,15 +380,18 @@ class ConversationEngine:
             )
         if command == "/start":
             return self.bot.greeting
-        return self.help_text
+        return default_help(self.bot, self.hooks.help_lines)
 
     async def _build_prompt(
-        self, session: str, user_id: int, user_text: str, user_tokens: int, *, harder: bool
+        self, session: str, user_id: int, user_text: str, user_tokens: int, context: str, *, harder: bool
     ) -> _Prompt:
         bot, counter = self.bot, self.counter
         budget = prompt_budget(bot, harder=harder)
         state = await self.store.session(session)
-        fixed = counter.budgeted(self._system_tokens) + REPLY_PRIMING
+        if context and harder:
+            context = cut_to_tokens(context, int(budget * self.hooks.context_share), counter)
+        context_cost = counter.budgeted(counter.count(context)) if context else 0
+        fixed = counter.budgeted(self._system_tokens) + REPLY_PRIMING + context_cost
         if bot.trim.strategy == "summary" and state.summary:
             fixed += counter.budgeted(state.summary_tokens)
         user_cost = counter.budgeted(user_tokens)
@@ -356,15 +442,17 @@ class ConversationEngine:
         if notice:
             await self.store.mark_trim_notified(session)
 
-        messages = list(self._assemble(state, plan.messages, user_text))
+        messages = list(self._assemble(state, plan.messages, user_text, context))
         return _Prompt(messages=messages, tokens=fixed + plan.tokens + user_cost, notice=notice)
 
     def _assemble(
-        self, state: SessionState, history: list[StoredMessage], user_text: str
+        self, state: SessionState, history: list[StoredMessage], user_text: str, context: str
     ) -> Iterator[ChatMessage]:
         system = self.bot.system_prompt
         if self.bot.trim.strategy == "summary" and state.summary:
             system = f"{system}\n\n{SUMMARY_HEADING}\n{state.summary}"
+        if context:
+            system = f"{system}\n\n{context}"
         yield {"role": "system", "content": system}
         pending_role, pending = "", list[str]()
         for message in history:
@@ -384,11 +472,20 @@ class ConversationEngine:
         yield {"role": "user", "content": user_text}
 
 
-def default_help(bot: BotProfile) -> str:
+def default_help(bot: BotProfile, extra_lines: Iterable[str] = ()) -> str:
     about = bot.description or "I'm a chat bot."
+    lines = [
+        "/reset: forget this conversation and start afresh",
+        *extra_lines,
+        "/help: show this help",
+    ]
     return (
-        f"{about}\n\n"
-        "Just write to me and I'll answer. I remember this conversation until you reset it.\n"
-        "/reset: forget this conversation and start afresh\n"
-        "/help: show this help"
+        f"{about}\n\nJust write to me and I'll answer. I remember this conversation until you reset it.\n"
+        + "\n".join(lines)
     )
+
+
+async def _deltas(stream: ReplyStream) -> AsyncGenerator[str]:
+    """The stream's deltas as a generator we can close early (a guard stopped the reply)."""
+    async for delta in stream:
+        yield delta

@@ -6,6 +6,7 @@ rather than care at each call site.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import Iterable
@@ -51,19 +52,46 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time, level, logger, message (a turn's message is itself JSON)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        entry: dict[str, object] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname,
+            "logger": record.name,
+        }
+        if record.name == "chatbot.turns":
+            try:
+                entry["turn"] = json.loads(message)
+            except ValueError:
+                entry["message"] = message
+        else:
+            entry["message"] = message
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        return json.dumps(entry, ensure_ascii=False)
+
+
 def configure_logging(
     *,
     level: str = "INFO",
     log_file: Path | None = None,
     console_level: str = "WARNING",
     secrets: Iterable[str] = (),
+    json_lines: bool = False,
 ) -> None:
     """Send everything from ``level`` up to ``log_file`` and from ``console_level`` up to stderr."""
     redactor = RedactSecrets(secrets)
     root = logging.getLogger()
     root.handlers.clear()
     root.setLevel(min(logging.getLevelName(level.upper()), logging.getLevelName(console_level.upper())))
-    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    formatter: logging.Formatter = (
+        JsonFormatter()
+        if json_lines
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(console_level.upper())
     console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))

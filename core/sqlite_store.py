@@ -249,3 +249,31 @@ class SQLiteStore:
         ) as cursor:
             row = await cursor.fetchone()
         return int(row[0]) if row else 0
+
+    async def forget_user(self, user_id: str) -> int:
+        async with self._transaction() as db:
+            own_sessions = (
+                "SELECT session_id FROM messages WHERE role = 'user' GROUP BY session_id "
+                "HAVING SUM(user_id != ?) = 0 AND SUM(user_id = ?) > 0"
+            )
+            cursor = await db.execute(
+                f"DELETE FROM messages WHERE session_id IN ({own_sessions}) OR user_id = ?",
+                (user_id, user_id, user_id),
+            )
+            deleted = cursor.rowcount
+            await db.execute(
+                "DELETE FROM sessions WHERE id NOT IN (SELECT DISTINCT session_id FROM messages)"
+            )
+            await db.execute("DELETE FROM turns WHERE user_id = ?", (user_id,))
+        return deleted
+
+    async def delete_older_than(self, timestamp: float) -> int:
+        async with self._transaction() as db:
+            cursor = await db.execute("DELETE FROM messages WHERE created_at < ?", (timestamp,))
+            deleted = cursor.rowcount
+            await db.execute("DELETE FROM turns WHERE started_at < ?", (timestamp,))
+            await db.execute(
+                "DELETE FROM sessions WHERE updated_at < ? AND id NOT IN (SELECT DISTINCT session_id FROM messages)",
+                (timestamp,),
+            )
+        return deleted

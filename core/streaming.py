@@ -10,7 +10,9 @@ does everything else, once for every platform:
 - rollover into a continuation message at a clean boundary before the length limit;
 - a rate-limit answer on a preview postpones it (later text merges into the next edit); on a final edit
   or a new message it is waited out and retried, so no text is ever lost;
-- a final edit with the complete text of every message, always.
+- a final edit with the complete text of every message, always;
+- a :class:`core.hooks.Retraction` chunk (a guard stopped the reply) replaces what was shown: the current
+  message ends with the retraction's text, earlier messages of the reply are blanked.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Protocol
 
 from core.clock import Clock
 from core.errors import RateLimited
+from core.hooks import Retraction
 from core.pacing import RateGate
 from core.splitting import Measure, split_text
 
@@ -30,6 +33,7 @@ log = logging.getLogger(__name__)
 
 WRITING_MARKER = " ▌"
 EMPTY_REPLY = "(no reply)"
+WITHDRAWN = "(withdrawn)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +97,7 @@ class _Streamer:
         self.done = False
         self.first_text = asyncio.Event()
         self.typing_task: asyncio.Task[None] | None = None
+        self.withdrawn = 0  # earlier messages of this reply that a Retraction withdrew
 
     @property
     def measure(self) -> Measure:
@@ -135,6 +140,10 @@ class _Streamer:
     async def _read(self, chunks: AsyncIterable[str]) -> None:
         try:
             async for chunk in chunks:
+                if isinstance(chunk, Retraction):
+                    self.parts.clear()
+                    self.carry = ""
+                    self.withdrawn = len(self.result.messages)
                 if chunk:
                     self.parts.append(chunk)
                     if not self.first_text.is_set() and chunk.strip():
@@ -205,6 +214,7 @@ class _Streamer:
         self.shown = ""
 
     async def _finish(self) -> None:
+        await self._withdraw_earlier()
         text = self.current()
         if not text.strip() and not self.result.messages:
             text = EMPTY_REPLY
@@ -216,6 +226,19 @@ class _Streamer:
                 return
             self._next_message(tail)
             text = tail
+
+    async def _withdraw_earlier(self) -> None:
+        """Blank the messages a retraction withdrew (rolled over before the reply was stopped)."""
+        current_ref, current_shown = self.ref, self.shown
+        for index in range(self.withdrawn):
+            self.ref, self.shown = self.result.refs[index], self.result.messages[index]
+            if self.shown != WITHDRAWN:
+                await self._put(WITHDRAWN, final=True)
+                self.result.messages.pop()
+                self.result.refs.pop()
+                self.result.messages[index] = WITHDRAWN
+        self.ref, self.shown = current_ref, current_shown
+        self.withdrawn = 0
 
     async def _put(self, text: str, *, final: bool) -> None:
         """Make ``text`` the final content of the current message, waiting out rate limits."""

@@ -72,3 +72,29 @@ async def test_paging_by_id_window(db_path: Path) -> None:
     page = await store.recent_messages("s", after_id=ids[2], before_id=ids[8], limit=3)
     assert [m.content for m in page] == ["m7", "m6", "m5"]
     await store.close()
+
+
+async def test_forget_user_removes_their_sessions_and_their_group_messages(db_path: Path) -> None:
+    store = SQLiteStore(db_path)
+    await store.open()
+    await store.add_message("telegram:1", "user", "my private stuff", 3, user_id="telegram:1")
+    await store.add_message("telegram:1", "assistant", "a reply to it", 3)
+    await store.add_message("telegram:-5", "user", "group hello", 2, user_id="telegram:1")
+    await store.add_message("telegram:-5", "user", "someone else", 2, user_id="telegram:2")
+    await store.add_message("telegram:-5", "assistant", "group reply", 2)
+    assert await store.forget_user("telegram:1") == 3
+    assert await store.recent_messages("telegram:1") == []
+    assert [m.content for m in await store.recent_messages("telegram:-5")] == ["group reply", "someone else"]
+    await store.close()
+
+
+async def test_retention_deletes_old_messages(db_path: Path) -> None:
+    store = SQLiteStore(db_path)
+    await store.open()
+    await store.add_message("s", "user", "old", 1)
+    with sqlite3.connect(db_path) as db:
+        db.execute("UPDATE messages SET created_at = 1000")
+    await store.add_message("s", "user", "new", 1)
+    assert await store.delete_older_than(2000) == 1
+    assert [m.content for m in await store.recent_messages("s")] == ["new"]
+    await store.close()

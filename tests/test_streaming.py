@@ -166,3 +166,22 @@ async def test_failure_of_the_source_still_shows_what_arrived() -> None:
     with pytest.raises(RuntimeError):
         await stream_reply(broken(), t, t.clock)
     assert t.visible() == ["partial answer"]
+
+
+async def test_a_retraction_replaces_everything_shown() -> None:
+    from core.hooks import Retraction
+
+    t = target(max_chars=100, interval=0.5)
+
+    async def withdrawn() -> AsyncIterator[str]:
+        for i in range(30):
+            yield f"secret part {i}. "
+            await t.clock.sleep(0.1)
+        yield Retraction("Sorry, I can't share that.")
+
+    result = await stream_reply(withdrawn(), t, t.clock)
+    shown = t.visible()
+    assert shown[-1] == "Sorry, I can't share that."
+    assert all(m == "(withdrawn)" for m in shown[:-1]) and len(shown) > 1
+    assert not any("secret" in m for m in shown)
+    assert result.messages == shown

@@ -1,0 +1,76 @@
+"""Extension points of a turn, so features (guardrails, usage limits, review, retrieval) plug into the engine
+without the engine knowing them.
+
+    InputGuard      before the model: may stop the turn with a reply (a refusal, "slow down")
+    ContextSource   adds text to the system message (retrieved passages), within a token allowance
+    OutputGuard     as the reply accumulates and once complete: may withdraw it with a refusal
+    TurnObserver    after every turn, with its record (review triggers, accounting, metrics)
+    commands        extra chat commands (``/forget``) answered without the model
+
+A withdrawn reply reaches the stream as a :class:`Retraction` chunk: the streaming engine replaces what it
+showed with the retraction's text, so the final messages never contain the blocked text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from core.incoming import IncomingMessage
+from core.store import TurnRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A hook's decision to stop a turn: what the user sees instead, and why (for the log)."""
+
+    reply: str
+    reason: str
+    status: str = "blocked"
+
+
+class Retraction(str):
+    """A reply chunk that withdraws everything shown so far in this reply and shows itself instead."""
+
+    __slots__ = ()
+
+
+class InputGuard(Protocol):
+    async def check_input(self, message: IncomingMessage, text: str) -> Verdict | None: ...
+
+
+class OutputGuard(Protocol):
+    def check_partial(self, message: IncomingMessage, text: str) -> Verdict | None:
+        """Cheap check of the reply so far, called as it grows (look at its tail)."""
+        ...
+
+    async def check_reply(self, message: IncomingMessage, text: str) -> Verdict | None:
+        """Check of the complete reply; may be slow (a model call)."""
+        ...
+
+
+class ContextSource(Protocol):
+    async def context_for(self, message: IncomingMessage, text: str, max_tokens: int) -> str:
+        """Text for the system message (at most ``max_tokens``), or "" for none."""
+        ...
+
+
+class TurnObserver(Protocol):
+    async def on_turn(self, message: IncomingMessage, turn: TurnRecord) -> None: ...
+
+
+CommandHandler = Callable[[IncomingMessage], Awaitable[str]]
+
+
+@dataclass
+class TurnHooks:
+    """Everything plugged into one engine."""
+
+    input_guards: list[InputGuard] = field(default_factory=list)
+    output_guards: list[OutputGuard] = field(default_factory=list)
+    context_sources: list[ContextSource] = field(default_factory=list)
+    observers: list[TurnObserver] = field(default_factory=list)
+    commands: dict[str, CommandHandler] = field(default_factory=dict)
+    help_lines: list[str] = field(default_factory=list)
+    context_share: float = 0.3  # of the prompt budget, at most, for context sources together
