@@ -159,7 +159,7 @@ class ConversationEngine:
         command = parse_command(text, self.hooks.commands)
         if command is not None:
             answer = await self._command(command, message)
-            turn = TurnRecord(session, text, answer, started_wall, 0.0, 0, 0, "command", "", message.user_id)
+            turn = self._record(message, text, answer, started_wall, "command")
             await self._observe(message, turn)
             yield answer
             return
@@ -176,9 +176,7 @@ class ConversationEngine:
         )
         if verdict is not None:
             log.warning("%s: input blocked (%s)", session, verdict.reason)
-            turn = TurnRecord(
-                session, text, verdict.reply, started_wall, 0.0, 0, 0, verdict.status, "", message.user_id
-            )
+            turn = self._record(message, text, verdict.reply, started_wall, verdict.status)
             await self.store.record_turn(turn)
             await self._observe(message, turn)
             yield verdict.reply
@@ -256,6 +254,25 @@ class ConversationEngine:
                 usage_completion,
             )
 
+    def _record(
+        self, message: IncomingMessage, text: str, reply: str, started: float, status: str
+    ) -> TurnRecord:
+        """The record of a turn the model took no part in."""
+        return TurnRecord(
+            session_id=message.session_id,
+            user_text=text,
+            reply_text=reply,
+            started_at=started,
+            latency_ms=0.0,
+            prompt_tokens=0,
+            completion_tokens=0,
+            status=status,
+            model="",
+            user_id=message.user_id,
+            bot=self.bot.name,
+            platform=message.platform,
+        )
+
     async def _check_input(self, message: IncomingMessage, text: str) -> Verdict | None:
         for guard in self.hooks.input_guards:
             verdict = await guard.check_input(message, text)
@@ -331,6 +348,8 @@ class ConversationEngine:
             status=status,
             model=self.bot.model_name,
             user_id=message.user_id,
+            bot=self.bot.name,
+            platform=message.platform,
         )
         complete = status == "ok"
         save = (

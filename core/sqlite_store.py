@@ -67,6 +67,13 @@ MIGRATIONS: list[str] = [
         ON CONFLICT(id) DO UPDATE SET updated_at = excluded.updated_at;
     END
     """,
+    # 3: which bot and platform a turn belongs to (stats per bot and platform), and per-user lookups
+    """
+    ALTER TABLE turns ADD COLUMN bot TEXT NOT NULL DEFAULT '';
+    ALTER TABLE turns ADD COLUMN platform TEXT NOT NULL DEFAULT '';
+    CREATE INDEX turns_by_user ON turns (user_id, started_at);
+    CREATE INDEX messages_by_user ON messages (user_id)
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -149,7 +156,7 @@ class SQLiteStore:
     async def _insert_turn(self, turn: TurnRecord) -> None:
         await self.db.execute(
             "INSERT INTO turns (session_id, user_id, started_at, latency_ms, prompt_tokens, "
-            "completion_tokens, status, model) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "completion_tokens, status, model, bot, platform) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 turn.session_id,
                 turn.user_id,
@@ -159,6 +166,8 @@ class SQLiteStore:
                 turn.completion_tokens,
                 turn.status,
                 turn.model,
+                turn.bot,
+                turn.platform,
             ),
         )
 

@@ -48,6 +48,8 @@ class TurnRecord:
     status: str  # "ok", "error", "interrupted", "command", "rejected"
     model: str
     user_id: str = ""
+    bot: str = ""
+    platform: str = ""
 
 
 class ConversationStore(Protocol):

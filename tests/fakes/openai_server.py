@@ -1,7 +1,7 @@
 """A fake OpenAI-compatible server on 127.0.0.1 for the real openai client.
 
-Serves ``POST /v1/chat/completions`` (streaming SSE with the usage chunk, or one JSON answer) and
-``GET /v1/models``. Replies are scripted with :class:`Reply` (text, chunking, pace, errors); without a
+Serves ``POST /v1/chat/completions`` (streaming SSE with the usage chunk, or one JSON answer),
+``POST /v1/embeddings`` (deterministic hashed-word vectors, see :func:`embed`) and ``GET /v1/models``. Replies are scripted with :class:`Reply` (text, chunking, pace, errors); without a
 script it answers ``You said: <last user message>``. Every request body is recorded, so tests can assert
 what the model was sent. ``context_limit`` makes it answer ``context_length_exceeded`` like OpenAI does
 when a prompt's (estimated) tokens exceed it.
@@ -10,7 +10,11 @@ when a prompt's (estimated) tokens exceed it.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import itertools
 import json
+import math
+import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -40,6 +44,23 @@ class Reply:
     usage: bool = True
 
 
+EMBED_DIMENSIONS = 256
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def embed(text: str) -> list[float]:
+    """Deterministic embedding: hashed counts of words (lightly stemmed) and word pairs, L2-normalised,
+    so texts that share words are close."""
+    vector = [0.0] * EMBED_DIMENSIONS
+    words = [w[:6] for w in _WORD.findall(text.lower()) if len(w) > 2]
+    for feature in words + [f"{a} {b}" for a, b in itertools.pairwise(words)]:
+        digest = hashlib.blake2b(feature.encode(), digest_size=8).digest()
+        index = int.from_bytes(digest[:4], "little") % EMBED_DIMENSIONS
+        vector[index] += 1.0 if digest[4] % 2 else -1.0
+    norm = math.sqrt(sum(v * v for v in vector)) or 1.0
+    return [v / norm for v in vector]
+
+
 def estimate_prompt_tokens(messages: list[dict[str, Any]]) -> int:
     """The fake's own token estimate: 4 characters a token plus 4 a message."""
     return sum(len(str(m.get("content", ""))) // 4 + 4 for m in messages) + 3
@@ -52,6 +73,7 @@ class FakeOpenAI:
     context_limit: int | None = None
     reject_stream_options: bool = False
     usage_factor: float = 1.0
+    embedding_failures: int = 0
     default: Callable[[dict[str, Any]], str | Reply] | None = None
     requests: list[dict[str, Any]] = field(default_factory=list)
     request_times: list[tuple[float, float]] = field(default_factory=list)
@@ -74,6 +96,7 @@ class FakeOpenAI:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/v1/embeddings", self._embeddings)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -85,6 +108,27 @@ class FakeOpenAI:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.requests.append(body)
+        if self.embedding_failures:
+            self.embedding_failures -= 1
+            return self._error(500, "embedding backend hiccup")
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        data = [
+            {"object": "embedding", "index": i, "embedding": embed(str(text))}
+            for i, text in enumerate(inputs)
+        ]
+        tokens = sum(len(str(t)) // 4 for t in inputs)
+        return web.json_response(
+            {
+                "object": "list",
+                "data": data,
+                "model": body.get("model", "fake-embed"),
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
 
     async def _models(self, request: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
