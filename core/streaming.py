@@ -92,9 +92,11 @@ class _Streamer:
         self.ref: object | None = None
         self.shown = ""
         self.last_change = -1e18
-        self.not_before = -1e18
+        self.not_before = -1e18  # the platform said wait (a rate-limit answer): binds every call
+        self.preview_not_before = -1e18  # the shared gate has no slot for a preview: binds previews only
         self.changed = asyncio.Event()
         self.done = False
+        self.finished = asyncio.Event()
         self.first_text = asyncio.Event()
         self.typing_task: asyncio.Task[None] | None = None
         self.withdrawn = 0  # earlier messages of this reply that a Retraction withdrew
@@ -118,7 +120,7 @@ class _Streamer:
                 self.changed.clear()
                 wait = self._wait_needed()
                 if wait > 0 and not self.done:
-                    await self.clock.sleep(wait)
+                    await self._sleep_unless_finished(wait)
                 if self.done:
                     break
                 await self._preview()
@@ -134,8 +136,21 @@ class _Streamer:
         await self._finish()
         return self.result
 
-    def _wait_needed(self) -> float:
-        return max(self.last_change + self.limits.min_edit_interval, self.not_before) - self.clock.now()
+    async def _sleep_unless_finished(self, seconds: float) -> None:
+        """Wait before the next preview, but go straight to the final edit when the reply ends."""
+        sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
+        finisher = asyncio.ensure_future(self.finished.wait())
+        try:
+            await asyncio.wait({sleeper, finisher}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sleeper, finisher):
+                task.cancel()
+
+    def _wait_needed(self, *, preview: bool = True) -> float:
+        limit = max(self.last_change + self.limits.min_edit_interval, self.not_before)
+        if preview:
+            limit = max(limit, self.preview_not_before)
+        return limit - self.clock.now()
 
     async def _read(self, chunks: AsyncIterable[str]) -> None:
         try:
@@ -152,6 +167,7 @@ class _Streamer:
                     self.changed.set()
         finally:
             self.done = True
+            self.finished.set()
             self.changed.set()
 
     async def _typing(self) -> None:
@@ -185,7 +201,8 @@ class _Streamer:
             return
         gate = self.target.gate
         if gate is not None and not gate.try_acquire():
-            self._retry_in(gate.delay())
+            self.preview_not_before = self.clock.now() + gate.delay()
+            self.changed.set()
             return
         try:
             if self.ref is None:
@@ -247,7 +264,7 @@ class _Streamer:
             return
         attempts = self.limits.final_attempts
         for attempt in range(attempts):
-            wait = self._wait_needed()
+            wait = self._wait_needed(preview=False)
             if wait > 0:
                 await self.clock.sleep(wait)
             gate = self.target.gate

@@ -185,3 +185,13 @@ async def test_a_retraction_replaces_everything_shown() -> None:
     assert all(m == "(withdrawn)" for m in shown[:-1]) and len(shown) > 1
     assert not any("secret" in m for m in shown)
     assert result.messages == shown
+
+
+async def test_a_busy_gate_delays_previews_but_not_the_final_edit() -> None:
+    clock = VirtualClock()
+    gate = RateGate(5, 60.0, clock)  # four preview slots a minute, one kept for final edits
+    t = RecordingTarget(PlatformLimits(max_chars=2000, min_edit_interval=0.5), clock, gate=gate)
+    chunks = words(40)
+    await stream_reply(paced(chunks, clock, 0.1), t, clock)  # a 4-second stream
+    assert t.visible() == ["".join(chunks)]
+    assert t.changes()[-1].at - clock.now() == 0 and clock.now() < 1000.0 + 10.0  # not held for the window

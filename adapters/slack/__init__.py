@@ -1,0 +1,17 @@
+"""The Slack adapter: mentions in channels, DMs and threads, streamed in place with ``chat.update``.
+
+``chatbot run --platform slack`` calls :func:`create_runner`. See docs/slack.md for setting up the app.
+"""
+
+from __future__ import annotations
+
+from adapters.slack.runner import SlackRunner
+from core.config import Settings
+from core.conversation import ConversationEngine
+
+__all__ = ["SlackRunner", "create_runner"]
+
+
+def create_runner(settings: Settings, engine: ConversationEngine) -> SlackRunner:
+    """A Slack runner for ``settings``: Socket Mode if ``SLACK_APP_TOKEN`` is set, HTTP mode otherwise."""
+    return SlackRunner(settings, engine)

@@ -1,0 +1,246 @@
+"""The Slack runner: a bolt ``AsyncApp`` in HTTP mode (aiohttp server) or Socket Mode, and its handlers.
+
+Handlers never wait for the model: they decide, deduplicate and hand the reply to a
+:class:`adapters.base.ReplyDispatcher`, so bolt acks every event at once (Slack redelivers after 3 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Awaitable
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
+
+from adapters.base import ReplyDispatcher
+from adapters.slack.sessions import (
+    Action,
+    Place,
+    Recent,
+    allowed,
+    decide,
+    dedup_keys,
+    has_files,
+    place_for,
+    prompt_text,
+    team_of,
+)
+from adapters.slack.target import SlackReplyTarget, WorkspaceGate
+from core.config import Settings, id_list
+from core.conversation import ConversationEngine
+from core.errors import ConfigError
+from core.incoming import IncomingMessage
+from core.streaming import PlatformLimits
+
+log = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+MAX_CHARS = 4_000  # Slack truncates at 40,000; it recommends staying under 4,000 for readability
+MIN_EDIT_INTERVAL = 1.0
+# chat.update is Tier 3 (about 50 a minute per workspace): every reply in a workspace shares one gate.
+UPDATE_RATE, UPDATE_PER = 45, 60.0
+TEXT_ONLY = "I can only read text for now: please paste the content into a message."
+REFUSAL = "Sorry, I'm not available to you here."
+
+
+def slack_limits(settings: Settings) -> PlatformLimits:
+    """Slack's limits; ``slack_min_edit_interval`` (when the settings have it) tunes the edit pace."""
+    interval = float(getattr(settings, "slack_min_edit_interval", MIN_EDIT_INTERVAL))
+    return PlatformLimits(max_chars=MAX_CHARS, min_edit_interval=interval)
+
+
+class SlackRunner:
+    """One Slack workspace connection. ``start`` returns once events can arrive."""
+
+    name = "slack"
+
+    def __init__(self, settings: Settings, engine: ConversationEngine) -> None:
+        if settings.slack_bot_token is None or not settings.slack_bot_token.get_secret_value():
+            raise ConfigError("SLACK_BOT_TOKEN is not set: copy the app's Bot User OAuth Token (xoxb-...).")
+        self.socket_mode = settings.slack_app_token is not None and bool(
+            settings.slack_app_token.get_secret_value()
+        )
+        secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+        if not self.socket_mode and not secret:
+            raise ConfigError(
+                "Slack needs SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (HTTP mode); neither is set."
+            )
+        self.settings = settings
+        self.engine = engine
+        self.limits = slack_limits(settings)
+        self.dispatcher = ReplyDispatcher(engine, engine.clock)
+        self.gates: dict[str, WorkspaceGate] = {}  # one chat.update budget per workspace
+        self.allowed_channels = id_list(settings.slack_allowed_channels)
+        self.allowed_users = id_list(settings.slack_allowed_users)
+        self.followups = settings.slack_thread_followups
+        self.seen = Recent(20_000)  # event ids and (channel, ts) pairs already handled
+        self.threads = Recent(10_000)  # threads the bot has answered in, for follow-ups
+        self.client = AsyncWebClient(
+            token=settings.slack_bot_token.get_secret_value(), base_url=_with_slash(settings.slack_api_url)
+        )
+        self.app = AsyncApp(
+            client=self.client,
+            signing_secret=secret,
+            name="chatbot",
+        )
+        self.app.event("app_mention")(self.on_event)
+        self.app.event("message")(self.on_event)
+        self.port: int | None = None
+        self._web: web.AppRunner | None = None
+        self._socket: AsyncSocketModeHandler | None = None
+        self._notices: set[asyncio.Task[object]] = set()
+
+    # ----- lifecycle
+
+    async def start(self) -> None:
+        identity = await _checked("SLACK_BOT_TOKEN", self.client.auth_test())
+        log.info("slack: signed in as %s in %s", identity.get("user"), identity.get("team"))
+        if self.socket_mode:
+            assert self.settings.slack_app_token is not None
+            app_token = self.settings.slack_app_token.get_secret_value()
+            opened = await _checked("SLACK_APP_TOKEN", self.client.apps_connections_open(app_token=app_token))
+            self._socket = AsyncSocketModeHandler(self.app, app_token)
+            # Use the URL just opened: a bad app token failed above instead of in the SDK's endless retries.
+            self._socket.client.wss_uri = str(opened["url"])
+            await self._socket.connect_async()  # type: ignore[no-untyped-call]
+            log.info("slack: connected in Socket Mode")
+            return
+        web_app = web.Application()
+        web_app.router.add_post(EVENTS_PATH, self.handle_http)
+        self._web = web.AppRunner(web_app, access_log=None)
+        await self._web.setup()
+        sock = _listening_socket(self.settings.slack_port)
+        await web.SockSite(self._web, sock).start()
+        self.port = port = int(sock.getsockname()[1])
+        log.info("slack: listening for events on port %d at %s", port, EVENTS_PATH)
+
+    async def stop(self) -> None:
+        if self._socket is not None:
+            await self._socket.close_async()  # type: ignore[no-untyped-call]
+            self._socket = None
+        if self._web is not None:
+            await self._web.cleanup()
+            self._web = None
+        if self._notices:
+            await asyncio.wait(set(self._notices), timeout=10.0)
+        await self.dispatcher.drain()
+
+    async def handle_http(self, request: web.Request) -> web.Response:
+        """bolt's aiohttp adapter: signature check, url_verification, ack, then our listeners."""
+        response = await self.app.async_dispatch(await to_bolt_request(request))
+        return await to_aiohttp_response(response)
+
+    # ----- events
+
+    async def on_event(self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext) -> None:
+        """Decide what an ``app_mention`` or ``message`` event needs; never wait for the model here."""
+        try:
+            await self._handle(body, event, context.bot_user_id)
+        except Exception:
+            log.exception("slack: could not handle a %s event", event.get("type"))
+
+    async def _handle(self, body: dict[str, Any], event: dict[str, Any], bot_user_id: str | None) -> None:
+        delivery, message_key = dedup_keys(body, event)
+        if delivery is not None and not self.seen.first_time(delivery):
+            log.debug("slack: %s delivered again; ignored", delivery)
+            return
+        action = decide(str(event.get("type")), event, bot_user_id)
+        if action is Action.IGNORE:
+            return
+        place = place_for(team_of(body, event), event)
+        followup = action is Action.FOLLOWUP
+        if followup:
+            if not self.followups or not await self._answered_in(place):
+                return
+            action = Action.TEXT_ONLY if has_files(event) else Action.ANSWER
+        if not self.seen.first_time(message_key):  # the same message as app_mention and as message
+            return
+        target = self._target(place)
+        if not allowed(event, self.allowed_channels, self.allowed_users):
+            if not followup:  # someone chatting in a thread the bot is in was not asking the bot
+                log.info("slack: %s is not on the allowlist here; refused", event.get("user"))
+                self._say(target, REFUSAL)
+            return
+        if action is Action.TEXT_ONLY:
+            self._say(target, TEXT_ONLY)
+            return
+        self.threads.add(place.thread_key)
+        message = IncomingMessage(
+            session_id=place.session_id,
+            text=prompt_text(event, bot_user_id),
+            user_id=f"slack:{event.get('user')}",
+            platform="slack",
+            extras={"team": place.team, "channel": place.channel, "ts": event.get("ts")},
+        )
+        self.dispatcher.submit(message, target)
+
+    async def _answered_in(self, place: Place) -> bool:
+        """Whether the bot already talks in this thread (remembered, or on record from before a restart)."""
+        if place.thread_key in self.threads:
+            return True
+        if await self.engine.store.count_messages(place.session_id) > 0:
+            self.threads.add(place.thread_key)
+            return True
+        return False
+
+    def _target(self, place: Place) -> SlackReplyTarget:
+        return SlackReplyTarget(
+            client=self.client,
+            channel=place.channel,
+            thread_ts=place.thread_ts,
+            limits=self.limits,
+            gate=self.gate(place.team),
+        )
+
+    def gate(self, team: str) -> WorkspaceGate:
+        """The pace every reply in workspace ``team`` shares."""
+        gate = self.gates.get(team)
+        if gate is None:
+            max_delay = max(1.0, self.limits.min_edit_interval)
+            gate = self.gates[team] = WorkspaceGate(
+                UPDATE_RATE, UPDATE_PER, self.engine.clock, max_delay=max_delay
+            )
+        return gate
+
+    def _say(self, target: SlackReplyTarget, text: str) -> None:
+        """Send a fixed notice in the background (the handler must not wait for Slack either)."""
+        task = asyncio.create_task(self.dispatcher.say(target, text))
+        self._notices.add(task)
+        task.add_done_callback(self._notices.discard)
+
+
+async def _checked(key: str, call: Awaitable[AsyncSlackResponse]) -> AsyncSlackResponse:
+    """A start-up call whose failure is a configuration problem, named by the setting to check."""
+    try:
+        return await call
+    except SlackApiError as exc:
+        error = exc.response.get("error", f"HTTP {exc.response.status_code}")
+        raise ConfigError(f"Slack refused {key} ({error}): check the token and the app's scopes.") from None
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise ConfigError(f"cannot reach Slack at SLACK_API_URL: {type(exc).__name__}: {exc}") from None
+
+
+def _with_slash(url: str) -> str:
+    return url if url.endswith("/") else url + "/"
+
+
+def _listening_socket(port: int) -> socket.socket:
+    """A socket bound to every interface on ``port`` (0: any free port, as tests use)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("0.0.0.0", port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"SLACK_PORT {port} cannot be used: {exc.strerror or exc}") from exc
+    return sock

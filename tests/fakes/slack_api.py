@@ -1,0 +1,374 @@
+"""A fake Slack on 127.0.0.1 for the real slack_sdk / slack_bolt: the Web API, event delivery, Socket Mode.
+
+Web API (``POST /api/<method>``, JSON or form bodies, like slack_sdk sends them): ``auth.test``,
+``chat.postMessage``, ``chat.update`` and ``apps.connections.open``. It keeps each message's current text
+(and every text it had), answers ``msg_too_long`` above 40,000 characters like Slack, answers HTTP 429
+with ``Retry-After`` on demand (:meth:`FakeSlack.rate_limit`), and records every call with its time.
+
+Events: :meth:`FakeSlack.post_event` signs an Events API envelope the way Slack does and POSTs it to the
+app; with ``echo=True`` the fake also sends the app its own messages back (``message`` with ``bot_id``
+after a post, ``message_changed`` after an update), as Slack does. In Socket Mode the same envelopes go
+over the websocket that ``apps.connections.open`` hands out, and the app's acks are recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import itertools
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+SLACK_MAX_TEXT = 40_000
+SIGNING_SECRET = "fake-signing-secret-0123456789"
+BOT_TOKEN = "xoxb-fake-bot-token-0123456789"
+APP_TOKEN = "xapp-fake-app-token-0123456789"
+TEAM = "T0TEAM"
+BOT_USER = "U0BOT"
+BOT_ID = "B0BOT"
+
+
+@dataclass
+class Call:
+    """One Web API call as the fake saw it."""
+
+    method: str
+    params: dict[str, Any]
+    at: float
+    status: int = 200
+    error: str | None = None
+
+
+@dataclass
+class Message:
+    """A message the bot posted: its current text, every text it had, and where it is."""
+
+    channel: str
+    ts: str
+    thread_ts: str | None
+    text: str
+    versions: list[str] = field(default_factory=list)
+
+
+def sign(secret: str, timestamp: str, body: str) -> str:
+    """Slack's request signature: ``v0=`` + HMAC-SHA256(secret, ``v0:{timestamp}:{body}``)."""
+    digest = hmac.new(secret.encode(), f"v0:{timestamp}:{body}".encode(), hashlib.sha256).hexdigest()
+    return f"v0={digest}"
+
+
+def mention(
+    text: str,
+    *,
+    channel: str = "C0GENERAL",
+    ts: str,
+    user: str = "U0ALICE",
+    thread_ts: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """An ``app_mention`` event (``text`` should contain ``<@U0BOT>``)."""
+    event: dict[str, Any] = {
+        "type": "app_mention",
+        "user": user,
+        "text": text,
+        "ts": ts,
+        "channel": channel,
+        "event_ts": ts,
+        "team": TEAM,
+    }
+    if thread_ts:
+        event["thread_ts"] = thread_ts
+    event.update(extra)
+    return event
+
+
+def message(
+    text: str,
+    *,
+    channel: str = "C0GENERAL",
+    ts: str,
+    user: str | None = "U0ALICE",
+    thread_ts: str | None = None,
+    channel_type: str = "channel",
+    **extra: Any,
+) -> dict[str, Any]:
+    """A ``message`` event as ``message.channels`` / ``message.im`` deliver it."""
+    event: dict[str, Any] = {
+        "type": "message",
+        "text": text,
+        "ts": ts,
+        "channel": channel,
+        "event_ts": ts,
+        "channel_type": channel_type,
+        "team": TEAM,
+    }
+    if user is not None:
+        event["user"] = user
+    if thread_ts:
+        event["thread_ts"] = thread_ts
+    event.update(extra)
+    return event
+
+
+@dataclass
+class FakeSlack:
+    """The server and its knobs. ``await start()`` returns the Web API base URL (``.../api/``)."""
+
+    signing_secret: str = SIGNING_SECRET
+    bot_token: str = BOT_TOKEN
+    app_token: str = APP_TOKEN
+    echo: bool = False
+    app_url: str | None = None  # where HTTP-mode events go: http://127.0.0.1:<port>/slack/events
+    calls: list[Call] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
+    acks: list[dict[str, Any]] = field(default_factory=list)
+    base_url: str = ""
+    _limits: dict[str, list[float]] = field(default_factory=dict)
+    _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _event_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _runner: web.AppRunner | None = None
+    _sockets: list[web.WebSocketResponse] = field(default_factory=list)
+    _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    _root: str = ""
+
+    # ----- lifecycle
+
+    async def start(self) -> str:
+        app = web.Application()
+        app.router.add_post("/api/{method}", self._api)
+        app.router.add_get("/link/", self._socket_mode)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._root = f"127.0.0.1:{port}"
+        self.base_url = f"http://{self._root}/api/"
+        return self.base_url
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for ws in list(self._sockets):
+            await ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # ----- knobs and views
+
+    def rate_limit(self, method: str, times: int = 1, retry_after: float = 1) -> None:
+        """Answer the next ``times`` calls of ``method`` with HTTP 429 and ``Retry-After``."""
+        self._limits.setdefault(method, []).extend([retry_after] * times)
+
+    def calls_of(self, method: str) -> list[Call]:
+        return [call for call in self.calls if call.method == method]
+
+    def in_thread(self, channel: str, thread_ts: str | None) -> list[Message]:
+        return [m for m in self.messages if m.channel == channel and m.thread_ts == thread_ts]
+
+    def find(self, channel: str, ts: str) -> Message | None:
+        return next((m for m in self.messages if m.channel == channel and m.ts == ts), None)
+
+    # ----- the Web API
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        if request.content_type == "application/json":
+            params = await request.json()
+        else:
+            params = dict(await request.post())
+        call = Call(method, dict(params), time.monotonic())
+        self.calls.append(call)
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if not token:
+            return self._fail(call, "not_authed")
+        if token != (self.app_token if method == "apps.connections.open" else self.bot_token):
+            return self._fail(call, "invalid_auth")
+        pending = self._limits.get(method)
+        if pending:
+            retry_after = pending.pop(0)
+            call.status, call.error = 429, "ratelimited"
+            return web.json_response(
+                {"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": f"{retry_after:g}"}
+            )
+        handler = {
+            "auth.test": self._auth_test,
+            "chat.postMessage": self._post_message,
+            "chat.update": self._update,
+            "apps.connections.open": self._connections_open,
+        }.get(method)
+        if handler is None:
+            return self._fail(call, "unknown_method")
+        return handler(call, params)
+
+    @staticmethod
+    def _fail(call: Call, error: str) -> web.Response:
+        call.error = error
+        return web.json_response({"ok": False, "error": error})
+
+    def _auth_test(self, call: Call, params: dict[str, Any]) -> web.Response:
+        return web.json_response(
+            {
+                "ok": True,
+                "url": "https://fake.slack.com/",
+                "team": "Fake Team",
+                "user": "chatbot",
+                "team_id": TEAM,
+                "user_id": BOT_USER,
+                "bot_id": BOT_ID,
+                "is_enterprise_install": False,
+            }
+        )
+
+    def _post_message(self, call: Call, params: dict[str, Any]) -> web.Response:
+        text = str(params.get("text") or "")
+        if len(text) > SLACK_MAX_TEXT:
+            return self._fail(call, "msg_too_long")
+        channel = str(params.get("channel") or "")
+        if not channel:
+            return self._fail(call, "channel_not_found")
+        ts = f"1700000000.{next(self._ts):06d}"
+        thread_ts = params.get("thread_ts") or None
+        posted = Message(channel, ts, thread_ts, text, [text])
+        self.messages.append(posted)
+        body = {"type": "message", "user": BOT_USER, "bot_id": BOT_ID, "text": text, "ts": ts}
+        if thread_ts:
+            body["thread_ts"] = thread_ts
+        self._echo({**body, "channel": channel, "channel_type": _channel_type(channel)})
+        return web.json_response({"ok": True, "channel": channel, "ts": ts, "message": body})
+
+    def _update(self, call: Call, params: dict[str, Any]) -> web.Response:
+        text = str(params.get("text") or "")
+        if len(text) > SLACK_MAX_TEXT:
+            return self._fail(call, "msg_too_long")
+        found = self.find(str(params.get("channel")), str(params.get("ts")))
+        if found is None:
+            return self._fail(call, "message_not_found")
+        previous = found.text
+        found.text = text
+        found.versions.append(text)
+        self._echo(
+            {
+                "type": "message",
+                "subtype": "message_changed",
+                "hidden": True,
+                "channel": found.channel,
+                "channel_type": _channel_type(found.channel),
+                "ts": f"1700000000.{next(self._ts):06d}",
+                "message": {
+                    "type": "message",
+                    "user": BOT_USER,
+                    "bot_id": BOT_ID,
+                    "text": text,
+                    "ts": found.ts,
+                },
+                "previous_message": {"type": "message", "user": BOT_USER, "text": previous, "ts": found.ts},
+            }
+        )
+        return web.json_response({"ok": True, "channel": found.channel, "ts": found.ts, "text": text})
+
+    def _connections_open(self, call: Call, params: dict[str, Any]) -> web.Response:
+        return web.json_response({"ok": True, "url": f"ws://{self._root}/link/?ticket=fake"})
+
+    # ----- events
+
+    def envelope(self, event: dict[str, Any], event_id: str | None = None) -> dict[str, Any]:
+        """An Events API ``event_callback`` envelope around ``event``."""
+        return {
+            "token": "legacy-verification-token",
+            "team_id": TEAM,
+            "api_app_id": "A0APP",
+            "event": event,
+            "type": "event_callback",
+            "event_id": event_id or f"Ev{next(self._event_ids):08d}",
+            "event_time": int(time.time()),
+            "authorizations": [{"team_id": TEAM, "user_id": BOT_USER, "is_bot": True}],
+        }
+
+    async def post_event(
+        self,
+        payload: dict[str, Any],
+        *,
+        event_id: str | None = None,
+        retry_num: int | None = None,
+        secret: str | None = None,
+        timestamp: int | None = None,
+        raw: bool = False,
+    ) -> tuple[int, str]:
+        """Sign and POST an event (or, with ``raw``, any payload) to the app; the HTTP status and body."""
+        if self.app_url is None:
+            raise RuntimeError("set app_url first")
+        body = json.dumps(payload if raw else self.envelope(payload, event_id))
+        stamp = str(int(time.time()) if timestamp is None else timestamp)
+        headers = {
+            "Content-Type": "application/json",
+            "X-Slack-Request-Timestamp": stamp,
+            "X-Slack-Signature": sign(self.signing_secret if secret is None else secret, stamp, body),
+        }
+        if retry_num is not None:
+            headers["X-Slack-Retry-Num"] = str(retry_num)
+            headers["X-Slack-Retry-Reason"] = "http_timeout"
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(self.app_url, data=body.encode(), headers=headers) as response,
+        ):
+            return response.status, await response.text()
+
+    async def push_event(self, event: dict[str, Any], event_id: str | None = None) -> str:
+        """Send an event over the Socket Mode websocket; returns the envelope id the app should ack."""
+        if not self._sockets:
+            raise RuntimeError("no Socket Mode connection")
+        envelope_id = f"env-{next(self._event_ids)}"
+        frame = {
+            "envelope_id": envelope_id,
+            "payload": self.envelope(event, event_id),
+            "type": "events_api",
+            "accepts_response_payload": False,
+            "retry_attempt": 0,
+            "retry_reason": "",
+        }
+        await self._sockets[-1].send_str(json.dumps(frame))
+        return envelope_id
+
+    def _echo(self, event: dict[str, Any]) -> None:
+        if not self.echo:
+            return
+
+        async def deliver() -> None:
+            if self.app_url is not None:
+                await self.post_event(event)
+            elif self._sockets:
+                await self.push_event(event)
+
+        task = asyncio.get_running_loop().create_task(deliver())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _socket_mode(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self._sockets.append(ws)
+        await ws.send_str(
+            json.dumps({"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A0APP"}})
+        )
+        try:
+            async for frame in ws:
+                if frame.type == aiohttp.WSMsgType.TEXT:
+                    self.acks.append(json.loads(frame.data))
+        finally:
+            self._sockets.remove(ws)
+        return ws
+
+    @property
+    def socket_connected(self) -> bool:
+        return bool(self._sockets)
+
+
+def _channel_type(channel: str) -> str:
+    return "im" if channel.startswith("D") else "channel"
