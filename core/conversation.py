@@ -21,20 +21,19 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from contextlib import aclosing, asynccontextmanager
-from dataclasses import dataclass
 
 from core.bot_profile import BotProfile
 from core.clock import Clock, SystemClock
 from core.errors import ContextTooLong, ModelError, ModelRejected
 from core.hooks import Retraction, TurnHooks, Verdict
 from core.incoming import IncomingMessage
-from core.model_client import ChatMessage, ChatModel, ReplyStream
-from core.store import ConversationStore, SessionState, StoredMessage, TurnRecord
-from core.summary import SUMMARY_HEADING, fold_into_summary
-from core.tokens import REPLY_PRIMING, TokenCounter
-from core.trimming import cut_to_tokens, fit_history, prompt_budget, view_for_prompt
+from core.model_client import ChatModel, ReplyStream
+from core.prompt import PromptBuilder
+from core.store import ConversationStore, TurnRecord
+from core.tokens import TokenCounter
+from core.trimming import cut_to_tokens, prompt_budget, view_for_prompt
 
 log = logging.getLogger(__name__)
 turn_log = logging.getLogger("chatbot.turns")
@@ -49,10 +48,6 @@ TOO_LONG = (
     "⚠️ This conversation no longer fits the model's context, even trimmed. Send /reset to start afresh."
 )
 EMPTY_REPLY = "(The model returned an empty reply. Please rephrase or try again.)"
-NOTICE_DROPPED = (
-    "ℹ️ Our conversation is longer than I can keep in mind; I'm only using its most recent part.\n\n"
-)
-NOTICE_SUMMARISED = "ℹ️ Earlier parts of our conversation were summarised so that they fit in my memory.\n\n"
 NOTICE_INPUT_CUT = "ℹ️ Your message was very long; I read only its first {n:,} characters.\n\n"
 
 COMMANDS = ("/reset", "/help", "/start")
@@ -108,13 +103,6 @@ class _SessionLocks:
         return len(self._locks)
 
 
-@dataclass
-class _Prompt:
-    messages: list[ChatMessage]
-    tokens: int
-    notice: str = ""
-
-
 class ConversationEngine:
     """Runs conversations for one bot over an injected store, model, token counter and clock."""
 
@@ -135,7 +123,7 @@ class ConversationEngine:
         self.clock = clock or SystemClock()
         self.hooks = hooks or TurnHooks()
         self.locks = _SessionLocks()
-        self._system_tokens = counter.message_tokens(bot.system_prompt)
+        self.prompts = PromptBuilder(bot, store, model, counter, context_share=self.hooks.context_share)
 
     async def reply(self, message: IncomingMessage) -> AsyncIterator[str]:
         """The reply to ``message``, as text chunks to show the user in order."""
@@ -191,7 +179,7 @@ class ConversationEngine:
         context = await self._context(message, prompt_text)
         try:
             for attempt in (0, 1):
-                prompt = await self._build_prompt(
+                prompt = await self.prompts.build(
                     session, user_id, prompt_text, user_tokens, context, harder=attempt == 1
                 )
                 prompt_tokens = prompt.tokens
@@ -400,95 +388,6 @@ class ConversationEngine:
         if command == "/start":
             return self.bot.greeting
         return default_help(self.bot, self.hooks.help_lines)
-
-    async def _build_prompt(
-        self, session: str, user_id: int, user_text: str, user_tokens: int, context: str, *, harder: bool
-    ) -> _Prompt:
-        bot, counter = self.bot, self.counter
-        budget = prompt_budget(bot, harder=harder)
-        state = await self.store.session(session)
-        if context and harder:
-            context = cut_to_tokens(context, int(budget * self.hooks.context_share), counter)
-        context_cost = counter.budgeted(counter.count(context)) if context else 0
-        fixed = counter.budgeted(self._system_tokens) + REPLY_PRIMING + context_cost
-        if bot.trim.strategy == "summary" and state.summary:
-            fixed += counter.budgeted(state.summary_tokens)
-        user_cost = counter.budgeted(user_tokens)
-        if fixed + user_cost > budget:
-            user_text = cut_to_tokens(user_text, budget - fixed, counter)
-            user_cost = counter.budgeted(counter.message_tokens(user_text))
-        room = max(0, budget - fixed - user_cost)
-
-        notice = ""
-        after_id = state.summary_upto if bot.trim.strategy == "summary" else 0
-        max_messages = bot.trim.max_turns * 2 if bot.trim.strategy == "turns" else None
-        plan = await fit_history(
-            self.store,
-            session,
-            counter,
-            room=room,
-            before_id=user_id,
-            after_id=after_id,
-            max_messages=max_messages,
-        )
-        if plan.dropped and bot.trim.strategy == "summary" and plan.oldest_kept_id is not None:
-            target = int(room * bot.trim.summary_target)
-            kept = await fit_history(
-                self.store, session, counter, room=target, before_id=user_id, after_id=after_id
-            )
-            fold_before = kept.oldest_kept_id if kept.oldest_kept_id is not None else user_id
-            try:
-                state = await fold_into_summary(
-                    self.model, self.store, counter, bot, session, state, fold_before, budget
-                )
-            except ModelError as exc:
-                log.warning("%s: summarising failed (%s); dropping old history instead", session, exc)
-            else:
-                fixed_now = (
-                    counter.budgeted(self._system_tokens)
-                    + REPLY_PRIMING
-                    + counter.budgeted(state.summary_tokens)
-                )
-                room = max(0, budget - fixed_now - user_cost)
-                plan = await fit_history(
-                    self.store, session, counter, room=room, before_id=user_id, after_id=state.summary_upto
-                )
-                fixed = fixed_now
-                if not state.trim_notified:
-                    notice = NOTICE_SUMMARISED
-        if plan.dropped and not notice and not state.trim_notified:
-            notice = NOTICE_DROPPED
-        if notice:
-            await self.store.mark_trim_notified(session)
-
-        messages = list(self._assemble(state, plan.messages, user_text, context))
-        return _Prompt(messages=messages, tokens=fixed + plan.tokens + user_cost, notice=notice)
-
-    def _assemble(
-        self, state: SessionState, history: list[StoredMessage], user_text: str, context: str
-    ) -> Iterator[ChatMessage]:
-        system = self.bot.system_prompt
-        if self.bot.trim.strategy == "summary" and state.summary:
-            system = f"{system}\n\n{SUMMARY_HEADING}\n{state.summary}"
-        if context:
-            system = f"{system}\n\n{context}"
-        yield {"role": "system", "content": system}
-        pending_role, pending = "", list[str]()
-        for message in history:
-            content = view_for_prompt(message.content, self.bot.max_input_chars)
-            if message.role == pending_role:
-                pending.append(content)  # strict templates want user/assistant to alternate: merge runs
-                continue
-            if pending:
-                yield {"role": pending_role, "content": "\n\n".join(pending)}
-            pending_role, pending = message.role, [content]
-        if pending_role == "user":
-            pending.append(user_text)
-            yield {"role": "user", "content": "\n\n".join(pending)}
-            return
-        if pending:
-            yield {"role": pending_role, "content": "\n\n".join(pending)}
-        yield {"role": "user", "content": user_text}
 
 
 def default_help(bot: BotProfile, extra_lines: Iterable[str] = ()) -> str:

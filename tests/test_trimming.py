@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from core import conversation as conv
+from core import prompt
 from core.summary import SUMMARY_HEADING
 from core.tokens import PER_MESSAGE_OVERHEAD, REPLY_PRIMING, TokenCounter
 from core.trimming import prompt_budget
@@ -42,7 +43,7 @@ async def test_a_thousand_turns_never_exceed_the_budget(fake_model: FakeOpenAI, 
         for turn in range(1000):
             text = f"turn {turn}: " + " ".join(rng.choice(vocabulary) for _ in range(rng.randint(1, 150)))
             reply = await engine.reply_text(said("console:long", text))
-            notices += reply.count(conv.NOTICE_DROPPED.strip())
+            notices += reply.count(prompt.NOTICE_DROPPED.strip())
             sent = fake_model.last_messages()
             assert sent[0] == {"role": "system", "content": system}
             assert sent[-1] == {"role": "user", "content": text}
@@ -93,7 +94,7 @@ async def test_summary_strategy_folds_old_messages_incrementally(
     assert "SUMMARY v1" in second and "question 0 " not in second  # incremental: old summary + new messages
     system = fake_model.last_messages()[0]["content"]
     assert SUMMARY_HEADING in system and f"SUMMARY v{len(summaries)}" in system
-    assert sum(r.count(conv.NOTICE_SUMMARISED.strip()) for r in replies) == 1
+    assert sum(r.count(prompt.NOTICE_SUMMARISED.strip()) for r in replies) == 1
 
 
 async def test_summary_failure_falls_back_to_dropping(fake_model: FakeOpenAI, db_path: Path) -> None:
@@ -113,4 +114,4 @@ async def test_summary_failure_falls_back_to_dropping(fake_model: FakeOpenAI, db
         assert prompt_tokens(fake_model.last_messages(), engine.counter) <= budget
     assert not any(conv.UNAVAILABLE in r for r in replies)
     assert any(not r.get("stream") for r in fake_model.requests)  # summaries were tried ...
-    assert sum(r.count(conv.NOTICE_DROPPED.strip()) for r in replies) == 1  # ... and history was dropped
+    assert sum(r.count(prompt.NOTICE_DROPPED.strip()) for r in replies) == 1  # ... and history was dropped

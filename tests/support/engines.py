@@ -12,6 +12,7 @@ from bots.app import open_engine
 from core.config import Settings
 from core.conversation import ConversationEngine
 from core.incoming import IncomingMessage
+from core.prompt import PromptBuilder
 
 
 def settings_for(base_url: str, db_path: Path, **overrides: Any) -> Settings:
@@ -43,7 +44,13 @@ async def engine_for(
     async with open_engine(settings, bot) as engine:
         if profile_changes:
             engine.bot = replace(engine.bot, **profile_changes)
-            engine._system_tokens = engine.counter.message_tokens(engine.bot.system_prompt)
+            engine.prompts = PromptBuilder(
+                engine.bot,
+                engine.store,
+                engine.model,
+                engine.counter,
+                context_share=engine.hooks.context_share,
+            )
         yield engine
 
 

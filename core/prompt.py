@@ -1,0 +1,141 @@
+"""Where the prompt for a turn is built: system prompt (+ summary, + context), the history that fits, and
+the new message, within the budget of :mod:`core.trimming`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from core.bot_profile import BotProfile
+from core.errors import ModelError
+from core.model_client import ChatMessage, ChatModel
+from core.store import ConversationStore, SessionState, StoredMessage
+from core.summary import SUMMARY_HEADING, fold_into_summary
+from core.tokens import REPLY_PRIMING, TokenCounter
+from core.trimming import cut_to_tokens, fit_history, prompt_budget, view_for_prompt
+
+log = logging.getLogger(__name__)
+
+NOTICE_DROPPED = (
+    "ℹ️ Our conversation is longer than I can keep in mind; I'm only using its most recent part.\n\n"
+)
+NOTICE_SUMMARISED = "ℹ️ Earlier parts of our conversation were summarised so that they fit in my memory.\n\n"
+
+
+@dataclass
+class Prompt:
+    """The messages to send, their estimated tokens, and a notice for the user (history dropped)."""
+
+    messages: list[ChatMessage]
+    tokens: int
+    notice: str = ""
+
+
+class PromptBuilder:
+    """Builds each turn's prompt for one bot, folding dropped history into the summary when asked to."""
+
+    def __init__(
+        self,
+        bot: BotProfile,
+        store: ConversationStore,
+        model: ChatModel,
+        counter: TokenCounter,
+        *,
+        context_share: float = 0.3,
+    ) -> None:
+        self.bot = bot
+        self.store = store
+        self.model = model
+        self.counter = counter
+        self.context_share = context_share
+        self.system_tokens = counter.message_tokens(bot.system_prompt)
+
+    def _fixed_cost(self, context_cost: int, state: SessionState) -> int:
+        cost = self.counter.budgeted(self.system_tokens) + REPLY_PRIMING + context_cost
+        if self.bot.trim.strategy == "summary" and state.summary:
+            cost += self.counter.budgeted(state.summary_tokens)
+        return cost
+
+    async def build(
+        self, session: str, user_id: int, user_text: str, user_tokens: int, context: str, *, harder: bool
+    ) -> Prompt:
+        """The prompt for the message ``user_id`` (already stored); ``harder`` halves the budget."""
+        bot, counter = self.bot, self.counter
+        budget = prompt_budget(bot, harder=harder)
+        state = await self.store.session(session)
+        if context and harder:
+            context = cut_to_tokens(context, int(budget * self.context_share), counter)
+        context_cost = counter.budgeted(counter.count(context)) if context else 0
+        fixed = self._fixed_cost(context_cost, state)
+        user_cost = counter.budgeted(user_tokens)
+        if fixed + user_cost > budget:
+            user_text = cut_to_tokens(user_text, budget - fixed, counter)
+            user_cost = counter.budgeted(counter.message_tokens(user_text))
+        room = max(0, budget - fixed - user_cost)
+
+        notice = ""
+        after_id = state.summary_upto if bot.trim.strategy == "summary" else 0
+        max_messages = bot.trim.max_turns * 2 if bot.trim.strategy == "turns" else None
+        plan = await fit_history(
+            self.store,
+            session,
+            counter,
+            room=room,
+            before_id=user_id,
+            after_id=after_id,
+            max_messages=max_messages,
+        )
+        if plan.dropped and bot.trim.strategy == "summary" and plan.oldest_kept_id is not None:
+            target = int(room * bot.trim.summary_target)
+            kept = await fit_history(
+                self.store, session, counter, room=target, before_id=user_id, after_id=after_id
+            )
+            fold_before = kept.oldest_kept_id if kept.oldest_kept_id is not None else user_id
+            try:
+                state = await fold_into_summary(
+                    self.model, self.store, counter, bot, session, state, fold_before, budget
+                )
+            except ModelError as exc:
+                log.warning("%s: summarising failed (%s); dropping old history instead", session, exc)
+            else:
+                fixed = self._fixed_cost(context_cost, state)
+                room = max(0, budget - fixed - user_cost)
+                plan = await fit_history(
+                    self.store, session, counter, room=room, before_id=user_id, after_id=state.summary_upto
+                )
+                if not state.trim_notified:
+                    notice = NOTICE_SUMMARISED
+        if plan.dropped and not notice and not state.trim_notified:
+            notice = NOTICE_DROPPED
+        if notice:
+            await self.store.mark_trim_notified(session)
+
+        messages = list(self._assemble(state, plan.messages, user_text, context))
+        return Prompt(messages=messages, tokens=fixed + plan.tokens + user_cost, notice=notice)
+
+    def _assemble(
+        self, state: SessionState, history: list[StoredMessage], user_text: str, context: str
+    ) -> Iterator[ChatMessage]:
+        system = self.bot.system_prompt
+        if self.bot.trim.strategy == "summary" and state.summary:
+            system = f"{system}\n\n{SUMMARY_HEADING}\n{state.summary}"
+        if context:
+            system = f"{system}\n\n{context}"
+        yield {"role": "system", "content": system}
+        pending_role, pending = "", list[str]()
+        for message in history:
+            content = view_for_prompt(message.content, self.bot.max_input_chars)
+            if message.role == pending_role:
+                pending.append(content)  # strict templates want user/assistant to alternate: merge runs
+                continue
+            if pending:
+                yield {"role": pending_role, "content": "\n\n".join(pending)}
+            pending_role, pending = message.role, [content]
+        if pending_role == "user":
+            pending.append(user_text)
+            yield {"role": "user", "content": "\n\n".join(pending)}
+            return
+        if pending:
+            yield {"role": pending_role, "content": "\n\n".join(pending)}
+        yield {"role": "user", "content": user_text}
