@@ -1,0 +1,276 @@
+"""The Telegram runner: a python-telegram-bot Application, fed by long polling or a webhook.
+
+PTB handles updates one at a time; the handler here does no I/O of its own. It maps the update (see
+:mod:`adapters.telegram.sessions`), checks the allowlist and hands the reply to a
+:class:`adapters.base.ReplyDispatcher`, which streams it as its own task. So a long reply or a flood wait in
+one chat never stalls another, and replies within one session still come out in arrival order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeAlias
+from urllib.parse import urlsplit
+
+from telegram import Bot, BotCommand, Update
+from telegram.error import InvalidToken, TelegramError
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
+
+from adapters.base import ReplyDispatcher
+from adapters.telegram.sessions import BotIdentity, Route, route
+from adapters.telegram.target import TelegramTarget
+from core.clock import SystemClock
+from core.config import Settings, id_list
+from core.conversation import ConversationEngine
+from core.errors import ConfigError
+from core.incoming import IncomingMessage
+from core.pacing import RateGates
+from core.splitting import utf16_len
+from core.streaming import PlatformLimits
+
+log = logging.getLogger(__name__)
+
+MAX_CHARS = 4096
+TEXT_ONLY = "I can only read text for now. Please type your message."
+NOT_ALLOWED = (
+    "Sorry, this bot is private. If you should have access, ask its operator to add your user id "
+    "({user_id}) to TELEGRAM_ALLOWED_IDS."
+)
+COMMANDS = (
+    BotCommand("start", "Say hello"),
+    BotCommand("help", "What I can do"),
+    BotCommand("reset", "Forget this conversation"),
+)
+AnyApplication: TypeAlias = "Application[Any, Any, Any, Any, Any, Any]"
+_SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramTuning:
+    """Pacing and timeouts. The defaults are Telegram's safe limits; tests use tiny values."""
+
+    private_edit_interval: float = 1.0  # at most one edit a second in a private chat
+    group_edit_interval: float = 3.0  # and one per three seconds in a group
+    typing_interval: float = 4.0  # "typing..." lasts about 5 s
+    group_rate: int = 20  # messages and edits per group ...
+    group_per: float = 60.0  # ... per minute, shared by every reply in that group
+    poll_timeout: float = 30.0  # long-polling hold time
+    drain_grace: float = 30.0  # on stop, how long replies in flight may take to finish
+
+
+DEFAULT_TUNING = TelegramTuning()
+
+
+class TelegramRunner:
+    """Connects the engine to Telegram: ``start`` returns once updates flow, ``stop`` drains replies."""
+
+    name = "telegram"
+
+    def __init__(
+        self, settings: Settings, engine: ConversationEngine, tuning: TelegramTuning | None = None
+    ) -> None:
+        token = settings.telegram_bot_token.get_secret_value() if settings.telegram_bot_token else ""
+        if not token:
+            raise ConfigError("TELEGRAM_BOT_TOKEN is not set: get one from @BotFather (see docs/telegram.md)")
+        self._token = token
+        self._root = settings.telegram_base_url.rstrip("/")
+        self._webhook_url = settings.telegram_webhook_url or None
+        self._webhook_listen = settings.telegram_webhook_listen
+        self._webhook_port = settings.telegram_webhook_port
+        secret = (
+            settings.telegram_webhook_secret.get_secret_value() if settings.telegram_webhook_secret else ""
+        )
+        if secret and not _SECRET_TOKEN.match(secret):
+            raise ConfigError(
+                "TELEGRAM_WEBHOOK_SECRET may only contain A-Z, a-z, 0-9, '_' and '-' (1-256 characters)"
+            )
+        # Without a configured secret, a random one still makes Telegram prove each webhook request.
+        self._webhook_secret = secret or secrets.token_urlsafe(32)
+        self._allowed = id_list(settings.telegram_allowed_ids)
+        self._per_user = settings.telegram_group_per_user
+        self.tuning = tuning or DEFAULT_TUNING
+        self.engine = engine
+        self.clock = SystemClock()
+        self.dispatcher = ReplyDispatcher(engine, self.clock)
+        self._gates = RateGates(self.tuning.group_rate, self.tuning.group_per, self.clock)
+        self._notices: set[asyncio.Task[object]] = set()
+        self.app: AnyApplication | None = None
+        self.me: BotIdentity | None = None
+
+    @property
+    def in_flight(self) -> int:
+        """Replies and notices still being delivered."""
+        return self.dispatcher.pending + len(self._notices)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        app = (
+            ApplicationBuilder()
+            .token(self._token)
+            .base_url(f"{self._root}/bot")
+            .base_file_url(f"{self._root}/file/bot")
+            .build()
+        )
+        app.add_handler(TypeHandler(Update, self._on_update))
+        app.add_error_handler(self._on_error)
+        await self._initialize(app)
+        try:
+            self.me = BotIdentity(app.bot.id, app.bot.username)
+            await self._register_commands(app)
+            assert app.updater is not None
+            if self._webhook_url:
+                await app.updater.start_webhook(
+                    listen=self._webhook_listen,
+                    port=self._webhook_port,
+                    url_path=urlsplit(self._webhook_url).path.lstrip("/"),
+                    webhook_url=self._webhook_url,
+                    secret_token=self._webhook_secret,
+                    allowed_updates=[Update.MESSAGE],
+                )
+                log.info("telegram: @%s receives updates by webhook", self.me.username)
+            else:
+                await app.updater.start_polling(
+                    timeout=timedelta(seconds=self.tuning.poll_timeout),
+                    allowed_updates=[Update.MESSAGE],
+                    error_callback=self._on_poll_error,
+                )
+                log.info("telegram: @%s receives updates by long polling", self.me.username)
+            await app.start()
+        except BaseException as exc:
+            await self._close(app)
+            if isinstance(exc, TelegramError):
+                raise ConfigError(
+                    f"Telegram refused to deliver updates ({self._redact(exc.message)}); "
+                    "check TELEGRAM_WEBHOOK_URL, or that no other instance uses this token"
+                ) from None
+            if isinstance(exc, OSError) and self._webhook_url:
+                raise ConfigError(
+                    f"the webhook server cannot listen on {self._webhook_listen}:{self._webhook_port} ({exc}); "
+                    "check TELEGRAM_WEBHOOK_LISTEN and TELEGRAM_WEBHOOK_PORT"
+                ) from None
+            raise
+        self.app = app
+
+    async def _initialize(self, app: AnyApplication) -> None:
+        """Connect and check the token (getMe), as a :class:`ConfigError` that says what to fix."""
+        try:
+            await app.initialize()
+        except BaseException as exc:
+            await app.bot.shutdown()  # a failed initialize leaves the HTTP clients open
+            if isinstance(exc, InvalidToken):
+                raise ConfigError(
+                    f"TELEGRAM_BOT_TOKEN was rejected by the Bot API at {self._root}: "
+                    "copy the token from @BotFather again"
+                ) from None
+            if isinstance(exc, TelegramError):
+                raise ConfigError(
+                    f"could not reach the Telegram Bot API at {self._root} ({self._redact(exc.message)}); "
+                    "check TELEGRAM_BASE_URL and the network"
+                ) from None
+            raise
+
+    async def stop(self) -> None:
+        app, self.app = self.app, None
+        if app is None:
+            return
+        if app.updater is not None and app.updater.running:
+            await app.updater.stop()  # no new updates
+        if app.running:
+            await app.stop()
+        await self.dispatcher.drain(self.tuning.drain_grace)  # replies in flight still need the bot
+        if self._notices:
+            await asyncio.wait(set(self._notices), timeout=self.tuning.drain_grace)
+        await app.shutdown()
+
+    async def _close(self, app: AnyApplication) -> None:
+        try:
+            if app.updater is not None and app.updater.running:
+                await app.updater.stop()
+            await app.shutdown()
+        except Exception:
+            log.debug("telegram: cleanup after a failed start failed", exc_info=True)
+
+    async def _register_commands(self, app: AnyApplication) -> None:
+        try:
+            await app.bot.set_my_commands(COMMANDS)
+        except TelegramError as exc:  # a missing command menu is no reason not to run
+            log.warning("telegram: could not register the command menu: %s", self._redact(exc.message))
+
+    # -- updates ---------------------------------------------------------------------------------
+
+    async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if self.me is None:
+            return
+        found = route(update.to_dict(), self.me, per_user=self._per_user)
+        if found is None:
+            return
+        target = self.target_for(found, context.bot)
+        if not self.allowed(found):
+            log.info(
+                "telegram: refused user %s in chat %s (not in the allowlist)", found.user_id, found.chat_id
+            )
+            self._notify(target, NOT_ALLOWED.format(user_id=found.user_id))
+            return
+        if found.text is None:
+            self._notify(target, TEXT_ONLY)
+            return
+        message = IncomingMessage(
+            session_id=found.session_id,
+            text=found.text,
+            user_id=f"telegram:{found.user_id}",
+            platform="telegram",
+            extras={"chat_id": found.chat_id, "message_id": found.message_id, "thread_id": found.thread_id},
+        )
+        self.dispatcher.submit(message, target)
+
+    def allowed(self, found: Route) -> bool:
+        """Everyone when the allowlist is empty; else listed users, and anyone in a listed chat."""
+        return not self._allowed or str(found.user_id) in self._allowed or str(found.chat_id) in self._allowed
+
+    def limits_for(self, found: Route) -> PlatformLimits:
+        interval = self.tuning.group_edit_interval if found.in_group else self.tuning.private_edit_interval
+        return PlatformLimits(
+            max_chars=MAX_CHARS,
+            min_edit_interval=interval,
+            typing_interval=self.tuning.typing_interval,
+            measure=utf16_len,
+        )
+
+    def target_for(self, found: Route, bot: Bot) -> TelegramTarget:
+        return TelegramTarget(
+            bot,
+            found.chat_id,
+            limits=self.limits_for(found),
+            thread_id=found.thread_id,
+            reply_to=found.reply_to,
+            gate=self._gates.get(str(found.chat_id)) if found.in_group else None,
+        )
+
+    def _notify(self, target: TelegramTarget, text: str) -> None:
+        task: asyncio.Task[object] = asyncio.create_task(self.dispatcher.say(target, text))
+        self._notices.add(task)
+        task.add_done_callback(self._notices.discard)
+
+    async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        error = context.error
+        log.error("telegram: handling an update failed: %s", self._redact(repr(error)), exc_info=error)
+
+    def _on_poll_error(self, exc: TelegramError) -> None:
+        log.warning("telegram: polling failed (%s); retrying", self._redact(exc.message))
+
+    def _redact(self, text: str) -> str:
+        secret_part = self._token.split(":", 1)[-1]
+        return text.replace(self._token, "[redacted]").replace(secret_part, "[redacted]")
+
+
+def create_runner(
+    settings: Settings, engine: ConversationEngine, tuning: TelegramTuning | None = None
+) -> TelegramRunner:
+    """The runner ``chatbot run --platform telegram`` starts."""
+    return TelegramRunner(settings, engine, tuning)

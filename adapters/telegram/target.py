@@ -1,0 +1,196 @@
+"""Where a reply meets the Bot API: send, edit and typing in one chat (or forum topic).
+
+Telegram's errors are translated here, at the boundary:
+
+- ``RetryAfter`` -> :class:`core.errors.RateLimited` (the streaming engine waits and merges);
+- "message is too long" -> :class:`core.errors.MessageTooLong`;
+- "message is not modified" on an edit -> success (the user already sees that text);
+- "can't parse entities" (or too long once formatted) on a final text -> the same text again, plain;
+- an edit of a message someone deleted -> the text is posted as a new message;
+- anything else -> :class:`core.errors.PlatformError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TypeVar
+
+from telegram import Bot, Message, ReplyParameters
+from telegram.constants import ChatAction, ParseMode
+from telegram.error import BadRequest, RetryAfter, TelegramError
+
+from adapters.telegram.formatting import render_final
+from core.errors import MessageTooLong, PlatformError, RateLimited
+from core.pacing import RateGate
+from core.streaming import PlatformLimits
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass
+class SentMessage:
+    """The reference ``send`` hands to the streaming engine: which Telegram message to edit."""
+
+    chat_id: int
+    message_id: int
+
+
+def _says(exc: TelegramError, *phrases: str) -> bool:
+    text = exc.message.lower()
+    return any(phrase in text for phrase in phrases)
+
+
+def is_not_modified(exc: TelegramError) -> bool:
+    return isinstance(exc, BadRequest) and _says(exc, "message is not modified")
+
+
+def is_markup_rejected(exc: TelegramError) -> bool:
+    return isinstance(exc, BadRequest) and _says(exc, "can't parse entities", "can't find end", "too long")
+
+
+def is_gone(exc: TelegramError) -> bool:
+    return isinstance(exc, BadRequest) and _says(exc, "message to edit not found", "message can't be edited")
+
+
+def retry_seconds(exc: RetryAfter) -> float:
+    """Seconds to wait, read without the deprecation warning PTB 22 gives for the int form."""
+    value = getattr(exc, "_retry_after", None)
+    if value is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            value = exc.retry_after
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def translate(exc: TelegramError) -> PlatformError:
+    """The core's error for a Telegram error (raise it ``from exc``)."""
+    if isinstance(exc, RetryAfter):
+        return RateLimited(retry_seconds(exc))
+    if isinstance(exc, BadRequest) and _says(exc, "message is too long", "text is too long"):
+        return MessageTooLong(f"Telegram: {exc.message}")
+    return PlatformError(f"Telegram: {exc.message}")
+
+
+class TelegramTarget:
+    """One reply's place in a chat: the chat, its forum topic, and the message it answers."""
+
+    def __init__(
+        self,
+        bot: Bot,
+        chat_id: int,
+        *,
+        limits: PlatformLimits,
+        thread_id: int | None = None,
+        reply_to: int | None = None,
+        gate: RateGate | None = None,
+    ) -> None:
+        self._bot = bot
+        self.chat_id = chat_id
+        self.thread_id = thread_id
+        self._reply_to = reply_to
+        self._limits = limits
+        self._gate = gate
+
+    @property
+    def limits(self) -> PlatformLimits:
+        return self._limits
+
+    @property
+    def gate(self) -> RateGate | None:
+        return self._gate
+
+    async def send(self, text: str, *, final: bool) -> SentMessage:
+        reply = (
+            ReplyParameters(self._reply_to, allow_sending_without_reply=True)
+            if self._reply_to is not None
+            else None
+        )
+
+        async def post(body: str, parse_mode: str | None) -> Message:
+            return await self._bot.send_message(
+                self.chat_id,
+                body,
+                parse_mode=parse_mode,
+                message_thread_id=self.thread_id,
+                reply_parameters=reply,
+            )
+
+        message = await self._deliver(post, text, final=final)
+        if message is None:  # only edits answer "not modified"
+            raise PlatformError("Telegram: sendMessage returned no message")
+        self._reply_to = None  # only a reply's first message answers the user's message
+        return SentMessage(self.chat_id, message.message_id)
+
+    async def edit(self, ref: object, text: str, *, final: bool) -> None:
+        if not isinstance(ref, SentMessage):
+            raise TypeError(f"not a Telegram message reference: {ref!r}")
+
+        async def change(body: str, parse_mode: str | None) -> object:
+            return await self._bot.edit_message_text(
+                body, chat_id=ref.chat_id, message_id=ref.message_id, parse_mode=parse_mode
+            )
+
+        try:
+            await self._deliver(change, text, final=final, editing=True)
+        except _Gone:
+            log.info("chat %s: message %s is gone; posting the text anew", self.chat_id, ref.message_id)
+            sent = await self.send(text, final=final)
+            ref.message_id = sent.message_id
+
+    async def typing(self) -> None:
+        try:
+            await self._bot.send_chat_action(
+                self.chat_id, ChatAction.TYPING, message_thread_id=self.thread_id
+            )
+        except TelegramError as exc:
+            raise translate(exc) from exc
+
+    async def _deliver(
+        self,
+        call: Callable[[str, str | None], Awaitable[T]],
+        text: str,
+        *,
+        final: bool,
+        editing: bool = False,
+    ) -> T | None:
+        """``call`` with the formatted text when final (plain text if Telegram refuses it), else plain."""
+        if final:
+            markup = render_final(text, self._limits.max_chars, self._limits.measure)
+            if markup is not None:
+                try:
+                    return await self._call(call, markup, ParseMode.HTML, editing=editing)
+                except _MarkupRejected as exc:
+                    log.info("chat %s: formatting refused (%s); sending plain text", self.chat_id, exc)
+        return await self._call(call, text, None, editing=editing)
+
+    async def _call(
+        self,
+        call: Callable[[str, str | None], Awaitable[T]],
+        body: str,
+        parse_mode: str | None,
+        *,
+        editing: bool,
+    ) -> T | None:
+        try:
+            return await call(body, parse_mode)
+        except TelegramError as exc:
+            if editing and is_not_modified(exc):
+                return None
+            if editing and is_gone(exc):
+                raise _Gone(exc.message) from exc
+            if parse_mode is not None and is_markup_rejected(exc):
+                raise _MarkupRejected(exc.message) from exc
+            raise translate(exc) from exc
+
+
+class _MarkupRejected(Exception):
+    """Telegram refused the formatted text; the plain text goes instead."""
+
+
+class _Gone(Exception):
+    """The message to edit no longer exists."""
