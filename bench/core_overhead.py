@@ -9,12 +9,15 @@ nearly empty prompt with a full one, 1,000 vs 10,000 shows that a longer history
 from __future__ import annotations
 
 import asyncio
+import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 from bench.instant_model import InstantModel
+from bench.naive_baseline import NaiveBot
 from bots.registry import get_bot
 from core.config import Settings
 from core.conversation import ConversationEngine
@@ -98,6 +101,36 @@ async def history_growth(turns: int = 300, rounds: int = 3) -> list[tuple[str, .
     for a, b in (("10", "10,000"), ("1,000", "10,000")):
         ratio = statistics.median(wall[b]) / statistics.median(wall[a])
         rows.append((f"ratio {b} / {a} (median)", f"{ratio:.2f}x", "", ""))
+    rows += await naive_growth()
+    return rows
+
+
+async def naive_growth(turns: int = 30) -> list[tuple[str, ...]]:
+    """The article's naive loop on the same store and model: whole history, re-tokenised, every turn."""
+    rows: list[tuple[str, ...]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = await make_engine(Path(tmp) / "bench.db")
+        naive = NaiveBot(engine.bot, engine.store, engine.model, engine.counter)  # type: ignore[arg-type]
+        medians = {}
+        for size in (10, 10_000):
+            session = f"naive:{size}"
+            await seed(engine, session, size)
+            times = []
+            for i in range(turns):
+                start = time.perf_counter()
+                await naive.reply_text(session, sentence(200_000 + i))
+                times.append((time.perf_counter() - start) * 1000)
+            medians[size] = statistics.median(times)
+            rows.append(
+                (
+                    f"naive loop, {size:,} messages stored",
+                    f"{medians[size]:.2f} ms",
+                    f"{pct(times, 0.95):.2f} ms",
+                    "",
+                )
+            )
+        await engine.store.close()
+    rows.append(("naive ratio 10,000 / 10 (median)", f"{medians[10_000] / medians[10]:.1f}x", "", ""))
     return rows
 
 
@@ -128,4 +161,14 @@ async def run() -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
     rows = await history_growth()
     for concurrency, turns in ((1, 300), (100, 5), (1000, 1)):
         rows.append(await throughput(concurrency, turns))
+    rows.append(await memory_in_fresh_process())
     return header, rows
+
+
+async def memory_in_fresh_process() -> tuple[str, ...]:
+    """Run :mod:`bench.memory` in its own interpreter, so earlier benchmarks do not inflate its RSS."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.memory", stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await process.communicate()
+    return tuple(json.loads(out))
