@@ -39,7 +39,16 @@ class ReplyDispatcher:
         self._tasks: set[asyncio.Task[StreamedReply | None]] = set()
 
     def submit(self, message: IncomingMessage, target: ReplyTarget) -> asyncio.Task[StreamedReply | None]:
-        task = asyncio.create_task(self.deliver(message, target), name=f"reply:{message.session_id}")
+        """Answer ``message`` on ``target`` in the background."""
+        return self._track(
+            asyncio.create_task(self.deliver(message, target), name=f"reply:{message.session_id}")
+        )
+
+    def notify(self, target: ReplyTarget, text: str) -> asyncio.Task[StreamedReply | None]:
+        """Send a fixed text (a refusal, "text only for now") in the background; drained like replies."""
+        return self._track(asyncio.create_task(self.say(target, text), name="notice"))
+
+    def _track(self, task: asyncio.Task[StreamedReply | None]) -> asyncio.Task[StreamedReply | None]:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task

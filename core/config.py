@@ -96,6 +96,7 @@ class Settings(BaseSettings):
     slack_allowed_channels: str = Field(default="", alias="SLACK_ALLOWED_CHANNELS")
     slack_allowed_users: str = Field(default="", alias="SLACK_ALLOWED_USERS")
     slack_thread_followups: bool = Field(default=True, alias="SLACK_THREAD_FOLLOWUPS")
+    slack_edit_interval: float = Field(default=1.0, gt=0, alias="SLACK_EDIT_INTERVAL")
 
     # Discord.
     discord_bot_token: SecretStr | None = Field(default=None, alias="DISCORD_BOT_TOKEN")
@@ -106,6 +107,9 @@ class Settings(BaseSettings):
     discord_allowed_users: str = Field(default="", alias="DISCORD_ALLOWED_USERS")
     discord_allowed_roles: str = Field(default="", alias="DISCORD_ALLOWED_ROLES")
     discord_thread_followups: bool = Field(default=True, alias="DISCORD_THREAD_FOLLOWUPS")
+    discord_message_content: bool = Field(default=False, alias="DISCORD_MESSAGE_CONTENT")
+    discord_edit_interval: float = Field(default=1.0, gt=0, alias="DISCORD_EDIT_INTERVAL")
+    discord_guild_ready_timeout: float = Field(default=2.0, ge=0, alias="DISCORD_GUILD_READY_TIMEOUT")
 
     def api_key(self) -> str:
         """The key to send to the model server; local servers accept any placeholder."""

@@ -59,7 +59,7 @@ async def slack_bot(
     keys.update(overrides)
     settings = settings_for(fake_model.base_url, db_path, **keys)
     # A fast edit pace for tests (Slack's default is 1 s); see docs/slack.md.
-    settings = settings.model_copy(update={"slack_min_edit_interval": 0.05})
+    settings = settings.model_copy(update={"slack_edit_interval": 0.05})
     async with open_engine(settings) as engine, running_platforms(settings, engine, ["slack"]) as runners:
         runner = runners[0]
         assert isinstance(runner, SlackRunner)

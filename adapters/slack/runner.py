@@ -6,7 +6,6 @@ Handlers never wait for the model: they decide, deduplicate and hand the reply t
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
 from collections.abc import Awaitable
@@ -46,7 +45,6 @@ log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 MAX_CHARS = 4_000  # Slack truncates at 40,000; it recommends staying under 4,000 for readability
-MIN_EDIT_INTERVAL = 1.0
 # chat.update is Tier 3 (about 50 a minute per workspace): every reply in a workspace shares one gate.
 UPDATE_RATE, UPDATE_PER = 45, 60.0
 TEXT_ONLY = "I can only read text for now: please paste the content into a message."
@@ -54,9 +52,8 @@ REFUSAL = "Sorry, I'm not available to you here."
 
 
 def slack_limits(settings: Settings) -> PlatformLimits:
-    """Slack's limits; ``slack_min_edit_interval`` (when the settings have it) tunes the edit pace."""
-    interval = float(getattr(settings, "slack_min_edit_interval", MIN_EDIT_INTERVAL))
-    return PlatformLimits(max_chars=MAX_CHARS, min_edit_interval=interval)
+    """Slack's limits; ``SLACK_EDIT_INTERVAL`` tunes the edit pace."""
+    return PlatformLimits(max_chars=MAX_CHARS, min_edit_interval=settings.slack_edit_interval)
 
 
 class SlackRunner:
@@ -98,7 +95,6 @@ class SlackRunner:
         self.port: int | None = None
         self._web: web.AppRunner | None = None
         self._socket: AsyncSocketModeHandler | None = None
-        self._notices: set[asyncio.Task[object]] = set()
 
     # ----- lifecycle
 
@@ -131,8 +127,6 @@ class SlackRunner:
         if self._web is not None:
             await self._web.cleanup()
             self._web = None
-        if self._notices:
-            await asyncio.wait(set(self._notices), timeout=10.0)
         await self.dispatcher.drain()
 
     async def handle_http(self, request: web.Request) -> web.Response:
@@ -214,9 +208,7 @@ class SlackRunner:
 
     def _say(self, target: SlackReplyTarget, text: str) -> None:
         """Send a fixed notice in the background (the handler must not wait for Slack either)."""
-        task = asyncio.create_task(self.dispatcher.say(target, text))
-        self._notices.add(task)
-        task.add_done_callback(self._notices.discard)
+        self.dispatcher.notify(target, text)
 
 
 async def _checked(key: str, call: Awaitable[AsyncSlackResponse]) -> AsyncSlackResponse:

@@ -8,7 +8,6 @@ one chat never stalls another, and replies within one session still come out in 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import secrets
@@ -98,14 +97,13 @@ class TelegramRunner:
         self.clock = SystemClock()
         self.dispatcher = ReplyDispatcher(engine, self.clock)
         self._gates = RateGates(self.tuning.group_rate, self.tuning.group_per, self.clock)
-        self._notices: set[asyncio.Task[object]] = set()
         self.app: AnyApplication | None = None
         self.me: BotIdentity | None = None
 
     @property
     def in_flight(self) -> int:
         """Replies and notices still being delivered."""
-        return self.dispatcher.pending + len(self._notices)
+        return self.dispatcher.pending
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -184,8 +182,6 @@ class TelegramRunner:
         if app.running:
             await app.stop()
         await self.dispatcher.drain(self.tuning.drain_grace)  # replies in flight still need the bot
-        if self._notices:
-            await asyncio.wait(set(self._notices), timeout=self.tuning.drain_grace)
         await app.shutdown()
 
     async def _close(self, app: AnyApplication) -> None:
@@ -253,9 +249,7 @@ class TelegramRunner:
         )
 
     def _notify(self, target: TelegramTarget, text: str) -> None:
-        task: asyncio.Task[object] = asyncio.create_task(self.dispatcher.say(target, text))
-        self._notices.add(task)
-        task.add_done_callback(self._notices.discard)
+        self.dispatcher.notify(target, text)
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         error = context.error

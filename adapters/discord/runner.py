@@ -1,0 +1,318 @@
+"""The Discord runner: a discord.py client that turns messages and slash commands into streamed replies.
+
+``start`` connects in the background and returns once the gateway says READY; ``stop`` drains replies in
+flight and disconnects. Messages are mapped by :mod:`adapters.discord.sessions`, replies go through
+:class:`adapters.discord.target.DiscordTarget` and the shared streaming core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+import aiohttp
+import discord
+import yarl
+from discord import app_commands
+
+from adapters.base import ReplyDispatcher
+from adapters.discord.sessions import (
+    Access,
+    Seen,
+    Verdict,
+    decide,
+    might_follow_up,
+    seen_from_interaction,
+    seen_from_message,
+)
+from adapters.discord.target import DiscordTarget
+from core.config import Settings
+from core.conversation import ConversationEngine
+from core.errors import ConfigError, PlatformError
+from core.incoming import IncomingMessage
+from core.pacing import RateGates
+from core.streaming import PlatformLimits
+
+log = logging.getLogger(__name__)
+
+MAX_CHARS = 2000
+TEXT_ONLY = "I can only read text for now: please type your message."
+REFUSED = "Sorry, I'm not set up to answer you here."
+COMMANDS = {
+    "reset": "Forget this conversation and start afresh",
+    "help": "What this bot does and how to talk to it",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DiscordOptions:
+    """Tunables of the runner. ``from_settings`` reads the ones that have settings."""
+
+    edit_interval: float = 1.0  # at most one edit per message per this many seconds
+    typing_interval: float = 8.0  # Discord's indicator lasts about 10 s
+    channel_rate: int = 5  # creates + edits ...
+    channel_per: float = 5.0  # ... per this many seconds, per channel, across concurrent replies
+    max_ratelimit_timeout: float = 30.0  # longer 429 waits are raised (discord.py's minimum is 30)
+    guild_ready_timeout: float = 2.0  # how long READY waits for more GUILD_CREATEs
+    ready_timeout: float = 60.0  # how long ``start`` waits for the gateway
+    drain_grace: float = 30.0  # how long ``stop`` lets replies in flight finish
+    command_answer_wait: float = 2.0  # after this, slash commands defer and answer in a follow-up
+    # The message content intent is privileged: switch it on in the Developer Portal (Bot -> Privileged
+    # Gateway Intents) before DISCORD_MESSAGE_CONTENT, or Discord refuses the connection.
+    message_content: bool = False
+    sync_commands: bool = True
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DiscordOptions:
+        return cls(
+            edit_interval=settings.discord_edit_interval,
+            guild_ready_timeout=settings.discord_guild_ready_timeout,
+            message_content=settings.discord_message_content,
+        )
+
+
+def intents_for(options: DiscordOptions) -> discord.Intents:
+    """Guilds, guild messages and DMs; message content only when asked for; no typing or presence noise."""
+    intents = discord.Intents.default()  # no privileged intents (members, presences, message content)
+    intents.typing = False
+    intents.message_content = options.message_content
+    return intents
+
+
+class _Endpoints:
+    """discord.py reads its REST base and gateway URL from class attributes: set them, and put them back."""
+
+    def __init__(self) -> None:
+        self._saved: tuple[str, yarl.URL] | None = None
+
+    def apply(self, api_base_url: str | None, gateway_url: str | None) -> None:
+        if not (api_base_url or gateway_url) or self._saved is not None:
+            return
+        self._saved = (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
+        if api_base_url:
+            discord.http.Route.BASE = api_base_url.rstrip("/")
+        if gateway_url:
+            discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
+
+    def restore(self) -> None:
+        if self._saved is not None:
+            discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = self._saved
+            self._saved = None
+
+
+def command_tree(client: discord.Client, runner: DiscordRunner) -> app_commands.CommandTree[discord.Client]:
+    """``/reset`` and ``/help`` as slash commands, answered by the engine like their plain-text forms."""
+    tree: app_commands.CommandTree[discord.Client] = app_commands.CommandTree(client)
+
+    async def reset(interaction: discord.Interaction[discord.Client]) -> None:
+        await runner.on_command(interaction, "/reset")
+
+    async def help_(interaction: discord.Interaction[discord.Client]) -> None:
+        await runner.on_command(interaction, "/help")
+
+    for name, callback in (("reset", reset), ("help", help_)):
+        tree.add_command(app_commands.Command(name=name, description=COMMANDS[name], callback=callback))
+    return tree
+
+
+class ChatClient(discord.Client):
+    """discord.py's client, handing its events to the runner."""
+
+    def __init__(self, runner: DiscordRunner, options: DiscordOptions) -> None:
+        super().__init__(
+            intents=intents_for(options),
+            allowed_mentions=discord.AllowedMentions.none(),  # model output must never ping anyone
+            max_ratelimit_timeout=options.max_ratelimit_timeout,
+            guild_ready_timeout=options.guild_ready_timeout,
+        )
+        self.runner = runner
+        self.tree = command_tree(self, runner)
+
+    async def setup_hook(self) -> None:
+        if self.runner.options.sync_commands:
+            await self.runner.sync_commands(self.tree)
+
+    async def on_ready(self) -> None:
+        self.runner.ready.set()
+
+    async def on_message(self, message: discord.Message) -> None:
+        await self.runner.on_message(message)
+
+
+class DiscordRunner:
+    """Runs the bot on Discord: DMs, mentions, replies and thread follow-ups, streamed by editing."""
+
+    name = "discord"
+
+    def __init__(
+        self, settings: Settings, engine: ConversationEngine, options: DiscordOptions | None = None
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.options = options or DiscordOptions.from_settings(settings)
+        self.access = Access.from_settings(settings)
+        self.dispatcher = ReplyDispatcher(engine, engine.clock)
+        self.gates = RateGates(self.options.channel_rate, self.options.channel_per, engine.clock)
+        self.limits = PlatformLimits(
+            max_chars=MAX_CHARS,
+            min_edit_interval=self.options.edit_interval,
+            typing_interval=self.options.typing_interval,
+        )
+        self.client: ChatClient | None = None
+        self.ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._endpoints = _Endpoints()
+        self._order = asyncio.Lock()
+        self._followed: set[str] = set()  # threads the bot has answered in since it started
+        self._closing = False
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        token = self.settings.discord_bot_token
+        if token is None or not token.get_secret_value().strip():
+            raise ConfigError("DISCORD_BOT_TOKEN is not set: put the bot token in .env (see docs/discord.md)")
+        self._endpoints.apply(self.settings.discord_api_base_url, self.settings.discord_gateway_url)
+        self._closing = False
+        self.ready.clear()
+        self.client = client = ChatClient(self, self.options)
+        self._task = asyncio.create_task(client.start(token.get_secret_value()), name="discord-client")
+        ready = asyncio.create_task(self.ready.wait())
+        await asyncio.wait(
+            {self._task, ready}, timeout=self.options.ready_timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        if ready.done():
+            self._task.add_done_callback(self._client_ended)
+            return
+        ready.cancel()
+        error = self._task.exception() if self._task.done() else None
+        await self._close_client()
+        raise self._start_error(error) from error
+
+    @staticmethod
+    def _start_error(error: BaseException | None) -> Exception:
+        if isinstance(error, discord.LoginFailure):
+            return ConfigError(
+                "Discord rejected DISCORD_BOT_TOKEN: copy the token again from the Developer Portal"
+            )
+        if isinstance(error, discord.PrivilegedIntentsRequired):
+            return ConfigError(
+                "the message content intent is on in the bot but not in the Developer Portal "
+                "(Bot -> Privileged Gateway Intents); see docs/discord.md"
+            )
+        if error is None:
+            return PlatformError("could not connect to Discord: no READY from the gateway in time")
+        return PlatformError(f"could not connect to Discord: {type(error).__name__}: {error}")
+
+    def _client_ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None and not self._closing:
+            log.error("the Discord connection ended: %s", task.exception())
+
+    async def stop(self) -> None:
+        self._closing = True
+        await self.dispatcher.drain(self.options.drain_grace)
+        await self._close_client()
+
+    async def _close_client(self) -> None:
+        try:
+            if self.client is not None:
+                await self.client.close()
+            if self._task is not None:
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await asyncio.wait_for(self._task, timeout=10.0)
+        finally:
+            self.client = None
+            self._task = None
+            self._endpoints.restore()
+
+    async def sync_commands(self, tree: app_commands.CommandTree[discord.Client]) -> None:
+        """Register the slash commands when Discord's list differs from ours (a sync is rate limited)."""
+        try:
+            current = await tree.fetch_commands()
+            if {(c.name, c.description) for c in current} != set(COMMANDS.items()):
+                await tree.sync()
+                log.info("registered the slash commands %s", ", ".join(f"/{n}" for n in COMMANDS))
+        except (discord.DiscordException, aiohttp.ClientError, OSError) as exc:
+            log.warning("could not register the slash commands (the text forms still work): %s", exc)
+
+    # -- events ------------------------------------------------------------------------------------------
+
+    def _target(
+        self, channel: discord.abc.Messageable, channel_id: int, reply_to: discord.Message | None
+    ) -> DiscordTarget:
+        return DiscordTarget(
+            channel, limits=self.limits, gate=self.gates.get(str(channel_id)), reply_to=reply_to
+        )
+
+    async def on_message(self, message: discord.Message) -> None:
+        client = self.client
+        if self._closing or client is None or client.user is None:
+            return
+        bot_id = client.user.id
+        if message.author.id == bot_id or message.author.bot:
+            return
+        async with self._order:  # decide in arrival order, so replies are submitted in arrival order
+            seen = seen_from_message(message, bot_id)
+            followups = self.settings.discord_thread_followups
+            answered = might_follow_up(seen, thread_followups=followups) and await self._answered_in(seen)
+            verdict = decide(
+                seen, bot_id=bot_id, access=self.access, thread_followups=followups, answered_here=answered
+            )
+            if verdict is Verdict.IGNORE:
+                return
+            target = self._target(message.channel, seen.channel_id, message)
+            if verdict is Verdict.ANSWER:
+                if seen.in_thread:
+                    self._followed.add(seen.session_id)
+                self.dispatcher.submit(self._incoming(seen, message), target)
+                return
+        self._notice(target, TEXT_ONLY if verdict is Verdict.TEXT_ONLY else REFUSED)
+
+    async def _answered_in(self, seen: Seen) -> bool:
+        if seen.session_id in self._followed:
+            return True
+        return await self.engine.store.count_messages(seen.session_id) > 0
+
+    @staticmethod
+    def _incoming(seen: Seen, message: discord.Message) -> IncomingMessage:
+        return IncomingMessage(
+            session_id=seen.session_id,
+            text=seen.text,
+            user_id=f"discord:{seen.author_id}",
+            platform="discord",
+            extras={"message_id": message.id, "channel_id": seen.channel_id, "guild_id": seen.guild_id},
+        )
+
+    def _notice(self, target: DiscordTarget, text: str) -> None:
+        self.dispatcher.notify(target, text)
+
+    async def on_command(self, interaction: discord.Interaction[discord.Client], command: str) -> None:
+        """Answer a slash command; it defers (and answers in a follow-up) if the engine is busy."""
+        seen = seen_from_interaction(interaction, command)
+        if not self.access.allows(seen):
+            await interaction.response.send_message(REFUSED, ephemeral=True)
+            return
+        ephemeral = command == "/help"  # a reset concerns everyone in the channel
+        message = IncomingMessage(
+            session_id=seen.session_id,
+            text=command,
+            user_id=f"discord:{seen.author_id}",
+            platform="discord",
+        )
+        answer = asyncio.create_task(self.engine.reply_text(message))
+        done, _ = await asyncio.wait({answer}, timeout=self.options.command_answer_wait)
+        try:
+            if done:
+                await interaction.response.send_message(answer.result()[:MAX_CHARS], ephemeral=ephemeral)
+            else:
+                await interaction.response.defer(ephemeral=ephemeral, thinking=True)
+                await interaction.followup.send((await answer)[:MAX_CHARS], ephemeral=ephemeral)
+        except discord.DiscordException as exc:
+            log.warning("%s: could not answer %s: %s", message.session_id, command, exc)
+
+
+def create_runner(settings: Settings, engine: ConversationEngine) -> DiscordRunner:
+    """The runner ``chatbot run --platform discord`` starts."""
+    return DiscordRunner(settings, engine)

@@ -1,0 +1,671 @@
+"""A fake Discord on 127.0.0.1 for the real discord.py client: REST API and gateway websocket.
+
+Point discord.py at it with ``DISCORD_API_BASE_URL=fake.api_url`` and ``DISCORD_GATEWAY_URL=fake.gateway_url``.
+
+Gateway (``/gateway``, JSON text frames): HELLO -> (heartbeat -> ACK) -> IDENTIFY -> READY -> one GUILD_CREATE
+per guild, then whatever the test dispatches (``user_says``, ``slash``), each dispatch with a rising ``s``.
+
+REST (``/api/v10``): the bot user and application, message create/edit keeping each message's current text
+(400 with code 50035 above 2,000 characters), typing, application command overwrite, interaction callbacks
+and follow-ups. Every call is recorded with a timestamp (:attr:`FakeDiscord.calls`); ``rate_limit`` and
+``fail`` script error answers on demand (429s carry ``retry_after`` and a ``Via`` header, as Discord's do).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import itertools
+import json
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+MAX_CHARS = 2000
+
+BOT_ID = 900_000_000_000_000_001
+APP_ID = BOT_ID
+GUILD_ID = 100_000_000_000_000_001
+GENERAL_ID = 200_000_000_000_000_001  # a text channel
+RANDOM_ID = 200_000_000_000_000_002  # another text channel
+THREAD_ID = 200_000_000_000_000_003  # a public thread in #general
+DM_ID = 300_000_000_000_000_001  # Alice's DM channel with the bot
+DM2_ID = 300_000_000_000_000_002  # Bob's DM channel with the bot
+ALICE_ID = 500_000_000_000_000_001
+BOB_ID = 500_000_000_000_000_002
+OTHER_BOT_ID = 500_000_000_000_000_099
+MEMBER_ROLE_ID = 700_000_000_000_000_001
+BOT_ROLE_ID = 700_000_000_000_000_099
+
+ISO_EPOCH = "2024-01-01T00:00:00+00:00"
+
+
+def user_payload(user_id: int, name: str, *, bot: bool = False) -> dict[str, Any]:
+    return {
+        "id": str(user_id),
+        "username": name,
+        "discriminator": "0",
+        "global_name": name.title(),
+        "avatar": None,
+        "bot": bot,
+        "flags": 0,
+        "public_flags": 0,
+    }
+
+
+BOT_USER = user_payload(BOT_ID, "chatbot", bot=True)
+USERS = {
+    ALICE_ID: user_payload(ALICE_ID, "alice"),
+    BOB_ID: user_payload(BOB_ID, "bob"),
+    OTHER_BOT_ID: user_payload(OTHER_BOT_ID, "otherbot", bot=True),
+    BOT_ID: BOT_USER,
+}
+
+
+def _role(role_id: int, name: str, position: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": str(role_id),
+        "name": name,
+        "color": 0,
+        "colors": {"primary_color": 0, "secondary_color": None, "tertiary_color": None},
+        "hoist": False,
+        "position": position,
+        "permissions": "0",
+        "managed": False,
+        "mentionable": True,
+        "flags": 0,
+        **extra,
+    }
+
+
+def _now_iso() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat()
+
+
+def guild_payload() -> dict[str, Any]:
+    """The one server of the fake: #general with a thread, #random, a member role and the bot's role."""
+
+    def channel(channel_id: int, name: str, position: int) -> dict[str, Any]:
+        return {
+            "id": str(channel_id),
+            "type": 0,
+            "name": name,
+            "position": position,
+            "guild_id": str(GUILD_ID),
+            "permission_overwrites": [],
+            "nsfw": False,
+            "parent_id": None,
+            "topic": None,
+            "last_message_id": None,
+            "rate_limit_per_user": 0,
+        }
+
+    thread = {
+        "id": str(THREAD_ID),
+        "type": 11,
+        "name": "a thread",
+        "guild_id": str(GUILD_ID),
+        "parent_id": str(GENERAL_ID),
+        "owner_id": str(ALICE_ID),
+        "message_count": 0,
+        "member_count": 1,
+        "rate_limit_per_user": 0,
+        "thread_metadata": {
+            "archived": False,
+            "auto_archive_duration": 1440,
+            "archive_timestamp": ISO_EPOCH,
+            "locked": False,
+        },
+    }
+    return {
+        "id": str(GUILD_ID),
+        "name": "Test Server",
+        "icon": None,
+        "owner_id": str(ALICE_ID),
+        "unavailable": False,
+        "large": False,
+        "member_count": 3,
+        "features": [],
+        "emojis": [],
+        "stickers": [],
+        "voice_states": [],
+        "presences": [],
+        "stage_instances": [],
+        "guild_scheduled_events": [],
+        "soundboard_sounds": [],
+        "premium_tier": 0,
+        "verification_level": 0,
+        "default_message_notifications": 0,
+        "explicit_content_filter": 0,
+        "mfa_level": 0,
+        "nsfw_level": 0,
+        "system_channel_flags": 0,
+        "preferred_locale": "en-US",
+        "joined_at": ISO_EPOCH,
+        "roles": [
+            _role(GUILD_ID, "@everyone", 0),
+            _role(MEMBER_ROLE_ID, "members", 1),
+            _role(BOT_ROLE_ID, "chatbot", 2, managed=True, tags={"bot_id": str(BOT_ID)}),
+        ],
+        "members": [
+            {
+                "user": BOT_USER,
+                "roles": [str(BOT_ROLE_ID)],
+                "joined_at": ISO_EPOCH,
+                "deaf": False,
+                "mute": False,
+                "flags": 0,
+            }
+        ],
+        "channels": [channel(GENERAL_ID, "general", 0), channel(RANDOM_ID, "random", 1)],
+        "threads": [thread],
+    }
+
+
+CHANNEL_GUILDS: dict[int, int | None] = {
+    GENERAL_ID: GUILD_ID,
+    RANDOM_ID: GUILD_ID,
+    THREAD_ID: GUILD_ID,
+    DM_ID: None,
+    DM2_ID: None,
+}
+
+
+@dataclass
+class Call:
+    """One REST request as the fake saw it."""
+
+    method: str
+    path: str
+    body: Any
+    at: float
+    status: int = 200
+
+
+@dataclass
+class Posted:
+    """A message on the fake, by anyone; ``texts`` holds every version, ``text`` the current one."""
+
+    id: int
+    channel_id: int
+    author_id: int
+    texts: list[str]
+    reference_id: int | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        return self.texts[-1]
+
+
+@dataclass
+class _Failure:
+    method: str
+    path: re.Pattern[str]
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str]
+    times: int
+
+
+class FakeDiscord:
+    """The server and its knobs. ``await start()`` serves on a free loopback port."""
+
+    def __init__(
+        self, *, echo_own_messages: bool = True, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.echo_own_messages = echo_own_messages
+        self.clock = clock  # what ``Call.at`` is measured with (a test's virtual clock, if it has one)
+        self.calls: list[Call] = []
+        self.messages: dict[int, Posted] = {}
+        self.identify: list[dict[str, Any]] = []
+        self.interaction_responses: dict[str, list[dict[str, Any]]] = {}
+        self.commands: dict[str, list[dict[str, Any]]] = {}  # "global" or a guild id -> registered commands
+        self.api_url = ""
+        self.gateway_url = ""
+        self._failures: list[_Failure] = []
+        self._ids = itertools.count(1_000_000_000_000_000_001)
+        self._seq = 0
+        self._sockets: list[web.WebSocketResponse] = []
+        self._identified = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self._routes: list[tuple[str, re.Pattern[str], Callable[..., Awaitable[web.Response]]]] = [
+            ("GET", re.compile(r"/users/@me"), self._me),
+            ("GET", re.compile(r"/oauth2/applications/@me"), self._application),
+            ("POST", re.compile(r"/channels/(?P<channel>\d+)/messages"), self._create_message),
+            (
+                "PATCH",
+                re.compile(r"/channels/(?P<channel>\d+)/messages/(?P<message>\d+)"),
+                self._edit_message,
+            ),
+            ("POST", re.compile(r"/channels/(?P<channel>\d+)/typing"), self._typing),
+            ("GET", re.compile(r"/applications/\d+(/guilds/(?P<guild>\d+))?/commands"), self._get_commands),
+            ("PUT", re.compile(r"/applications/\d+(/guilds/(?P<guild>\d+))?/commands"), self._put_commands),
+            ("POST", re.compile(r"/interactions/\d+/(?P<token>[^/]+)/callback"), self._interaction_callback),
+            ("POST", re.compile(r"/webhooks/\d+/(?P<token>[^/]+)"), self._followup),
+        ]
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/gateway", self._gateway)
+        app.router.add_route("*", "/api/v10/{tail:.*}", self._rest)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.api_url = f"http://127.0.0.1:{port}/api/v10"
+        self.gateway_url = f"ws://127.0.0.1:{port}/gateway"
+
+    async def stop(self) -> None:
+        for ws in list(self._sockets):
+            await ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # -- scripting ---------------------------------------------------------------------------------------
+
+    def rate_limit(self, method: str, path: str, retry_after: float, *, times: int = 1) -> None:
+        """Answer the next ``times`` matching requests with a 429 (``path`` is a regex on the API path)."""
+        body = {"message": "You are being rate limited.", "retry_after": retry_after, "global": False}
+        headers = {
+            "Via": "1.1 google",
+            "Retry-After": str(max(1, round(retry_after))),
+            "X-RateLimit-Scope": "user",
+        }
+        self._failures.append(_Failure(method, re.compile(path), 429, body, headers, times))
+
+    def fail(self, method: str, path: str, status: int, code: int, message: str, *, times: int = 1) -> None:
+        """Answer the next ``times`` matching requests with an error."""
+        self._failures.append(
+            _Failure(method, re.compile(path), status, {"code": code, "message": message}, {}, times)
+        )
+
+    async def user_says(
+        self,
+        text: str,
+        *,
+        channel_id: int = DM_ID,
+        author_id: int = ALICE_ID,
+        mention_bot: bool = False,
+        reply_to: int | None = None,
+        ping_reply: bool = True,
+        attachments: int = 0,
+        roles: Iterable[int] = (),
+        hide_content: bool = False,
+    ) -> int:
+        """Dispatch a MESSAGE_CREATE as if a user wrote ``text``; return the new message's id.
+
+        ``mention_bot`` prefixes the bot's mention; ``reply_to`` makes it a reply (pinging the replied author
+        unless ``ping_reply`` is false); ``hide_content`` sends it empty, as Discord does for guild messages
+        that do not mention the bot when the message content intent is off.
+        """
+        content = f"<@{BOT_ID}> {text}" if mention_bot else text
+        mentions = [BOT_USER] if mention_bot else []
+        referenced: dict[str, Any] | None = None
+        if reply_to is not None:
+            referenced = self.messages[reply_to].payload
+            if ping_reply and referenced["author"] not in mentions:
+                mentions.append(referenced["author"])
+        payload = self._message_payload(
+            next(self._ids),
+            channel_id,
+            USERS[author_id],
+            "" if hide_content else content,
+            mentions=mentions,
+            referenced=referenced,
+            roles=roles,
+        )
+        for index in range(attachments):
+            payload["attachments"].append(
+                {
+                    "id": str(next(self._ids)),
+                    "filename": f"photo{index}.png",
+                    "size": 1234,
+                    "url": f"https://cdn.invalid/photo{index}.png",
+                    "proxy_url": f"https://media.invalid/photo{index}.png",
+                    "content_type": "image/png",
+                }
+            )
+        self._remember(payload)
+        await self.dispatch("MESSAGE_CREATE", payload)
+        return int(payload["id"])
+
+    async def slash(self, name: str, *, channel_id: int = DM_ID, author_id: int = ALICE_ID) -> str:
+        """Dispatch an INTERACTION_CREATE for the slash command ``/name``; return its token."""
+        guild_id = CHANNEL_GUILDS[channel_id]
+        token = f"interaction-token-{next(self._ids)}"
+        payload: dict[str, Any] = {
+            "id": str(next(self._ids)),
+            "application_id": str(APP_ID),
+            "type": 2,
+            "data": {"id": str(next(self._ids)), "name": name, "type": 1},
+            "channel_id": str(channel_id),
+            "token": token,
+            "version": 1,
+            "locale": "en-US",
+            "app_permissions": "0",
+            "entitlements": [],
+            "authorizing_integration_owners": {"0": str(GUILD_ID)} if guild_id else {"1": str(author_id)},
+            "context": 0 if guild_id else 1,
+            "attachment_size_limit": 8 * 1024 * 1024,
+        }
+        if guild_id is None:
+            payload["user"] = USERS[author_id]
+            payload["channel"] = {"id": str(channel_id), "type": 1, "recipients": [USERS[author_id]]}
+        else:
+            payload["guild_id"] = str(guild_id)
+            payload["member"] = {**self._member(()), "user": USERS[author_id], "permissions": "0"}
+            kind = 11 if channel_id == THREAD_ID else 0
+            payload["channel"] = {"id": str(channel_id), "type": kind, "guild_id": str(guild_id)}
+        self.interaction_responses[token] = []
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return token
+
+    async def dispatch(self, event: str, data: dict[str, Any]) -> None:
+        """Send a gateway dispatch to every connected client, with the next sequence number."""
+        await self._identified.wait()
+        self._seq += 1
+        frame = json.dumps({"op": 0, "t": event, "s": self._seq, "d": data})
+        for ws in list(self._sockets):
+            if not ws.closed:
+                await ws.send_str(frame)
+
+    # -- queries -----------------------------------------------------------------------------------------
+
+    def bot_messages(self, channel_id: int) -> list[Posted]:
+        """The bot's messages in a channel, oldest first."""
+        return [m for m in self.messages.values() if m.channel_id == channel_id and m.author_id == BOT_ID]
+
+    def texts(self, channel_id: int) -> list[str]:
+        """The current text of each of the bot's messages in a channel."""
+        return [m.text for m in self.bot_messages(channel_id)]
+
+    def calls_to(self, method: str, pattern: str) -> list[Call]:
+        regex = re.compile(pattern)
+        return [c for c in self.calls if c.method == method and regex.fullmatch(c.path)]
+
+    async def wait_until(self, condition: Callable[[], bool], within: float = 5.0, what: str = "") -> None:
+        """Poll ``condition`` until it holds; fail with ``what`` after ``within`` seconds."""
+        deadline = time.monotonic() + within
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what or condition}")
+            await asyncio.sleep(0.01)
+
+    async def wait_for_reply(self, channel_id: int, count: int = 1, within: float = 5.0) -> list[str]:
+        """Wait until the bot has ``count`` or more finished messages in a channel; return their texts."""
+
+        def finished() -> bool:
+            texts = self.texts(channel_id)
+            return len(texts) >= count and not any(t.endswith(" ▌") for t in texts)
+
+        await self.wait_until(finished, within, f"{count} finished bot message(s) in channel {channel_id}")
+        return self.texts(channel_id)
+
+    # -- gateway -----------------------------------------------------------------------------------------
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self._sockets.append(ws)
+        try:
+            await ws.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": 41250}}))
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    continue
+                frame = json.loads(msg.data)
+                op = frame.get("op")
+                if op == 1:
+                    await ws.send_str(json.dumps({"op": 11}))
+                elif op == 2:
+                    self.identify.append(frame["d"])
+                    await self._hello_ready(ws)
+        finally:
+            self._sockets.remove(ws)
+        return ws
+
+    async def _hello_ready(self, ws: web.WebSocketResponse) -> None:
+        ready = {
+            "v": 10,
+            "user": BOT_USER,
+            "guilds": [{"id": str(GUILD_ID), "unavailable": True}],
+            "session_id": "fake-session",
+            "resume_gateway_url": self.gateway_url,
+            "application": {"id": str(APP_ID), "flags": 0},
+            "private_channels": [],
+            "relationships": [],
+        }
+        for event, data in (("READY", ready), ("GUILD_CREATE", guild_payload())):
+            self._seq += 1
+            await ws.send_str(json.dumps({"op": 0, "t": event, "s": self._seq, "d": data}))
+        self._identified.set()
+
+    # -- REST --------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+        # discord.py parses a body as JSON only when the content type is exactly "application/json".
+        return web.Response(
+            body=json.dumps(data).encode(),
+            status=status,
+            headers={"Content-Type": "application/json", **(headers or {})},
+        )
+
+    async def _rest(self, request: web.Request) -> web.Response:
+        path = "/" + request.match_info["tail"]
+        raw = await request.read()
+        body: Any = json.loads(raw) if raw and request.content_type == "application/json" else None
+        call = Call(request.method, path, body, self.clock())
+        self.calls.append(call)
+        response = self._scripted_failure(request.method, path)
+        if response is None:
+            for method, pattern, handler in self._routes:
+                match = pattern.fullmatch(path)
+                if method == request.method and match:
+                    response = await handler(body, **{k: v for k, v in match.groupdict().items() if v})
+                    break
+            else:
+                response = self._json(
+                    {"code": 0, "message": f"404: Not Found ({request.method} {path})"}, 404
+                )
+        call.status = response.status
+        return response
+
+    def _scripted_failure(self, method: str, path: str) -> web.Response | None:
+        for failure in self._failures:
+            if failure.times > 0 and failure.method == method and failure.path.fullmatch(path):
+                failure.times -= 1
+                return self._json(failure.body, failure.status, failure.headers)
+        return None
+
+    async def _me(self, body: Any) -> web.Response:
+        return self._json(BOT_USER)
+
+    async def _application(self, body: Any) -> web.Response:
+        return self._json(
+            {
+                "id": str(APP_ID),
+                "name": "chatbot",
+                "icon": None,
+                "description": "A test bot",
+                "rpc_origins": [],
+                "bot_public": True,
+                "bot_require_code_grant": False,
+                "owner": USERS[ALICE_ID],
+                "summary": "",
+                "verify_key": "0" * 64,
+                "team": None,
+                "flags": 0,
+                "bot": BOT_USER,
+            }
+        )
+
+    def _too_long(self, content: str) -> web.Response | None:
+        if len(content) <= MAX_CHARS:
+            return None
+        return self._json(
+            {
+                "code": 50035,
+                "message": "Invalid Form Body",
+                "errors": {
+                    "content": {
+                        "_errors": [
+                            {
+                                "code": "BASE_TYPE_MAX_LENGTH",
+                                "message": f"Must be {MAX_CHARS} or fewer in length.",
+                            }
+                        ]
+                    }
+                },
+            },
+            400,
+        )
+
+    async def _create_message(self, body: Any, channel: str) -> web.Response:
+        content = str((body or {}).get("content") or "")
+        too_long = self._too_long(content)
+        if too_long is not None:
+            return too_long
+        reference = (body or {}).get("message_reference") or {}
+        ref_id = reference.get("message_id")
+        referenced = self.messages[int(ref_id)].payload if ref_id and int(ref_id) in self.messages else None
+        payload = self._message_payload(
+            next(self._ids), int(channel), BOT_USER, content, referenced=referenced
+        )
+        self._remember(payload)
+        if self.echo_own_messages:
+            await self.dispatch("MESSAGE_CREATE", payload)
+        return self._json(payload)
+
+    async def _edit_message(self, body: Any, channel: str, message: str) -> web.Response:
+        posted = self.messages.get(int(message))
+        if posted is None or posted.channel_id != int(channel):
+            return self._json({"code": 10008, "message": "Unknown Message"}, 404)
+        if posted.author_id != BOT_ID:
+            return self._json(
+                {"code": 50005, "message": "Cannot edit a message authored by another user"}, 403
+            )
+        content = str((body or {}).get("content") or "")
+        too_long = self._too_long(content)
+        if too_long is not None:
+            return too_long
+        posted.texts.append(content)
+        posted.payload = {**posted.payload, "content": content, "edited_timestamp": _now_iso()}
+        return self._json(posted.payload)
+
+    async def _typing(self, body: Any, channel: str) -> web.Response:
+        return web.Response(status=204)
+
+    async def _get_commands(self, body: Any, guild: str = "global") -> web.Response:
+        return self._json(self.commands.get(guild, []))
+
+    async def _put_commands(self, body: Any, guild: str = "global") -> web.Response:
+        registered = [
+            {
+                "id": str(next(self._ids)),
+                "application_id": str(APP_ID),
+                "version": "1",
+                "type": 1,
+                "options": [],
+                "default_member_permissions": None,
+                "nsfw": False,
+                **command,
+            }
+            for command in body or []
+        ]
+        self.commands[guild] = registered
+        return self._json(registered)
+
+    async def _interaction_callback(self, body: Any, token: str) -> web.Response:
+        self.interaction_responses.setdefault(token, []).append(body)
+        interaction: dict[str, Any] = {"id": str(next(self._ids)), "type": 2}
+        result: dict[str, Any] = {"interaction": interaction}
+        data = (body or {}).get("data") or {}
+        interaction["response_message_ephemeral"] = bool(data.get("flags", 0) & 64)
+        if body and body.get("type") == 4:
+            message = self._message_payload(next(self._ids), 0, BOT_USER, str(data.get("content", "")))
+            interaction["response_message_id"] = message["id"]
+            result["resource"] = {"type": 4, "message": message}
+        elif body and body.get("type") == 5:
+            interaction["response_message_loading"] = True
+            result["resource"] = {"type": 5}
+        return self._json(result)
+
+    async def _followup(self, body: Any, token: str) -> web.Response:
+        self.interaction_responses.setdefault(token, []).append({"followup": True, **(body or {})})
+        return self._json(
+            self._message_payload(next(self._ids), 0, BOT_USER, str((body or {}).get("content", "")))
+        )
+
+    # -- payloads ----------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _member(roles: Iterable[int]) -> dict[str, Any]:
+        return {
+            "roles": [str(r) for r in roles],
+            "joined_at": ISO_EPOCH,
+            "deaf": False,
+            "mute": False,
+            "flags": 0,
+        }
+
+    def _message_payload(
+        self,
+        message_id: int,
+        channel_id: int,
+        author: dict[str, Any],
+        content: str,
+        *,
+        mentions: list[dict[str, Any]] | None = None,
+        referenced: dict[str, Any] | None = None,
+        roles: Iterable[int] = (),
+    ) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "id": str(message_id),
+            "channel_id": str(channel_id),
+            "author": author,
+            "content": content,
+            "timestamp": _now_iso(),
+            "edited_timestamp": None,
+            "tts": False,
+            "mention_everyone": False,
+            "mentions": mentions or [],
+            "mention_roles": [],
+            "attachments": [],
+            "embeds": [],
+            "pinned": False,
+            "type": 0,
+            "flags": 0,
+        }
+        guild_id = CHANNEL_GUILDS.get(channel_id)
+        if guild_id is not None:
+            payload["guild_id"] = str(guild_id)
+            payload["member"] = self._member([BOT_ROLE_ID] if author["id"] == BOT_USER["id"] else roles)
+        if referenced is not None:
+            payload["type"] = 19
+            payload["message_reference"] = {
+                "type": 0,
+                "message_id": referenced["id"],
+                "channel_id": referenced["channel_id"],
+                **({"guild_id": referenced["guild_id"]} if "guild_id" in referenced else {}),
+            }
+            payload["referenced_message"] = referenced
+        return payload
+
+    def _remember(self, payload: dict[str, Any]) -> None:
+        reference = payload.get("message_reference")
+        self.messages[int(payload["id"])] = Posted(
+            id=int(payload["id"]),
+            channel_id=int(payload["channel_id"]),
+            author_id=int(payload["author"]["id"]),
+            texts=[payload["content"]],
+            reference_id=int(reference["message_id"]) if reference else None,
+            payload=payload,
+        )
