@@ -68,6 +68,7 @@ class Settings(BaseSettings):
     json_logs: bool = Field(default=False, alias="CHATBOT_JSON_LOGS")
     review_phrases: str = Field(default="", alias="CHATBOT_REVIEW_PHRASES")
     metrics_port: int | None = Field(default=None, alias="CHATBOT_METRICS_PORT")
+    metrics_host: str = Field(default="127.0.0.1", alias="CHATBOT_METRICS_HOST")
     retention_days: int = Field(default=0, ge=0, alias="CHATBOT_RETENTION_DAYS")
 
     # Knowledge base (retrieval-augmented answers).

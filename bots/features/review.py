@@ -1,0 +1,14 @@
+"""Review triggers: flag conversations for a human to read (see :mod:`core.review`, ``chatbot review``)."""
+
+from __future__ import annotations
+
+from bots.features import FeatureContext
+from core.review import ReviewRepository, ReviewTrigger, parse_phrases
+
+ORDER = 50
+
+
+async def install(ctx: FeatureContext) -> None:
+    repository = await ReviewRepository.open(ctx.settings.db_path)
+    ctx.closers.append(repository.close)
+    ctx.engine.hooks.observers.append(ReviewTrigger(repository, parse_phrases(ctx.settings.review_phrases)))
