@@ -158,13 +158,15 @@ class ConversationEngine:
         prompt_text = view_for_prompt(text, self.bot.max_input_chars)
         user_tokens = self.counter.message_tokens(prompt_text)
         verdict = await self._check_input(message, text)
-        # Stored either way (nothing a user said is lost); a blocked message never joins the model's context.
+        # Stored either way (nothing a user said is lost); a blocked message never joins the model's context,
+        # and a guard may keep a redacted form of it (a pasted credential never reaches the database).
+        stored = verdict.stored_text if verdict is not None and verdict.stored_text is not None else text
         user_id = await self.store.add_message(
-            session, "user", text, user_tokens, user_id=message.user_id, complete=verdict is None
+            session, "user", stored, user_tokens, user_id=message.user_id, complete=verdict is None
         )
         if verdict is not None:
             log.warning("%s: input blocked (%s)", session, verdict.reason)
-            turn = self._record(message, text, verdict.reply, started_wall, verdict.status)
+            turn = self._record(message, stored, verdict.reply, started_wall, verdict.status)
             await self.store.record_turn(turn)
             await self._observe(message, turn)
             yield verdict.reply
@@ -211,6 +213,7 @@ class ConversationEngine:
             if verdict is not None:
                 log.warning("%s: reply withdrawn (%s)", session, verdict.reason)
                 status = verdict.status
+                parts[:] = [verdict.reply]  # store and log what the user saw, never the withdrawn text
                 yield Retraction(verdict.reply)
             elif not "".join(parts).strip():
                 status = "empty"

@@ -28,6 +28,7 @@ class Verdict:
     reply: str
     reason: str
     status: str = "blocked"
+    stored_text: str | None = None  # what to keep of a blocked input instead of its text (e.g. redacted)
 
 
 class Retraction(str):

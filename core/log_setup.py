@@ -12,6 +12,8 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+from core.guardrails import redact_secrets
+
 REDACTED = "[redacted]"
 NOISY_LOGGERS = (
     "httpx",
@@ -33,14 +35,10 @@ class RedactSecrets(logging.Filter):
         self.secrets = sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True)
 
     def redact(self, text: str) -> str:
-        for secret in self.secrets:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
-        return text
+        """Configured secrets and anything shaped like a key or token (``sk-...``, ``xoxb-...``)."""
+        return redact_secrets(text, self.secrets, REDACTED)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self.secrets:
-            return True
         message = record.getMessage()
         redacted = self.redact(message)
         if record.exc_info and not record.exc_text:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import aiosqlite
 
+from core.guardrails import redact_secrets
 from core.incoming import IncomingMessage
 from core.store import TurnRecord
 
@@ -172,7 +173,7 @@ class ReviewRepository:
                 turn.platform,
                 turn.started_at,
                 phrase,
-                turn.user_text,
+                redact_secrets(turn.user_text),
                 time.time() if now is None else now,
             ),
         )

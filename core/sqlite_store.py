@@ -260,6 +260,8 @@ class SQLiteStore:
         return int(row[0]) if row else 0
 
     async def forget_user(self, user_id: str) -> int:
+        if not user_id:  # an empty id would match every assistant reply
+            return 0
         async with self._transaction() as db:
             own_sessions = (
                 "SELECT session_id FROM messages WHERE role = 'user' GROUP BY session_id "

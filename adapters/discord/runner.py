@@ -43,6 +43,7 @@ REFUSED = "Sorry, I'm not set up to answer you here."
 COMMANDS = {
     "reset": "Forget this conversation and start afresh",
     "help": "What this bot does and how to talk to it",
+    "forget": "Delete everything the bot stored about you",
 }
 
 
@@ -103,7 +104,7 @@ class _Endpoints:
 
 
 def command_tree(client: discord.Client, runner: DiscordRunner) -> app_commands.CommandTree[discord.Client]:
-    """``/reset`` and ``/help`` as slash commands, answered by the engine like their plain-text forms."""
+    """``/reset``, ``/help`` and ``/forget`` as slash commands, answered by the engine like their text forms."""
     tree: app_commands.CommandTree[discord.Client] = app_commands.CommandTree(client)
 
     async def reset(interaction: discord.Interaction[discord.Client]) -> None:
@@ -112,7 +113,10 @@ def command_tree(client: discord.Client, runner: DiscordRunner) -> app_commands.
     async def help_(interaction: discord.Interaction[discord.Client]) -> None:
         await runner.on_command(interaction, "/help")
 
-    for name, callback in (("reset", reset), ("help", help_)):
+    async def forget(interaction: discord.Interaction[discord.Client]) -> None:
+        await runner.on_command(interaction, "/forget")
+
+    for name, callback in (("reset", reset), ("help", help_), ("forget", forget)):
         tree.add_command(app_commands.Command(name=name, description=COMMANDS[name], callback=callback))
     return tree
 
@@ -294,7 +298,7 @@ class DiscordRunner:
         if not self.access.allows(seen):
             await interaction.response.send_message(REFUSED, ephemeral=True)
             return
-        ephemeral = command == "/help"  # a reset concerns everyone in the channel
+        ephemeral = command != "/reset"  # a reset concerns everyone in the channel; help and forget only you
         message = IncomingMessage(
             session_id=seen.session_id,
             text=command,

@@ -28,7 +28,7 @@ Event = Mapping[str, Any]
 USER_SUBTYPES = frozenset({"file_share", "thread_broadcast"})
 DM_CHANNEL_TYPES = frozenset({"im"})
 # Slack's client takes "/reset" for a slash command, so "!reset" works as well.
-COMMAND_ALIASES = {"!reset": "/reset", "!help": "/help", "!start": "/start"}
+COMMAND_ALIASES = {"!reset": "/reset", "!help": "/help", "!start": "/start", "!forget": "/forget"}
 
 _USER_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 

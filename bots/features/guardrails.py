@@ -1,0 +1,38 @@
+"""Guardrails: the rules layer on input and output, and the optional model check (core.guardrails).
+
+Per-bot wording, forbidden topics and output rules come from ``bots/data/<bot>/guardrails.json``.
+"""
+
+from __future__ import annotations
+
+from bots.features import FeatureContext
+from core.guardrails import Guardrails, GuardRules, ModelCheck
+
+ORDER = 20
+
+RULES_FILE = "guardrails.json"
+
+
+def load_rules(ctx: FeatureContext) -> GuardRules:
+    """The bot's rules file, or the defaults if it has none."""
+    return GuardRules.from_file(ctx.data_dir / RULES_FILE)
+
+
+async def install(ctx: FeatureContext) -> None:
+    settings, engine = ctx.settings, ctx.engine
+    if not settings.guardrails:
+        return
+    rules = load_rules(ctx)
+    guard = Guardrails(
+        rules,
+        profile=lambda: engine.bot,
+        max_chars=settings.max_message_chars,
+        clock=engine.clock.now,
+        hooks=engine.hooks,
+    )
+    engine.hooks.input_guards.append(guard)
+    engine.hooks.output_guards.append(guard)
+    if settings.guard_model_check:
+        check = ModelCheck(engine.model, rules, profile=lambda: engine.bot, model_name=settings.guard_model)
+        engine.hooks.input_guards.append(check)
+        engine.hooks.output_guards.append(check)

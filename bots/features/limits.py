@@ -1,0 +1,33 @@
+"""Usage limits: messages a minute per user, daily token budgets per user and per bot (core.usage_limits)."""
+
+from __future__ import annotations
+
+import logging
+
+from bots.features import FeatureContext
+from core.sqlite_store import SQLiteStore
+from core.usage_limits import Limits, SQLiteTokenLedger, TokenLedger, UsageLimits
+
+ORDER = 10  # first: a user over their limit costs nothing more, not even a guard model call
+
+log = logging.getLogger(__name__)
+
+
+async def install(ctx: FeatureContext) -> None:
+    settings, engine = ctx.settings, ctx.engine
+    limits = Limits(
+        per_minute=settings.rate_limit_per_minute,
+        user_daily_tokens=settings.user_daily_tokens,
+        bot_daily_tokens=settings.bot_daily_tokens,
+    )
+    if not (limits.per_minute or limits.user_daily_tokens or limits.bot_daily_tokens):
+        return
+    store = engine.store
+    ledger: TokenLedger | None = None
+    if isinstance(store, SQLiteStore):
+        ledger = SQLiteTokenLedger(lambda: store.db)
+    else:
+        log.warning("usage limits: the store is not SQLite; daily budgets count this process's turns only")
+    guard = UsageLimits(limits, ledger, bot=lambda: engine.bot.name, clock=engine.clock.now)
+    engine.hooks.input_guards.append(guard)
+    engine.hooks.observers.append(guard)

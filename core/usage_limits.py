@@ -1,0 +1,241 @@
+"""Usage limits: how often a user may write, and how many tokens a user and a bot may spend a day.
+
+- Rate: at most ``per_minute`` messages from one user in any 60 seconds (a sliding window, in memory).
+- Daily budgets: prompt + completion tokens since 00:00 UTC, per user and per bot, counted from the
+  ``turns`` table the engine already writes. Each total is read from the database once per user (or bot)
+  and day, then kept up to date in memory by :meth:`UsageLimits.on_turn` after every turn, so a check costs
+  no query.
+
+User ids are platform-qualified (``telegram:1001``, ``slack:U123``), so limits hold per account on every
+platform. Over a limit the user is told when they can continue and the model is not called. The local
+terminal user (``console:...``) is the operator at their own machine: no per-user limit applies to them,
+but their tokens count towards the bot's budget.
+
+Totals are per process: several bot processes sharing one database each keep their own running totals
+(each starts from what the database says).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import aiosqlite
+
+from core.hooks import Verdict
+from core.incoming import IncomingMessage
+from core.store import TurnRecord
+
+DAY = 86_400.0
+EXEMPT_PREFIXES = ("console:",)
+
+SLOW_DOWN = "Please slow down: you can send another message in {wait}."
+USER_BUDGET = "You've reached today's limit; you can continue after 00:00 UTC (in {wait})."
+BOT_BUDGET = (
+    "I've reached my usage limit for today, so I can't answer right now; "
+    "I'll be back after 00:00 UTC (in {wait})."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """0 turns a limit off."""
+
+    per_minute: int = 10
+    user_daily_tokens: int = 200_000
+    bot_daily_tokens: int = 5_000_000
+
+
+def utc_day_start(timestamp: float) -> float:
+    """00:00 UTC of the day ``timestamp`` falls in."""
+    return math.floor(timestamp / DAY) * DAY
+
+
+def format_wait(seconds: float) -> str:
+    """``23 s``, ``4 min``, ``3 h 12 min``: rounded up, so the user is never told to come back too early."""
+    seconds = max(1, math.ceil(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = math.ceil(seconds / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+
+class RateWindow:
+    """Sliding-window counter: at most ``limit`` events per ``period`` seconds for each key."""
+
+    def __init__(self, limit: int, period: float = 60.0) -> None:
+        self.limit, self.period = limit, period
+        self._events: dict[str, deque[float]] = {}
+        self._checks = 0
+
+    def wait(self, key: str, now: float) -> float:
+        """Seconds until ``key`` may act again (0: now). A call that returns 0 counts as an event."""
+        self._checks += 1
+        if self._checks % 1024 == 0:
+            self._sweep(now)
+        events = self._events.setdefault(key, deque())
+        while events and events[0] <= now - self.period:
+            events.popleft()
+        if len(events) >= self.limit:
+            return events[0] + self.period - now
+        events.append(now)
+        return 0.0
+
+    def _sweep(self, now: float) -> None:
+        for key in [k for k, v in self._events.items() if not v or v[-1] <= now - self.period]:
+            del self._events[key]
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+
+class TokenLedger(Protocol):
+    """Where spent tokens are read from at the start of a day (the ``turns`` table)."""
+
+    async def user_tokens_since(self, user_id: str, since: float) -> int: ...
+
+    async def bot_tokens_since(self, bot: str, since: float) -> int: ...
+
+
+class SQLiteTokenLedger:
+    """:class:`TokenLedger` over the conversation database's ``turns`` table."""
+
+    def __init__(self, connection: Callable[[], aiosqlite.Connection]) -> None:
+        self._connection = connection
+
+    async def _sum(self, where: str, key: str, since: float) -> int:
+        rows = list(
+            await self._connection().execute_fetchall(
+                "SELECT COALESCE(SUM(prompt_tokens + completion_tokens), 0) FROM turns "
+                f"WHERE {where} = ? AND started_at >= ?",
+                (key, since),
+            )
+        )
+        return int(rows[0][0]) if rows else 0
+
+    async def user_tokens_since(self, user_id: str, since: float) -> int:
+        return await self._sum("user_id", user_id, since)
+
+    async def bot_tokens_since(self, bot: str, since: float) -> int:
+        return await self._sum("bot", bot, since)
+
+
+class _DailyTotals:
+    """Tokens spent today per key, loaded from the ledger on first use and kept current in memory."""
+
+    def __init__(self, load: Callable[[str, float], Awaitable[int]]) -> None:
+        self._load = load
+        self._day = 0.0
+        self._totals: dict[str, int] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def _roll(self, day: float) -> None:
+        if day != self._day:
+            self._day, self._totals, self._locks = day, {}, {}
+
+    async def get(self, key: str, day: float) -> int:
+        self._roll(day)
+        if key not in self._totals:
+            lock = self._locks.setdefault(key, asyncio.Lock())
+            async with lock:
+                if key not in self._totals:
+                    total = await self._load(key, day)
+                    if self._day == day:
+                        self._totals[key] = total
+                        self._locks.pop(key, None)
+                    return total
+        return self._totals[key]
+
+    def add(self, key: str, day: float, tokens: int) -> None:
+        """Count a finished turn; a key not loaded yet will read it from the ledger instead."""
+        self._roll(day)
+        if key in self._totals:
+            self._totals[key] += tokens
+
+
+class UsageLimits:
+    """Input guard (refuses over a limit) and turn observer (keeps the daily totals current).
+
+    ``clock`` is monotonic (the rate window); ``wall`` is epoch seconds (the UTC day). Both are injectable.
+    """
+
+    def __init__(
+        self,
+        limits: Limits,
+        ledger: TokenLedger | None,
+        *,
+        bot: Callable[[], str],
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.limits = limits
+        self.ledger = ledger
+        self.bot = bot
+        self.clock = clock
+        self.wall = wall
+        self.rate = RateWindow(limits.per_minute) if limits.per_minute > 0 else None
+        self._users = _DailyTotals(self._load_user)
+        self._bots = _DailyTotals(self._load_bot)
+
+    async def _load_user(self, user: str, day: float) -> int:
+        return await self.ledger.user_tokens_since(user, day) if self.ledger is not None else 0
+
+    async def _load_bot(self, bot: str, day: float) -> int:
+        return await self.ledger.bot_tokens_since(bot, day) if self.ledger is not None else 0
+
+    @staticmethod
+    def exempt(user: str) -> bool:
+        return user.startswith(EXEMPT_PREFIXES)
+
+    async def check_input(self, message: IncomingMessage, text: str) -> Verdict | None:
+        user = message.user_id or message.session_id
+        now = self.wall()
+        day = utc_day_start(now)
+        until_midnight = day + DAY - now
+        if self.limits.bot_daily_tokens > 0:
+            spent = await self._bots.get(self.bot(), day)
+            if spent >= self.limits.bot_daily_tokens:
+                return Verdict(
+                    BOT_BUDGET.format(wait=format_wait(until_midnight)),
+                    f"bot daily token budget spent ({spent:,} of {self.limits.bot_daily_tokens:,})",
+                    status="limited",
+                )
+        if self.exempt(user):
+            return None
+        if self.limits.user_daily_tokens > 0:
+            spent = await self._users.get(user, day)
+            if spent >= self.limits.user_daily_tokens:
+                return Verdict(
+                    USER_BUDGET.format(wait=format_wait(until_midnight)),
+                    f"user daily token budget spent ({spent:,} of {self.limits.user_daily_tokens:,})",
+                    status="limited",
+                )
+        if self.rate is not None:
+            wait = self.rate.wait(user, self.clock())
+            if wait > 0:
+                return Verdict(
+                    SLOW_DOWN.format(wait=format_wait(wait)),
+                    f"rate limit ({self.limits.per_minute} messages a minute)",
+                    status="limited",
+                )
+        return None
+
+    async def on_turn(self, message: IncomingMessage, turn: TurnRecord) -> None:
+        tokens = turn.prompt_tokens + turn.completion_tokens
+        if tokens <= 0:
+            return
+        day = utc_day_start(self.wall())
+        self._bots.add(turn.bot or self.bot(), day, tokens)
+        self._users.add(turn.user_id or message.user_id or message.session_id, day, tokens)
+
+    async def spent_today(self, user: str) -> int:
+        """Tokens ``user`` has spent since 00:00 UTC (for commands and tests)."""
+        return await self._users.get(user, utc_day_start(self.wall()))

@@ -1,0 +1,153 @@
+"""Privacy: /forget, retention and pasted credentials, over the real engine, store and terminal bot."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.guardrails import redact_secrets
+from core.incoming import IncomingMessage
+from core.sqlite_store import SQLiteStore
+from tests.fakes.openai_server import FakeOpenAI
+from tests.support.engines import engine_for, said
+from tests.test_terminal import run_chatbot
+
+DAY = 86_400
+
+
+def msg(text: str, user: str, session: str) -> IncomingMessage:
+    return IncomingMessage(session_id=session, text=text, user_id=user, platform=user.split(":")[0])
+
+
+def rows(db_path: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(db_path) as db:
+        return db.execute(sql, args).fetchall()
+
+
+def add_feature_table(db_path: Path, notes: list[tuple[str, float]]) -> None:
+    """Another feature's per-user table (like review flags), which /forget and retention must clear too."""
+    with sqlite3.connect(db_path) as db:
+        db.execute("CREATE TABLE IF NOT EXISTS notes (user_id TEXT, created_at REAL, note TEXT)")
+        db.executemany("INSERT INTO notes VALUES (?, ?, 'n')", notes)
+
+
+async def test_forget_deletes_the_users_messages_and_says_what(fake_model: FakeOpenAI, db_path: Path) -> None:
+    ada, bob = "telegram:1", "telegram:2"
+    async with engine_for(fake_model.base_url, db_path) as engine:
+        await engine.reply_text(msg("my order is 4411", ada, "telegram:1"))
+        await engine.reply_text(msg("hello group", ada, "telegram:-50"))
+        await engine.reply_text(msg("hi all", bob, "telegram:-50"))
+        add_feature_table(db_path, [(ada, time.time()), (bob, time.time())])
+        help_text = await engine.reply_text(msg("/help", ada, "telegram:1"))
+        answer = await engine.reply_text(msg("/forget", ada, "telegram:1"))
+        again = await engine.reply_text(msg("/forget", ada, "telegram:1"))
+        await engine.reply_text(msg("what is my order number?", ada, "telegram:1"))
+    assert "/forget: delete everything I've stored about you" in help_text
+    assert answer == (
+        "Done: I deleted everything I had stored about you: 3 messages (yours, and my replies in "
+        "conversations only you took part in), 2 records of our exchanges and 1 other note (such as "
+        "review flags)."
+    )
+    assert again == "I had nothing stored about you, so there was nothing to delete."
+    assert "4411" not in str(fake_model.last_messages())  # the model no longer sees the old conversation
+    remaining = rows(db_path, "SELECT user_id, content FROM messages WHERE user_id != '' ORDER BY id")
+    assert remaining == [(bob, "hi all"), (ada, "what is my order number?")]
+    assert rows(db_path, "SELECT user_id FROM notes") == [(bob,)]
+    assert rows(db_path, "SELECT user_id FROM turns WHERE user_id = ? AND status = 'ok'", bob) == [(bob,)]
+
+
+async def test_forget_without_a_user_id_deletes_nothing(fake_model: FakeOpenAI, db_path: Path) -> None:
+    async with engine_for(fake_model.base_url, db_path) as engine:
+        await engine.reply_text(msg("hello", "telegram:1", "telegram:1"))
+        answer = await engine.reply_text(IncomingMessage(session_id="web:9", text="/forget"))
+    assert answer.startswith("I can't tell who you are on this platform")
+    assert len(rows(db_path, "SELECT id FROM messages")) == 2  # the reply (user_id '') survived too
+
+
+async def test_forget_from_the_terminal(fake_model: FakeOpenAI, tmp_path: Path) -> None:
+    env = {"OPENAI_BASE_URL": fake_model.base_url, "CHATBOT_MODEL": "gpt-4o-mini"}
+    code, out, err = await run_chatbot(["chat"], b"remember 1234\n/forget\n", tmp_path, env)
+    assert code == 0, err
+    assert out.splitlines()[-1].startswith("Done: I deleted everything I had stored about you: 2 messages")
+    assert rows(tmp_path / "data" / "chatbot.db", "SELECT COUNT(*) FROM messages") == [(0,)]
+
+
+async def seed_old_and_new(db_path: Path) -> None:
+    store = SQLiteStore(db_path)
+    await store.open()
+    try:
+        await store.add_message("telegram:1", "user", "old secret plan", 4, user_id="telegram:1")
+        await store.add_message("telegram:1", "assistant", "old answer", 2)
+        await store.add_message("telegram:2", "user", "recent question", 3, user_id="telegram:2")
+    finally:
+        await store.close()
+    with sqlite3.connect(db_path) as db:
+        db.execute("UPDATE messages SET created_at = ? WHERE content LIKE 'old%'", (time.time() - 40 * DAY,))
+    add_feature_table(db_path, [("telegram:1", time.time() - 40 * DAY), ("telegram:2", time.time())])
+
+
+async def wait_for(predicate: Callable[[], bool], within: float = 3.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(0.02)
+    return predicate()
+
+
+async def test_retention_deletes_old_messages_at_start(fake_model: FakeOpenAI, db_path: Path) -> None:
+    await seed_old_and_new(db_path)
+    async with engine_for(fake_model.base_url, db_path, CHATBOT_RETENTION_DAYS=30):
+        assert await wait_for(lambda: len(rows(db_path, "SELECT id FROM messages")) == 1)
+    assert rows(db_path, "SELECT content FROM messages") == [("recent question",)]
+    assert rows(db_path, "SELECT user_id FROM notes") == [("telegram:2",)]
+
+
+async def test_no_retention_by_default(fake_model: FakeOpenAI, db_path: Path) -> None:
+    await seed_old_and_new(db_path)
+    async with engine_for(fake_model.base_url, db_path) as engine:
+        await engine.reply_text(msg("hi", "telegram:3", "telegram:3"))
+    assert len(rows(db_path, "SELECT id FROM messages WHERE content LIKE 'old%'")) == 2
+
+
+async def test_a_pasted_key_never_reaches_the_model(fake_model: FakeOpenAI, db_path: Path) -> None:
+    async with engine_for(fake_model.base_url, db_path, CHATBOT_GUARD_MODEL_CHECK=True) as engine:
+        answer = await engine.reply_text(
+            msg("why does ghp_abcdefghijklmnopqrstuvwxyz0123456789 fail?", "slack:U1", "slack:C1")
+        )
+        after = await engine.reply_text(msg("ok, what now?", "slack:U1", "slack:C1"))
+    assert answer == (
+        "It looks like your message contains an API key, token or private key, so I didn't pass it on. "
+        "Please treat it as exposed: revoke it and create a new one."
+    )
+    assert after == "You said: ok, what now?"
+    assert "ghp_" not in str(fake_model.requests)  # not even to the guard model's classifier
+
+
+def test_redaction_for_logs_and_storage() -> None:
+    text = "key sk-proj-4f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c, token 123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0, pw hunter2hunter2"
+    assert redact_secrets(text, ["hunter2hunter2"]) == "key [redacted], token [redacted], pw [redacted]"
+
+
+async def test_a_pasted_key_never_reaches_the_database_or_the_log(
+    fake_model: FakeOpenAI, db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    key = "sk-proj-" + "A1b2C3d4E5f6G7h8I9j0" * 2
+    async with engine_for(fake_model.base_url, db_path) as engine:
+        reply = await engine.reply_text(
+            said("telegram:5", f"my key is {key} why does it fail?", user="telegram:5")
+        )
+    assert "key" in reply.lower()
+    assert fake_model.chat_requests == []
+    with sqlite3.connect(db_path) as db:
+        stored = " ".join(row[0] for row in db.execute("SELECT content FROM messages"))
+    assert key not in stored and "[redacted]" in stored
+    assert key not in caplog.text
