@@ -36,6 +36,7 @@ from tests.fakes.discord_api import (
     FakeDiscord,
 )
 from tests.fakes.openai_server import FakeOpenAI, Reply
+from tests.support.engines import settings_for
 
 TOKEN = "discord-test-token-0123456789"
 MARKER = " ▌"
@@ -69,22 +70,14 @@ async def fake_discord() -> AsyncIterator[FakeDiscord]:
 
 def discord_settings(fake_model: FakeOpenAI, fake: FakeDiscord, db_path: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
-        "OPENAI_BASE_URL": fake_model.base_url,
-        "OPENAI_API_KEY": "sk-test-secret-key-123456",
-        "CHATBOT_DB": str(db_path),
-        "CHATBOT_MODEL": "gpt-4o-mini",
-        "CHATBOT_MAX_RETRIES": 0,
-        "CHATBOT_REQUEST_TIMEOUT": 10,
-        "CHATBOT_TIKTOKEN_DOWNLOAD": False,
-        "CHATBOT_LOG_FILE": None,
         "DISCORD_BOT_TOKEN": TOKEN,
         "DISCORD_API_BASE_URL": fake.api_url,
         "DISCORD_GATEWAY_URL": fake.gateway_url,
         "DISCORD_EDIT_INTERVAL": 0.05,
         "DISCORD_GUILD_READY_TIMEOUT": 0.02,
+        **overrides,
     }
-    values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return settings_for(fake_model.base_url, db_path, **values)
 
 
 @asynccontextmanager
