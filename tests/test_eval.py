@@ -25,7 +25,7 @@ from core.evaluation import (
 )
 from core.sqlite_store import SQLiteStore
 from tests.fakes.openai_server import FakeOpenAI, Reply
-from tests.test_terminal import run_chatbot
+from tests.support.cli import run_chatbot
 
 CASES: dict[str, Any] = {
     "bot": "orbit",

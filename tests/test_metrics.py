@@ -12,8 +12,8 @@ import pytest
 
 from core.errors import ConfigError
 from tests.fakes.openai_server import FakeOpenAI, Reply
+from tests.support.cli import run_chatbot
 from tests.support.engines import engine_for, said
-from tests.test_terminal import run_chatbot
 
 
 def free_port() -> int:

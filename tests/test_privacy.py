@@ -16,8 +16,8 @@ from core.guardrails import redact_secrets
 from core.incoming import IncomingMessage
 from core.sqlite_store import SQLiteStore
 from tests.fakes.openai_server import FakeOpenAI
+from tests.support.cli import run_chatbot
 from tests.support.engines import engine_for, said
-from tests.test_terminal import run_chatbot
 
 DAY = 86_400
 

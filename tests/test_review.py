@@ -10,8 +10,8 @@ from core.hooks import Verdict
 from core.incoming import IncomingMessage
 from core.review import DEFAULT_REVIEW_PHRASES, find_phrase, parse_phrases
 from tests.fakes.openai_server import FakeOpenAI
+from tests.support.cli import run_chatbot
 from tests.support.engines import engine_for, said
-from tests.test_terminal import run_chatbot
 
 
 def flags(db_path: Path) -> list[tuple[str, str, str, str, int]]:

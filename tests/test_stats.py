@@ -11,7 +11,7 @@ from pathlib import Path
 from bots.commands.stats import bar_chart, percentile
 from core.sqlite_store import SQLiteStore
 from core.store import TurnRecord
-from tests.test_terminal import run_chatbot
+from tests.support.cli import run_chatbot
 
 PRICES = {"gpt-4o-mini": (1.0, 4.0), "gpt-4o": (5.0, 20.0)}  # USD per million tokens, set below
 PRICE_SETTING = "gpt-4o-mini=1/4, gpt-4o=5/20"

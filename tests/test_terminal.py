@@ -2,32 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 import sqlite3
-import sys
 from pathlib import Path
 
 from tests.fakes.openai_server import FakeOpenAI, Reply
-
-CHATBOT = str(Path(sys.executable).with_name("chatbot"))
-
-
-async def run_chatbot(args: list[str], stdin: bytes, cwd: Path, env: dict[str, str]) -> tuple[int, str, str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CHATBOT_"))}
-    full_env.update({"CHATBOT_TIKTOKEN_DOWNLOAD": "0", **env})
-    process = await asyncio.create_subprocess_exec(
-        CHATBOT,
-        *args,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=cwd,
-        env=full_env,
-    )
-    out, err = await asyncio.wait_for(process.communicate(stdin), timeout=60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+from tests.support.cli import run_chatbot
 
 
 async def test_pipe_one_message_per_line(fake_model: FakeOpenAI, tmp_path: Path) -> None:

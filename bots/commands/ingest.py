@@ -1,0 +1,103 @@
+"""``chatbot ingest``: put documents into a bot's knowledge base, or list what it holds.
+
+chatbot ingest --bot orbit bots/data/orbit/docs     # add, update (changed files only), remove deleted
+chatbot ingest --bot orbit --list                   # what is indexed
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import sys
+from pathlib import Path
+
+from bots.registry import BOTS, get_bot
+from core.config import Settings
+from core.knowledge.embeddings import Embedder
+from core.knowledge.ingest import Ingestor, IngestReport
+from core.knowledge.store import KnowledgeStore
+from core.model_client import OpenAIChatModel
+from core.tokens import TokenCounter
+
+NAME = "ingest"
+HELP = "add documents (Markdown, text, HTML, PDF; folders recursively) to a bot's knowledge base"
+CONSOLE_LOG_LEVEL = "WARNING"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bot", help=f"which bot ({', '.join(BOTS)}); default: CHATBOT_BOT or 'default'")
+    parser.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="files or folders to ingest")
+    parser.add_argument("--list", action="store_true", help="list the documents in the knowledge base")
+
+
+async def run(args: argparse.Namespace, settings: Settings) -> int:
+    bot = get_bot(args.bot or settings.bot).name
+    if not args.list and not args.paths:
+        print("error: give files or folders to ingest, or --list", file=sys.stderr)
+        return 2
+    store = KnowledgeStore(settings.db_path)
+    await store.open()
+    try:
+        if args.list:
+            return await list_documents(store, bot)
+        return await ingest(store, bot, args.paths, settings)
+    finally:
+        await store.close()
+
+
+async def list_documents(store: KnowledgeStore, bot: str) -> int:
+    documents = await store.documents(bot)
+    if not documents:
+        print(f"{bot}: the knowledge base is empty. Add documents with: chatbot ingest --bot {bot} PATH...")
+        return 0
+    width = max(len(doc.source) for doc in documents)
+    for doc in documents:
+        when = datetime.datetime.fromtimestamp(doc.ingested_at).strftime("%Y-%m-%d %H:%M")
+        print(f"{doc.source:<{width}}  {doc.chunks:>5} passages  {doc.tokens:>7} tokens  {when}  {doc.path}")
+    passages = sum(doc.chunks for doc in documents)
+    print(f"{bot}: {len(documents)} documents, {passages} passages")
+    return 0
+
+
+async def ingest(store: KnowledgeStore, bot: str, paths: list[Path], settings: Settings) -> int:
+    model = OpenAIChatModel.connect(
+        settings.openai_base_url,
+        settings.api_key(),
+        timeout=settings.request_timeout,
+        max_retries=settings.max_retries,
+    )
+    try:
+        counter = await asyncio.to_thread(
+            TokenCounter, settings.embedding_model, allow_download=settings.tiktoken_download
+        )
+        ingestor = Ingestor(
+            store,
+            Embedder(model.client, settings.embedding_model),
+            counter,
+            chunk_tokens=settings.chunk_tokens,
+            chunk_overlap=settings.chunk_overlap,
+            progress=_print_event,
+        )
+        report = await ingestor.ingest(bot, paths)
+    finally:
+        await model.close()
+    print(summary(bot, report))
+    return 1 if report.failed else 0
+
+
+def _print_event(event: str, name: str, detail: str) -> None:
+    if event == "failed":
+        print(f"failed     {name}: {detail}", flush=True)
+    else:
+        print(f"{event:<10} {name}" + (f" ({detail})" if detail else ""), flush=True)
+
+
+def summary(bot: str, report: IngestReport) -> str:
+    line = (
+        f"{bot}: {len(report.added)} added, {len(report.updated)} updated, "
+        f"{len(report.unchanged)} unchanged, {len(report.removed)} removed, {len(report.failed)} failed"
+    )
+    if report.failed:
+        line += "\nnot ingested: " + ", ".join(name for name, _ in report.failed)
+    return line

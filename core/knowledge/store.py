@@ -1,0 +1,468 @@
+"""The knowledge base in SQLite, in the same file as the conversations, on its own connection.
+
+Tables (created with ``IF NOT EXISTS``; nothing here touches the conversation schema)::
+
+    knowledge_documents  one row per ingested file and bot: path, source name, content hash, recipe
+    knowledge_chunks     the passages: bot, source, section, text, tokens, embedding (float32 BLOB)
+    knowledge_fts        FTS5 index over source, section and text (kept in step by triggers)
+    knowledge_versions   a counter per bot, bumped by every change, so running bots notice an ingest
+
+Vector search is a NumPy scan over a float32 matrix per bot, loaded once and brought up to date
+incrementally when the bot's version changes (chunk ids only grow, so new rows are ``id > last``).
+At 100,000 chunks of 1,536 dimensions the scan is tens of milliseconds; see ``bench/knowledge_bench.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiosqlite
+import numpy as np
+import numpy.typing as npt
+
+from core.knowledge.chunking import Chunk
+from core.knowledge.embeddings import Matrix
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS knowledge_documents (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    bot TEXT NOT NULL,
+    path TEXT NOT NULL,
+    source TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    recipe TEXT NOT NULL,
+    chunks INTEGER NOT NULL,
+    tokens INTEGER NOT NULL,
+    ingested_at REAL NOT NULL,
+    UNIQUE (bot, path)
+);
+CREATE TABLE IF NOT EXISTS knowledge_chunks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    document_id INTEGER NOT NULL REFERENCES knowledge_documents (id) ON DELETE CASCADE,
+    bot TEXT NOT NULL,
+    source TEXT NOT NULL,
+    section TEXT NOT NULL,
+    text TEXT NOT NULL,
+    tokens INTEGER NOT NULL,
+    embedding BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS knowledge_chunks_by_bot ON knowledge_chunks (bot, id);
+CREATE INDEX IF NOT EXISTS knowledge_chunks_by_document ON knowledge_chunks (document_id);
+CREATE VIRTUAL TABLE IF NOT EXISTS knowledge_fts USING fts5 (
+    source, section, text,
+    content = 'knowledge_chunks', content_rowid = 'id',
+    tokenize = 'porter unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER IF NOT EXISTS knowledge_chunks_indexed AFTER INSERT ON knowledge_chunks BEGIN
+    INSERT INTO knowledge_fts (rowid, source, section, text)
+    VALUES (new.id, new.source, new.section, new.text);
+END;
+CREATE TRIGGER IF NOT EXISTS knowledge_chunks_unindexed AFTER DELETE ON knowledge_chunks BEGIN
+    INSERT INTO knowledge_fts (knowledge_fts, rowid, source, section, text)
+    VALUES ('delete', old.id, old.source, old.section, old.text);
+END;
+CREATE TABLE IF NOT EXISTS knowledge_versions (
+    bot TEXT PRIMARY KEY,
+    version INTEGER NOT NULL
+);
+"""
+
+# Column weights for bm25(): a word in a section title counts double, in a file name half.
+BM25_WEIGHTS = "0.5, 2.0, 1.0"
+
+STOPWORDS = frozenset(
+    """a about above after again all am an and any are as at be because been before being below between
+    both but by can could did do does doing down during each few for from further had has have having he
+    her here hers him his how i if in into is it its itself just me more most my no nor not now of off on
+    once only or other our ours out over own same she should so some such than that the their theirs them
+    then there these they this those through to too under until up very was we were what when where which
+    while who whom why will with would you your yours yourself please tell know want need get got let like
+    thanks thank hi hello hey ok okay also really much many""".split()
+)
+_WORD = re.compile(r"\w+", re.UNICODE)
+MAX_QUERY_TERMS = 24
+# A word found in more passages than this is left out of keyword queries: BM25 gives it almost no weight
+# (its IDF is near zero), yet scoring every passage it matches is what makes a large index slow.
+COMMON_SHARE = 0.1
+COMMON_FLOOR = 1000
+
+
+def query_terms(text: str) -> list[str]:
+    """The text's significant words, lower-cased, without stop words or repeats."""
+    terms: list[str] = []
+    for word in _WORD.findall(text.lower()):
+        if len(word) > 1 and word not in STOPWORDS and word not in terms:
+            terms.append(word)
+    return terms[:MAX_QUERY_TERMS]
+
+
+def fts_query(terms: Sequence[str]) -> str:
+    """An FTS5 query matching any of the terms (``"pro" OR "plan"``), or ""."""
+    return " OR ".join(f'"{term}"' for term in terms)
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentInfo:
+    """What the knowledge base knows about one ingested file."""
+
+    path: str
+    source: str
+    content_hash: str
+    recipe: str
+    chunks: int
+    tokens: int
+    ingested_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class StoredChunk:
+    id: int
+    source: str
+    section: str
+    text: str
+    tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewDocument:
+    """A file to (re)write: its identity, its passages and their vectors (one row per passage)."""
+
+    path: str
+    source: str
+    content_hash: str
+    recipe: str
+    chunks: Sequence[Chunk]
+    vectors: Matrix
+
+
+Ids = npt.NDArray[np.int64]
+
+
+class VectorIndex:
+    """One bot's chunk vectors as a matrix, for a brute-force cosine scan."""
+
+    def __init__(self, ids: Ids, matrix: Matrix) -> None:
+        self.ids = ids
+        self.matrix = matrix
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+    @property
+    def dimensions(self) -> int:
+        return int(self.matrix.shape[1]) if self.matrix.ndim == 2 else 0
+
+    def scores(self, queries: Matrix) -> npt.NDArray[np.float32]:
+        """For each chunk, its best cosine similarity to any of the (unit-length) query vectors."""
+        if len(self) == 0:
+            return np.zeros(0, dtype=np.float32)
+        # One matrix-vector product per query: BLAS is much faster at those than at a thin matrix product.
+        best: npt.NDArray[np.float32] = self.matrix @ queries[0]
+        for query in queries[1:]:
+            best = np.maximum(best, self.matrix @ query)
+        return best
+
+    def top(self, queries: Matrix, limit: int) -> list[tuple[int, float]]:
+        """The ``limit`` best chunks as ``(chunk id, cosine)``, best first."""
+        scores = self.scores(queries)
+        if scores.shape[0] == 0:
+            return []
+        limit = min(limit, scores.shape[0])
+        best = np.argpartition(-scores, limit - 1)[:limit]
+        best = best[np.argsort(-scores[best], kind="stable")]
+        return [(int(self.ids[i]), float(scores[i])) for i in best]
+
+    def cosine_of(self, chunk_ids: Sequence[int], queries: Matrix) -> dict[int, float]:
+        """The cosine of particular chunks (keyword hits the vector side did not bring)."""
+        if len(self) == 0 or not chunk_ids:
+            return {}
+        wanted = np.asarray(chunk_ids, dtype=np.int64)
+        rows = np.searchsorted(self.ids, wanted)
+        rows = np.clip(rows, 0, len(self) - 1)
+        found = self.ids[rows] == wanted
+        if not found.any():
+            return {}
+        product = self.matrix[rows[found]] @ queries.T
+        values = product.max(axis=1)
+        return {int(i): float(v) for i, v in zip(wanted[found], values, strict=True)}
+
+
+def _empty_index() -> VectorIndex:
+    return VectorIndex(np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32))
+
+
+class KnowledgeStore:
+    """Documents, passages, their vectors and a keyword index, per bot."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._db: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
+        self._load_lock = asyncio.Lock()
+        self._indexes: dict[str, tuple[int, VectorIndex]] = {}
+        self._document_counts: dict[str, int] = {}  # term -> passages containing it, all bots
+        self._passages = -1  # passages in the keyword index, all bots; -1: not counted yet
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise RuntimeError("knowledge store is not open")
+        return self._db
+
+    async def open(self, *, create: bool = True) -> bool:
+        """Connect; create the tables when ``create``. Return whether the tables exist."""
+        if str(self.path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = await aiosqlite.connect(self.path, isolation_level=None)
+        await self.db.execute("PRAGMA journal_mode=WAL")
+        await self.db.execute("PRAGMA synchronous=NORMAL")
+        await self.db.execute("PRAGMA foreign_keys=ON")
+        await self.db.execute("PRAGMA busy_timeout=5000")
+        if create:
+            async with self._write_lock:
+                await self.db.executescript(f"BEGIN IMMEDIATE;\n{SCHEMA}\nCOMMIT;")
+            return True
+        async with self.db.execute(
+            "SELECT count(*) FROM sqlite_master WHERE name IN ('knowledge_chunks', 'knowledge_fts')"
+        ) as cursor:
+            row = await cursor.fetchone()
+        return bool(row and row[0] == 2)
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+        self._indexes.clear()
+        self._forget_counts()
+
+    def _forget_counts(self) -> None:
+        self._document_counts.clear()
+        self._passages = -1
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._write_lock:
+            await self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                await self.db.execute("ROLLBACK")
+                raise
+            await self.db.execute("COMMIT")
+
+    # Documents -----------------------------------------------------------------------------------------
+
+    async def documents(self, bot: str) -> list[DocumentInfo]:
+        """The bot's ingested files, by source name."""
+        async with self.db.execute(
+            "SELECT path, source, content_hash, recipe, chunks, tokens, ingested_at "
+            "FROM knowledge_documents WHERE bot = ? ORDER BY source, path",
+            (bot,),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [DocumentInfo(str(r[0]), str(r[1]), str(r[2]), str(r[3]), r[4], r[5], r[6]) for r in rows]
+
+    async def chunk_count(self, bot: str) -> int:
+        async with self.db.execute("SELECT count(*) FROM knowledge_chunks WHERE bot = ?", (bot,)) as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    async def write_documents(self, bot: str, documents: Iterable[NewDocument]) -> None:
+        """Add or replace documents (their old passages go) in one transaction."""
+        now = time.time()
+        async with self._transaction() as db:
+            for doc in documents:
+                await db.execute(
+                    "DELETE FROM knowledge_documents WHERE bot = ? AND path = ?", (bot, doc.path)
+                )
+                cursor = await db.execute(
+                    "INSERT INTO knowledge_documents "
+                    "(bot, path, source, content_hash, recipe, chunks, tokens, ingested_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        bot,
+                        doc.path,
+                        doc.source,
+                        doc.content_hash,
+                        doc.recipe,
+                        len(doc.chunks),
+                        sum(c.tokens for c in doc.chunks),
+                        now,
+                    ),
+                )
+                document_id = cursor.lastrowid
+                vectors = np.ascontiguousarray(doc.vectors, dtype="<f4")
+                await db.executemany(
+                    "INSERT INTO knowledge_chunks "
+                    "(document_id, bot, source, section, text, tokens, embedding) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (document_id, bot, c.source, c.section, c.text, c.tokens, vectors[i].tobytes())
+                        for i, c in enumerate(doc.chunks)
+                    ],
+                )
+            await self._bump(db, bot)
+
+    async def remove_documents(self, bot: str, paths: Iterable[str]) -> int:
+        """Forget documents and their passages; return how many went."""
+        removed = 0
+        async with self._transaction() as db:
+            for path in paths:
+                cursor = await db.execute(
+                    "DELETE FROM knowledge_documents WHERE bot = ? AND path = ?", (bot, path)
+                )
+                removed += max(0, cursor.rowcount)
+            if removed:
+                await self._bump(db, bot)
+        return removed
+
+    @staticmethod
+    async def _bump(db: aiosqlite.Connection, bot: str) -> None:
+        await db.execute(
+            "INSERT INTO knowledge_versions (bot, version) VALUES (?, 1) "
+            "ON CONFLICT (bot) DO UPDATE SET version = version + 1",
+            (bot,),
+        )
+
+    async def version(self, bot: str) -> int:
+        async with self.db.execute("SELECT version FROM knowledge_versions WHERE bot = ?", (bot,)) as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    # Search --------------------------------------------------------------------------------------------
+
+    async def vectors(self, bot: str) -> VectorIndex:
+        """The bot's vector index, brought up to date if anything was ingested since it was loaded."""
+        version = await self.version(bot)
+        cached = self._indexes.get(bot)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        async with self._load_lock:
+            cached = self._indexes.get(bot)
+            if cached is not None and cached[0] == version:
+                return cached[1]
+            self._forget_counts()
+            async with self._write_lock:  # one read snapshot for the ids and the vectors
+                await self.db.execute("BEGIN")
+                try:
+                    index = await self._refresh(bot, cached[1] if cached else _empty_index())
+                finally:
+                    await self.db.execute("COMMIT")
+            self._indexes[bot] = (version, index)
+            return index
+
+    async def _refresh(self, bot: str, old: VectorIndex) -> VectorIndex:
+        """``old`` without the chunks deleted since, plus the ones added (ids above its last)."""
+        started = time.perf_counter()
+        async with self.db.execute(
+            "SELECT id FROM knowledge_chunks WHERE bot = ? ORDER BY id", (bot,)
+        ) as cursor:
+            current = np.fromiter((row[0] for row in await cursor.fetchall()), dtype=np.int64)
+        keep = np.isin(old.ids, current, assume_unique=True)
+        kept = bool(keep.any())
+        last = int(old.ids[-1]) if len(old) else 0
+        expected = int((current > last).sum())
+        width = old.dimensions if kept else await self._newest_width(bot)
+        new = np.empty((expected, width), dtype=np.float32)
+        new_ids = np.empty(expected, dtype=np.int64)
+        filled = skipped = 0
+        async with self.db.execute(
+            "SELECT id, embedding FROM knowledge_chunks WHERE bot = ? AND id > ? ORDER BY id", (bot, last)
+        ) as cursor:
+            while rows := await cursor.fetchmany(4096):
+                for chunk_id, blob in rows:
+                    if len(blob) != width * 4 or filled >= expected:
+                        skipped += 1
+                        continue
+                    new[filled] = np.frombuffer(blob, dtype="<f4")
+                    new_ids[filled] = chunk_id
+                    filled += 1
+        if skipped:
+            log.warning(
+                "%s: %d passages were embedded by another model (their vector size differs), so only "
+                "keywords find them; re-ingest their files",
+                bot,
+                skipped,
+            )
+        ids = np.concatenate([old.ids[keep], new_ids[:filled]])
+        matrix = np.concatenate([old.matrix[keep], new[:filled]]) if kept else new[:filled]
+        log.info(
+            "%s: knowledge vectors loaded (%d passages, %d new, %.0f ms)",
+            bot,
+            len(ids),
+            filled,
+            (time.perf_counter() - started) * 1000,
+        )
+        return VectorIndex(ids, np.ascontiguousarray(matrix))
+
+    async def _newest_width(self, bot: str) -> int:
+        """The vector size of the most recent ingest: the model that decides when sizes differ."""
+        async with self.db.execute(
+            "SELECT length(embedding) FROM knowledge_chunks WHERE bot = ? ORDER BY id DESC LIMIT 1", (bot,)
+        ) as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) // 4 if row else 0
+
+    async def keyword_search(self, bot: str, text: str, limit: int) -> list[tuple[int, float]]:
+        """Passages matching the text's significant words, best first, as ``(chunk id, BM25 > 0)``.
+
+        Words found in over a tenth of a large index are left out (see ``COMMON_SHARE``)."""
+        query = fts_query(await self._distinctive(query_terms(text)))
+        if not query:
+            return []
+        sql = (
+            f"SELECT c.id, -bm25(knowledge_fts, {BM25_WEIGHTS}) AS score "
+            "FROM knowledge_fts JOIN knowledge_chunks AS c ON c.id = knowledge_fts.rowid "
+            "WHERE knowledge_fts MATCH ? AND c.bot = ? ORDER BY score DESC LIMIT ?"
+        )
+        try:
+            async with self.db.execute(sql, (query, bot, limit)) as cursor:
+                rows = await cursor.fetchall()
+        except aiosqlite.OperationalError as exc:  # a query FTS5 cannot parse: no keyword hits
+            log.warning("keyword search failed for %r: %s", query, exc)
+            return []
+        return [(int(r[0]), float(r[1])) for r in rows]
+
+    async def _distinctive(self, terms: list[str]) -> list[str]:
+        """The terms that are not in too many passages (counts cached until the next ingest)."""
+        if not terms:
+            return []
+        if self._passages < 0:
+            async with self.db.execute("SELECT count(*) FROM knowledge_chunks") as cursor:
+                row = await cursor.fetchone()
+            self._passages = int(row[0]) if row else 0
+        limit = max(COMMON_FLOOR, COMMON_SHARE * self._passages)
+        if self._passages <= limit:
+            return terms  # a small index: every word may count, and it costs nothing
+        for term in terms:
+            if term not in self._document_counts:
+                count = 0
+                try:
+                    async with self.db.execute(
+                        "SELECT count(*) FROM knowledge_fts WHERE knowledge_fts MATCH ?", (fts_query([term]),)
+                    ) as cursor:
+                        found = await cursor.fetchone()
+                    count = int(found[0]) if found else 0
+                except aiosqlite.OperationalError:
+                    pass
+                self._document_counts[term] = count
+        return [term for term in terms if self._document_counts[term] <= limit]
+
+    async def chunks(self, chunk_ids: Sequence[int]) -> dict[int, StoredChunk]:
+        if not chunk_ids:
+            return {}
+        marks = ",".join("?" * len(chunk_ids))
+        async with self.db.execute(
+            f"SELECT id, source, section, text, tokens FROM knowledge_chunks WHERE id IN ({marks})",
+            list(chunk_ids),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return {int(r[0]): StoredChunk(int(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4])) for r in rows}
