@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from core.bot_profile import BotProfile
+from core.errors import PlatformError
 from core.model_client import ChatMessage, ChatModel
 from core.sqlite_store import SQLiteStore
 from core.streaming import ReplyTarget
@@ -41,8 +42,12 @@ class NaiveBot:
         return "".join([d async for d in self.reply(session, text)])
 
 
-async def naive_stream(chunks: AsyncIterator[str], target: ReplyTarget) -> int:
-    """Edit on every delta, as the article's streaming example prints every chunk. Returns calls made."""
+async def naive_stream(chunks: AsyncIterator[str], target: ReplyTarget, *, keep_going: bool = False) -> int:
+    """Edit on every delta, as the article's streaming example prints every chunk. Returns calls made.
+
+    With ``keep_going`` a refused call (a rate limit, any platform error) is ignored and the loop goes on
+    with the next delta, like a bot that logs errors and carries on; refused calls are counted too.
+    """
     text = ""
     ref: object | None = None
     calls = 0
@@ -50,9 +55,13 @@ async def naive_stream(chunks: AsyncIterator[str], target: ReplyTarget) -> int:
         text += chunk
         if not text.strip():
             continue
-        if ref is None:
-            ref = await target.send(text[: target.limits.max_chars], final=False)
-        else:
-            await target.edit(ref, text[: target.limits.max_chars], final=False)
+        try:
+            if ref is None:
+                ref = await target.send(text[: target.limits.max_chars], final=False)
+            else:
+                await target.edit(ref, text[: target.limits.max_chars], final=False)
+        except PlatformError:
+            if not keep_going:
+                raise
         calls += 1
     return calls

@@ -10,18 +10,31 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from typing import Protocol
 
 from core.clock import Clock
+
+
+class Gate(Protocol):
+    """What the streaming engine asks of a shared limit."""
+
+    def try_acquire(self) -> bool: ...
+
+    def delay(self) -> float: ...
+
+    async def acquire(self) -> None: ...
 
 
 class RateGate:
     """At most ``rate`` operations in any window of ``per`` seconds."""
 
-    def __init__(self, rate: int, per: float, clock: Clock, *, reserve: float = 0.2) -> None:
+    def __init__(
+        self, rate: int, per: float, clock: Clock, *, reserve: float = 0.2, margin: float = 0.05
+    ) -> None:
         if rate < 1 or per <= 0:
             raise ValueError("rate must be at least 1 and per positive")
         self.rate = rate
-        self.per = per
+        self.per = per + margin  # the platform counts a call when it arrives, a little after we send it
         self._clock = clock
         self._reserve = min(rate - 1, math.ceil(rate * reserve)) if rate > 1 else 0
         self._stamps: deque[float] = deque()
@@ -52,6 +65,25 @@ class RateGate:
         while self._used() >= self.rate:
             await self._clock.sleep(max(1e-3, self._stamps[0] + self.per - self._clock.now()))
         self._stamps.append(self._clock.now())
+
+
+class AllGates:
+    """Several limits at once (a chat's own pace and its group's): a call passes when every gate lets it."""
+
+    def __init__(self, *gates: RateGate) -> None:
+        self.gates = gates
+
+    def try_acquire(self) -> bool:
+        if any(gate.delay() > 0 for gate in self.gates):
+            return False
+        return all(gate.try_acquire() for gate in self.gates)
+
+    def delay(self) -> float:
+        return max(gate.delay() for gate in self.gates)
+
+    async def acquire(self) -> None:
+        for gate in self.gates:
+            await gate.acquire()
 
 
 class RateGates:

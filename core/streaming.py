@@ -26,7 +26,7 @@ from typing import Protocol
 from core.clock import Clock
 from core.errors import RateLimited
 from core.hooks import Retraction
-from core.pacing import RateGate
+from core.pacing import Gate
 from core.splitting import Measure, split_text
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ class ReplyTarget(Protocol):
     def limits(self) -> PlatformLimits: ...
 
     @property
-    def gate(self) -> RateGate | None: ...
+    def gate(self) -> Gate | None: ...
 
     async def send(self, text: str, *, final: bool) -> object: ...
 
@@ -242,6 +242,7 @@ class _Streamer:
             if not tail:
                 return
             self._next_message(tail)
+            self.last_change = -1e18  # the interval is per message: a continuation is sent at once
             text = tail
 
     async def _withdraw_earlier(self) -> None:

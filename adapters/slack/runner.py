@@ -101,6 +101,17 @@ class SlackRunner:
     async def start(self) -> None:
         identity = await _checked("SLACK_BOT_TOKEN", self.client.auth_test())
         log.info("slack: signed in as %s in %s", identity.get("user"), identity.get("team"))
+        # From here on one connection pool for every Web API call (slack_sdk opens a session per call
+        # otherwise: a TLS handshake on every post and update); bolt's per-request clients share it too.
+        self.client.session = aiohttp.ClientSession()
+        try:
+            await self._listen()
+        except BaseException:
+            await self.client.session.close()
+            raise
+
+    async def _listen(self) -> None:
+        """Socket Mode when an app token is set, else the HTTP events endpoint."""
         if self.socket_mode:
             assert self.settings.slack_app_token is not None
             app_token = self.settings.slack_app_token.get_secret_value()
@@ -128,6 +139,8 @@ class SlackRunner:
             await self._web.cleanup()
             self._web = None
         await self.dispatcher.drain()
+        if self.client.session is not None and not self.client.session.closed:
+            await self.client.session.close()
 
     async def handle_http(self, request: web.Request) -> web.Response:
         """bolt's aiohttp adapter: signature check, url_verification, ack, then our listeners."""

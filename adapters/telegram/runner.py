@@ -28,7 +28,7 @@ from core.config import Settings, id_list
 from core.conversation import ConversationEngine
 from core.errors import ConfigError
 from core.incoming import IncomingMessage
-from core.pacing import RateGates
+from core.pacing import AllGates, Gate, RateGates
 from core.splitting import utf16_len
 from core.streaming import PlatformLimits
 
@@ -97,6 +97,8 @@ class TelegramRunner:
         self.clock = SystemClock()
         self.dispatcher = ReplyDispatcher(engine, self.clock)
         self._gates = RateGates(self.tuning.group_rate, self.tuning.group_per, self.clock)
+        # about one message or edit a second in any chat, whatever number of replies stream into it
+        self._chat_gates = RateGates(1, self.tuning.private_edit_interval, self.clock)
         self.app: AnyApplication | None = None
         self.me: BotIdentity | None = None
 
@@ -245,8 +247,12 @@ class TelegramRunner:
             limits=self.limits_for(found),
             thread_id=found.thread_id,
             reply_to=found.reply_to,
-            gate=self._gates.get(str(found.chat_id)) if found.in_group else None,
+            gate=self.gate_for(found),
         )
+
+    def gate_for(self, found: Route) -> Gate:
+        chat = self._chat_gates.get(str(found.chat_id))
+        return AllGates(chat, self._gates.get(str(found.chat_id))) if found.in_group else chat
 
     def _notify(self, target: TelegramTarget, text: str) -> None:
         self.dispatcher.notify(target, text)

@@ -25,7 +25,7 @@ from telegram.error import BadRequest, RetryAfter, TelegramError
 
 from adapters.telegram.formatting import render_final
 from core.errors import MessageTooLong, PlatformError, RateLimited
-from core.pacing import RateGate
+from core.pacing import Gate
 from core.streaming import PlatformLimits
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ class TelegramTarget:
         limits: PlatformLimits,
         thread_id: int | None = None,
         reply_to: int | None = None,
-        gate: RateGate | None = None,
+        gate: Gate | None = None,
     ) -> None:
         self._bot = bot
         self.chat_id = chat_id
@@ -101,7 +101,7 @@ class TelegramTarget:
         return self._limits
 
     @property
-    def gate(self) -> RateGate | None:
+    def gate(self) -> Gate | None:
         return self._gate
 
     async def send(self, text: str, *, final: bool) -> SentMessage:

@@ -9,6 +9,11 @@ REST (``/api/v10``): the bot user and application, message create/edit keeping e
 (400 with code 50035 above 2,000 characters), typing, application command overwrite, interaction callbacks
 and follow-ups. Every call is recorded with a timestamp (:attr:`FakeDiscord.calls`); ``rate_limit`` and
 ``fail`` script error answers on demand (429s carry ``retry_after`` and a ``Via`` header, as Discord's do).
+
+Opt-in (``enforce_pace=True``, off by default): Discord's observed pace of about 5 message creates and edits
+per 5 seconds per channel (../shared/PLATFORMS.md). A create or edit that comes too fast is answered 429
+with ``retry_after`` (and ``Via``, so discord.py takes it for a rate limit: it sleeps and retries by itself)
+and is not carried out. No ``X-RateLimit-*`` headers are sent, so discord.py never paces pre-emptively.
 """
 
 from __future__ import annotations
@@ -17,8 +22,10 @@ import asyncio
 import datetime
 import itertools
 import json
+import math
 import re
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -166,6 +173,8 @@ def guild_payload() -> dict[str, Any]:
     }
 
 
+_MESSAGE_PATH = re.compile(r"/channels/(\d+)/messages(/\d+)?")  # create (POST) or edit (PATCH)
+
 CHANNEL_GUILDS: dict[int, int | None] = {
     GENERAL_ID: GUILD_ID,
     RANDOM_ID: GUILD_ID,
@@ -216,10 +225,20 @@ class FakeDiscord:
     """The server and its knobs. ``await start()`` serves on a free loopback port."""
 
     def __init__(
-        self, *, echo_own_messages: bool = True, clock: Callable[[], float] = time.monotonic
+        self,
+        *,
+        echo_own_messages: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+        enforce_pace: bool = False,
+        channel_pace: tuple[int, float] = (5, 5.0),
     ) -> None:
         self.echo_own_messages = echo_own_messages
         self.clock = clock  # what ``Call.at`` is measured with (a test's virtual clock, if it has one)
+        # Answer 429 when message creates and edits in a channel come faster than ``channel_pace``
+        # (count, seconds); off by default, where tests script their 429s with ``rate_limit``.
+        self.enforce_pace = enforce_pace
+        self.channel_pace = channel_pace
+        self._paced: dict[str, deque[float]] = {}
         self.calls: list[Call] = []
         self.messages: dict[int, Posted] = {}
         self.identify: list[dict[str, Any]] = []
@@ -466,6 +485,8 @@ class FakeDiscord:
         self.calls.append(call)
         response = self._scripted_failure(request.method, path)
         if response is None:
+            response = self._pace(request.method, path, call.at)
+        if response is None:
             for method, pattern, handler in self._routes:
                 match = pattern.fullmatch(path)
                 if method == request.method and match:
@@ -484,6 +505,31 @@ class FakeDiscord:
                 failure.times -= 1
                 return self._json(failure.body, failure.status, failure.headers)
         return None
+
+    def _pace(self, method: str, path: str, at: float) -> web.Response | None:
+        """With ``enforce_pace``: a 429 for a message create or edit that comes too fast, else count it."""
+        match = _MESSAGE_PATH.fullmatch(path)
+        if not self.enforce_pace or match is None or method != ("PATCH" if match.group(2) else "POST"):
+            return None
+        rate, per = self.channel_pace
+        stamps = self._paced.setdefault(match.group(1), deque())
+        while stamps and stamps[0] <= at - per:
+            stamps.popleft()
+        if len(stamps) >= rate:
+            wait = math.ceil((stamps[-rate] + per - at) * 1000) / 1000
+            body = {"message": "You are being rate limited.", "retry_after": wait, "global": False}
+            headers = {
+                "Via": "1.1 google",
+                "Retry-After": str(max(1, math.ceil(wait))),
+                "X-RateLimit-Scope": "user",
+            }
+            return self._json(body, 429, headers)
+        stamps.append(at)
+        return None
+
+    def rate_limited(self) -> list[Call]:
+        """Calls answered 429 (pace enforcement or :meth:`rate_limit`)."""
+        return [call for call in self.calls if call.status == 429]
 
     async def _me(self, body: Any) -> web.Response:
         return self._json(BOT_USER)

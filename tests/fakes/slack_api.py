@@ -5,6 +5,11 @@ Web API (``POST /api/<method>``, JSON or form bodies, like slack_sdk sends them)
 (and every text it had), answers ``msg_too_long`` above 40,000 characters like Slack, answers HTTP 429
 with ``Retry-After`` on demand (:meth:`FakeSlack.rate_limit`), and records every call with its time.
 
+Opt-in (``enforce_pace=True``, off by default): Slack's pace, as ../shared/PLATFORMS.md gives it.
+``chat.update`` is Tier 3, about 50 a minute for the workspace (this fake is one workspace);
+``chat.postMessage`` about one a second per channel. A call that comes too fast is answered HTTP 429
+``ratelimited`` with ``Retry-After`` (whole seconds) and is not carried out.
+
 Events: :meth:`FakeSlack.post_event` signs an Events API envelope the way Slack does and POSTs it to the
 app; with ``echo=True`` the fake also sends the app its own messages back (``message`` with ``bot_id``
 after a post, ``message_changed`` after an update), as Slack does. In Socket Mode the same envelopes go
@@ -18,7 +23,9 @@ import hashlib
 import hmac
 import itertools
 import json
+import math
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +39,14 @@ APP_TOKEN = "xapp-fake-app-token-0123456789"
 TEAM = "T0TEAM"
 BOT_USER = "U0BOT"
 BOT_ID = "B0BOT"
+
+
+@dataclass(frozen=True)
+class Pace:
+    """At most ``rate`` calls in any window of ``per`` seconds."""
+
+    rate: int
+    per: float
 
 
 @dataclass
@@ -124,11 +139,16 @@ class FakeSlack:
     app_token: str = APP_TOKEN
     echo: bool = False
     app_url: str | None = None  # where HTTP-mode events go: http://127.0.0.1:<port>/slack/events
+    # Answer 429 + Retry-After when chat calls come faster than Slack allows (off: tests script 429s).
+    enforce_pace: bool = False
+    update_pace: Pace = Pace(50, 60.0)  # chat.update, for the whole workspace
+    post_pace: Pace = Pace(1, 1.0)  # chat.postMessage, per channel
     calls: list[Call] = field(default_factory=list)
     messages: list[Message] = field(default_factory=list)
     acks: list[dict[str, Any]] = field(default_factory=list)
     base_url: str = ""
     _limits: dict[str, list[float]] = field(default_factory=dict)
+    _paced: dict[str, deque[float]] = field(default_factory=dict)
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _event_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _runner: web.AppRunner | None = None
@@ -191,8 +211,8 @@ class FakeSlack:
         if token != (self.app_token if method == "apps.connections.open" else self.bot_token):
             return self._fail(call, "invalid_auth")
         pending = self._limits.get(method)
-        if pending:
-            retry_after = pending.pop(0)
+        retry_after = pending.pop(0) if pending else self._pace(method, params)
+        if retry_after is not None:
             call.status, call.error = 429, "ratelimited"
             return web.json_response(
                 {"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": f"{retry_after:g}"}
@@ -206,6 +226,27 @@ class FakeSlack:
         if handler is None:
             return self._fail(call, "unknown_method")
         return handler(call, params)
+
+    def _pace(self, method: str, params: dict[str, Any]) -> float | None:
+        """With ``enforce_pace``: the Retry-After for a chat call that comes too fast, else count it."""
+        if not self.enforce_pace or method not in ("chat.update", "chat.postMessage"):
+            return None
+        if method == "chat.update":
+            key, pace = method, self.update_pace
+        else:
+            key, pace = f"{method}:{params.get('channel')}", self.post_pace
+        now = time.monotonic()
+        stamps = self._paced.setdefault(key, deque())
+        while stamps and stamps[0] <= now - pace.per:
+            stamps.popleft()
+        if len(stamps) >= pace.rate:
+            return max(1, math.ceil(stamps[-pace.rate] + pace.per - now))
+        stamps.append(now)
+        return None
+
+    def rate_limited(self) -> list[Call]:
+        """Calls answered HTTP 429 (pace enforcement or :meth:`rate_limit`)."""
+        return [call for call in self.calls if call.status == 429]
 
     @staticmethod
     def _fail(call: Call, error: str) -> web.Response:

@@ -11,6 +11,11 @@ is not modified" on an edit to the same content, "can't parse entities" on malfo
 edit not found", getUpdates refused while a webhook is set. What tests can script: errors on the next calls
 of a method (429 with ``retry_after``, any 400), refusing every formatted text (``reject_markup``).
 
+Opt-in (``enforce_pace=True``, off by default): Telegram's sending pace, as ../shared/PLATFORMS.md gives it.
+sendMessage and editMessageText share it: at most one a second per chat, 20 a minute per group, 30 a
+second overall. A call that comes too fast is answered 429 "Too Many Requests" with ``retry_after`` (whole
+seconds, as Telegram sends it) and is not carried out.
+
 Tests inject users' messages (:meth:`FakeTelegram.user_message`), which get entities like a Telegram
 client would add them (``/command`` and ``@mention``, offsets in UTF-16 units), read what users see
 (:meth:`FakeTelegram.bot_messages`), and check every call with its arrival time (:attr:`FakeTelegram.calls`).
@@ -20,8 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -38,6 +45,7 @@ ALLOWED_TAGS = frozenset(
 )
 _MENTION = re.compile(r"(?<![\w@])@[A-Za-z][A-Za-z0-9_]{3,31}\b")
 _COMMAND = re.compile(r"^/[A-Za-z0-9_]{1,32}(?:@[A-Za-z][A-Za-z0-9_]{3,31})?")
+PACED_METHODS = frozenset({"sendMessage", "editMessageText"})
 NOT_MODIFIED = (
     "Bad Request: message is not modified: specified new message content and reply markup are exactly the "
     "same as a current content and reply markup of the message"
@@ -72,6 +80,14 @@ class Fault:
     times: int = 1
 
 
+@dataclass(frozen=True)
+class Pace:
+    """At most ``rate`` calls in any window of ``per`` seconds."""
+
+    rate: int
+    per: float
+
+
 @dataclass
 class ApiCall:
     """One request as the fake received it: ``at`` is ``time.monotonic()`` on arrival."""
@@ -81,6 +97,7 @@ class ApiCall:
     at: float
     ok: bool = True
     error: str = ""
+    status: int = 200
 
 
 @dataclass
@@ -157,6 +174,11 @@ class FakeTelegram:
     token: str = "123456:TEST-fake-token-abcdef"
     username: str = "test_bot"
     reject_markup: bool = False
+    # Answer 429 + retry_after when sends and edits come faster than Telegram allows (off: tests script 429s).
+    enforce_pace: bool = False
+    chat_pace: tuple[Pace, ...] = (Pace(1, 1.0),)  # every chat
+    group_pace: tuple[Pace, ...] = (Pace(20, 60.0),)  # groups, on top of chat_pace
+    global_pace: tuple[Pace, ...] = (Pace(30, 1.0),)  # the bot as a whole
     calls: list[ApiCall] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     messages: dict[int, list[StoredMessage]] = field(default_factory=dict)
@@ -171,6 +193,7 @@ class FakeTelegram:
     _runner: web.AppRunner | None = None
     _arrived: asyncio.Event | None = None
     _closing: asyncio.Event | None = None
+    _paced: dict[tuple[object, ...], deque[float]] = field(default_factory=dict)
 
     @property
     def bot_id(self) -> int:
@@ -221,9 +244,10 @@ class FakeTelegram:
             if request.match_info["token"] != self.token:
                 raise ApiError(401, "Unauthorized")
             self._scripted(method, params)
+            self._pace(method, params)
             result = await self._dispatch(method, params)
         except ApiError as exc:
-            call.ok, call.error = False, exc.description
+            call.ok, call.error, call.status = False, exc.description, exc.status
             body: dict[str, Any] = {"ok": False, "error_code": exc.status, "description": exc.description}
             if exc.parameters:
                 body["parameters"] = exc.parameters
@@ -238,6 +262,31 @@ class FakeTelegram:
                     self.faults.remove(fault)
                 parameters = {"retry_after": fault.retry_after} if fault.retry_after is not None else None
                 raise ApiError(fault.status, fault.description, parameters)
+
+    def _pace(self, method: str, params: dict[str, Any]) -> None:
+        """With ``enforce_pace``, refuse a send or edit that comes too fast (429), else count it."""
+        if not self.enforce_pace or method not in PACED_METHODS:
+            return
+        at = time.monotonic()
+        chat_id = params.get("chat_id")
+        known = self.chats.get(chat_id) if isinstance(chat_id, int) else None
+        private = known["type"] == "private" if known else isinstance(chat_id, int) and chat_id > 0
+        windows: list[tuple[tuple[object, ...], Pace]] = [(("chat", chat_id, p), p) for p in self.chat_pace]
+        if not private:
+            windows += [(("group", chat_id, p), p) for p in self.group_pace]
+        windows += [(("global", p), p) for p in self.global_pace]
+        wait = 0.0
+        for key, pace in windows:
+            stamps = self._paced.setdefault(key, deque())
+            while stamps and stamps[0] <= at - pace.per:
+                stamps.popleft()
+            if len(stamps) >= pace.rate:
+                wait = max(wait, stamps[-pace.rate] + pace.per - at)
+        if wait > 0:
+            retry_after = max(1, math.ceil(wait))
+            raise ApiError(429, f"Too Many Requests: retry after {retry_after}", {"retry_after": retry_after})
+        for key, _pace in windows:
+            self._paced[key].append(at)
 
     async def _dispatch(self, method: str, params: dict[str, Any]) -> Any:
         handlers: dict[str, Callable[[dict[str, Any]], Any]] = {
@@ -516,6 +565,14 @@ class FakeTelegram:
             c
             for c in self.calls
             if c.method == method and (chat_id is None or c.params.get("chat_id") == chat_id)
+        ]
+
+    def rate_limited(self, chat_id: int | None = None) -> list[ApiCall]:
+        """Calls answered 429 (pace enforcement or a scripted fault), in one chat or in all."""
+        return [
+            c
+            for c in self.calls
+            if c.status == 429 and (chat_id is None or c.params.get("chat_id") == chat_id)
         ]
 
     async def wait_for(self, condition: Callable[[], bool], within: float = 10.0) -> None:
