@@ -74,6 +74,8 @@ class FakeOpenAI:
     reject_stream_options: bool = False
     usage_factor: float = 1.0
     embedding_failures: int = 0
+    # called with (request body, chunk index, is last) just before each streamed content chunk is written
+    on_chunk: Callable[[dict[str, Any], int, bool], None] | None = None
     default: Callable[[dict[str, Any]], str | Reply] | None = None
     requests: list[dict[str, Any]] = field(default_factory=list)
     request_times: list[tuple[float, float]] = field(default_factory=list)
@@ -231,6 +233,8 @@ class FakeOpenAI:
                 return response
             if reply.delay and index:
                 await asyncio.sleep(reply.delay)
+            if self.on_chunk is not None:
+                self.on_chunk(body, index, index == len(pieces) - 1)
             await send(chunk({"content": piece}))
         await send(chunk({}, "stop"))
         if reply.usage and (body.get("stream_options") or {}).get("include_usage"):
