@@ -63,6 +63,16 @@ def secrets_of(settings: Settings) -> list[str]:
     return [v for v in values if v]
 
 
+def connect_model(settings: Settings) -> OpenAIChatModel:
+    """The client of the configured OpenAI-compatible server, with the settings' timeout and retries."""
+    return OpenAIChatModel.connect(
+        settings.openai_base_url,
+        settings.api_key(),
+        timeout=settings.request_timeout,
+        max_retries=settings.max_retries,
+    )
+
+
 @asynccontextmanager
 async def open_engine(
     settings: Settings,
@@ -74,12 +84,7 @@ async def open_engine(
 ) -> AsyncIterator[ConversationEngine]:
     """A ready engine for ``bot_name`` (default: the settings' bot) with its features, closed on exit."""
     bot = get_bot(bot_name or settings.bot).with_settings(settings)
-    model = OpenAIChatModel.connect(
-        settings.openai_base_url,
-        settings.api_key(),
-        timeout=settings.request_timeout,
-        max_retries=settings.max_retries,
-    )
+    model = connect_model(settings)
     try:
         if check_model:
             await model.check()

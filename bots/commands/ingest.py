@@ -12,12 +12,12 @@ import datetime
 import sys
 from pathlib import Path
 
+from bots.app import connect_model
 from bots.registry import BOTS, get_bot
 from core.config import Settings
 from core.knowledge.embeddings import Embedder
 from core.knowledge.ingest import Ingestor, IngestReport
 from core.knowledge.store import KnowledgeStore
-from core.model_client import OpenAIChatModel
 from core.tokens import TokenCounter
 
 NAME = "ingest"
@@ -61,12 +61,7 @@ async def list_documents(store: KnowledgeStore, bot: str) -> int:
 
 
 async def ingest(store: KnowledgeStore, bot: str, paths: list[Path], settings: Settings) -> int:
-    model = OpenAIChatModel.connect(
-        settings.openai_base_url,
-        settings.api_key(),
-        timeout=settings.request_timeout,
-        max_retries=settings.max_retries,
-    )
+    model = connect_model(settings)
     try:
         counter = await asyncio.to_thread(
             TokenCounter, settings.embedding_model, allow_download=settings.tiktoken_download
