@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from itertools import starmap
 from pathlib import Path
 
@@ -79,6 +79,21 @@ MIGRATIONS: list[str] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+@asynccontextmanager
+async def write_transaction(
+    db: aiosqlite.Connection, lock: asyncio.Lock
+) -> AsyncIterator[aiosqlite.Connection]:
+    """One write transaction at a time on a shared connection: ``BEGIN IMMEDIATE``, then commit or roll back."""
+    async with lock:
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            await db.execute("ROLLBACK")
+            raise
+        await db.execute("COMMIT")
+
+
 class SQLiteStore:
     """:class:`core.store.ConversationStore` on a SQLite file."""
 
@@ -125,17 +140,8 @@ class SQLiteStore:
                     raise
             log.info("database %s migrated to schema version %d", self.path, number + 1)
 
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One write transaction at a time on the shared connection."""
-        async with self._write_lock:
-            await self.db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self.db
-            except BaseException:
-                await self.db.execute("ROLLBACK")
-                raise
-            await self.db.execute("COMMIT")
+    def _transaction(self) -> AbstractAsyncContextManager[aiosqlite.Connection]:
+        return write_transaction(self.db, self._write_lock)
 
     async def close(self) -> None:
         if self._db is not None:

@@ -18,8 +18,8 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +29,7 @@ import numpy.typing as npt
 
 from core.knowledge.chunking import Chunk
 from core.knowledge.embeddings import Matrix
+from core.sqlite_store import write_transaction
 
 log = logging.getLogger(__name__)
 
@@ -248,16 +249,8 @@ class KnowledgeStore:
         self._document_counts.clear()
         self._passages = -1
 
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        async with self._write_lock:
-            await self.db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self.db
-            except BaseException:
-                await self.db.execute("ROLLBACK")
-                raise
-            await self.db.execute("COMMIT")
+    def _transaction(self) -> AbstractAsyncContextManager[aiosqlite.Connection]:
+        return write_transaction(self.db, self._write_lock)
 
     # Documents -----------------------------------------------------------------------------------------
 
