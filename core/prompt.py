@@ -4,7 +4,6 @@ the new message, within the budget of :mod:`core.trimming`."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from core.bot_profile import BotProfile
@@ -111,31 +110,31 @@ class PromptBuilder:
         if notice:
             await self.store.mark_trim_notified(session)
 
-        messages = list(self._assemble(state, plan.messages, user_text, context))
+        messages = self._assemble(state, plan.messages, user_text, context)
         return Prompt(messages=messages, tokens=fixed + plan.tokens + user_cost, notice=notice)
 
     def _assemble(
         self, state: SessionState, history: list[StoredMessage], user_text: str, context: str
-    ) -> Iterator[ChatMessage]:
+    ) -> list[ChatMessage]:
         system = self.bot.system_prompt
         if self.bot.trim.strategy == "summary" and state.summary:
             system = f"{system}\n\n{SUMMARY_HEADING}\n{state.summary}"
         if context:
             system = f"{system}\n\n{context}"
-        yield {"role": "system", "content": system}
-        pending_role, pending = "", list[str]()
+        messages: list[ChatMessage] = [{"role": "system", "content": system}]
+        max_chars = self.bot.max_input_chars
+        last: ChatMessage | None = None
         for message in history:
-            content = view_for_prompt(message.content, self.bot.max_input_chars)
-            if message.role == pending_role:
-                pending.append(content)  # strict templates want user/assistant to alternate: merge runs
+            content = message.content
+            if len(content) > max_chars:
+                content = view_for_prompt(content, max_chars)
+            if last is not None and last["role"] == message.role:
+                last["content"] += "\n\n" + content  # strict templates want user/assistant to alternate
                 continue
-            if pending:
-                yield {"role": pending_role, "content": "\n\n".join(pending)}
-            pending_role, pending = message.role, [content]
-        if pending_role == "user":
-            pending.append(user_text)
-            yield {"role": "user", "content": "\n\n".join(pending)}
-            return
-        if pending:
-            yield {"role": pending_role, "content": "\n\n".join(pending)}
-        yield {"role": "user", "content": user_text}
+            last = {"role": message.role, "content": content}
+            messages.append(last)
+        if last is not None and last["role"] == "user":
+            last["content"] += "\n\n" + user_text
+        else:
+            messages.append({"role": "user", "content": user_text})
+        return messages

@@ -9,13 +9,14 @@ another backend implements :class:`ConversationStore`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 Role = Literal["user", "assistant"]
 
 
-@dataclass(frozen=True, slots=True)
-class StoredMessage:
+class StoredMessage(NamedTuple):
+    """One stored message. A named tuple: rows become messages at C speed on the hot path."""
+
     id: int
     role: Role
     content: str

@@ -82,22 +82,24 @@ async def fit_history(
     plan = HistoryPlan()
     kept: list[StoredMessage] = []
     upper = before_id
-    done = False
-    page_size = max(PAGE // 4, min(room // 24, 512))  # enough rows for the room at ~24 tokens a message
-    while not done:
+    limit = max_messages if max_messages is not None else 1 << 30
+    scale = counter.correction * (1.0 + counter.safety_margin)  # counter.budgeted, inlined: the hot loop
+    used = 0
+    page_size = max(PAGE // 4, min(room // 32, 512))  # enough rows for the room at ~32 tokens a message
+    while True:
         page = await store.recent_messages(session_id, after_id=after_id, before_id=upper, limit=page_size)
         for message in page:
-            cost = counter.budgeted(message.tokens)
-            if plan.tokens + cost > room or (max_messages is not None and len(kept) >= max_messages):
+            cost = math.ceil(message.tokens * scale)
+            if used + cost > room or len(kept) >= limit:
                 plan.dropped = True
-                done = True
                 break
             kept.append(message)
-            plan.tokens += cost
-        if len(page) < page_size:
+            used += cost
+        if plan.dropped or len(page) < page_size:
             break
         upper = page[-1].id
         page_size = min(page_size * 4, 1024)  # a long history that fits (a big window): fewer round trips
+    plan.tokens = used
     kept.reverse()
     while kept and kept[0].role == "assistant":  # never start on a reply whose question fell out
         plan.tokens -= counter.budgeted(kept[0].tokens)
