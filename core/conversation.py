@@ -189,10 +189,12 @@ class ConversationEngine:
                     yield prompt.notice
                 stream = self.model.stream(self.bot.model_name, prompt.messages, self.bot.params)
                 try:
+                    so_far = ""  # grown in place, not re-joined from ``parts`` on every delta
                     async with aclosing(_deltas(stream)) as deltas:
                         async for delta in deltas:
                             parts.append(delta)
-                            verdict = self._check_partial(message, parts)
+                            so_far += delta
+                            verdict = self._check_partial(message, so_far)
                             if verdict is not None:
                                 break
                             yield delta
@@ -271,10 +273,7 @@ class ConversationEngine:
                 return verdict
         return None
 
-    def _check_partial(self, message: IncomingMessage, parts: list[str]) -> Verdict | None:
-        if not self.hooks.output_guards:
-            return None
-        text = "".join(parts)
+    def _check_partial(self, message: IncomingMessage, text: str) -> Verdict | None:
         for guard in self.hooks.output_guards:
             verdict = guard.check_partial(message, text)
             if verdict is not None:

@@ -24,6 +24,7 @@ import aiosqlite
 
 from core.guardrails import redact_secrets
 from core.incoming import IncomingMessage
+from core.sqlite_store import connect
 from core.store import TurnRecord
 
 log = logging.getLogger(__name__)
@@ -147,12 +148,8 @@ class ReviewRepository:
 
     @classmethod
     async def open(cls, path: str | Path) -> ReviewRepository:
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        db = await aiosqlite.connect(path, isolation_level=None)
+        db = await connect(Path(path))
         try:
-            await db.execute("PRAGMA busy_timeout=5000")
-            await db.execute("PRAGMA journal_mode=WAL")
             await db.executescript(SCHEMA)
         except BaseException:
             await db.close()

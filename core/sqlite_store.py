@@ -79,6 +79,16 @@ MIGRATIONS: list[str] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+async def connect(path: Path) -> aiosqlite.Connection:
+    """A connection in autocommit mode with WAL (readers never wait for the writer), creating the folder."""
+    if str(path) != ":memory:":
+        path.parent.mkdir(parents=True, exist_ok=True)
+    db = await aiosqlite.connect(path, isolation_level=None)
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=5000"):
+        await db.execute(f"PRAGMA {pragma}")
+    return db
+
+
 @asynccontextmanager
 async def write_transaction(
     db: aiosqlite.Connection, lock: asyncio.Lock
@@ -109,13 +119,7 @@ class SQLiteStore:
         return self._db
 
     async def open(self) -> None:
-        if str(self.path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = await aiosqlite.connect(self.path, isolation_level=None)
-        await self.db.execute("PRAGMA journal_mode=WAL")
-        await self.db.execute("PRAGMA synchronous=NORMAL")
-        await self.db.execute("PRAGMA foreign_keys=ON")
-        await self.db.execute("PRAGMA busy_timeout=5000")
+        self._db = await connect(self.path)
         await self._migrate()
 
     async def _migrate(self) -> None:

@@ -39,7 +39,7 @@ async def test_first_text_is_sent_at_once_and_final_text_is_complete() -> None:
     result = await stream_reply(paced(chunks, t.clock, 0.1, first=2.0), t, t.clock)
     first = t.changes()[0]
     assert first.kind == "send" and first.at == pytest.approx(1002.0)
-    assert t.visible() == ["".join(chunks).rstrip()] or t.visible() == ["".join(chunks)]
+    assert t.visible() == ["".join(chunks)]
     assert result.messages == t.visible()
     assert WRITING_MARKER not in t.visible()[0]
     assert t.changes()[-1].final

@@ -26,7 +26,7 @@ from bots.features import FeatureContext
 from bots.features.guardrails import load_rules
 from core.guardrails import SecretGuard
 from core.incoming import IncomingMessage
-from core.sqlite_store import SQLiteStore
+from core.sqlite_store import SQLiteStore, connect
 from core.store import ConversationStore
 
 ORDER = 90
@@ -58,9 +58,7 @@ class FeatureTables:
 
     @classmethod
     async def open(cls, path: Path) -> FeatureTables:
-        db = await aiosqlite.connect(path, isolation_level=None)
-        await db.execute("PRAGMA busy_timeout=5000")
-        return cls(db)
+        return cls(await connect(path))
 
     async def close(self) -> None:
         await self._db.close()

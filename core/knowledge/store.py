@@ -29,7 +29,7 @@ import numpy.typing as npt
 
 from core.knowledge.chunking import Chunk
 from core.knowledge.embeddings import Matrix
-from core.sqlite_store import write_transaction
+from core.sqlite_store import connect, write_transaction
 
 log = logging.getLogger(__name__)
 
@@ -221,13 +221,7 @@ class KnowledgeStore:
 
     async def open(self, *, create: bool = True) -> bool:
         """Connect; create the tables when ``create``. Return whether the tables exist."""
-        if str(self.path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = await aiosqlite.connect(self.path, isolation_level=None)
-        await self.db.execute("PRAGMA journal_mode=WAL")
-        await self.db.execute("PRAGMA synchronous=NORMAL")
-        await self.db.execute("PRAGMA foreign_keys=ON")
-        await self.db.execute("PRAGMA busy_timeout=5000")
+        self._db = await connect(self.path)
         if create:
             async with self._write_lock:
                 await self.db.executescript(f"BEGIN IMMEDIATE;\n{SCHEMA}\nCOMMIT;")
