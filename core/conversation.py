@@ -216,8 +216,8 @@ class ConversationEngine:
             yield NOTICE_INPUT_CUT.format(n=self.bot.max_input_chars)
 
         state = _ReplyState()
-        context = await self._context(message, prompt_text)
         try:
+            context = await self._context(message, prompt_text)
             streamed = self._answer(message, question_id, prompt_text, user_tokens, context, state)
             async with aclosing(streamed) as chunks:
                 async for chunk in chunks:

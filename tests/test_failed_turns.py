@@ -168,3 +168,36 @@ async def test_withdrawn_reply_is_remembered_as_refused_not_asked_again(
         {"role": "user", "content": "ok, what else?"},
     ]
     assert "flour" not in sent_text(fake_model)
+
+
+async def test_reply_closed_by_its_consumer_leaves_its_question_out_of_later_prompts(
+    fake_model: FakeOpenAI, db_path: Path
+) -> None:
+    """A platform that fails mid-reply closes the engine's generator (``aclose``): the turn is recorded as
+    interrupted and its question stays incomplete."""
+    fake_model.queue(Reply(text="a long answer " * 20, chunk_size=5, delay=0.02))
+    async with engine_for(fake_model.base_url, db_path) as engine:
+        chunks = engine.reply(said("console:a", QUESTION))
+        assert await anext(chunks)
+        await chunks.aclose()  # type: ignore[attr-defined]
+        assert await engine.reply_text(said("console:a", "still there?")) == "You said: still there?"
+    assert [m["content"] for m in fake_model.last_messages()[1:]] == ["still there?"]
+    assert rows(db_path, "SELECT status FROM turns") == [("interrupted",), ("ok",)]
+
+
+async def test_prompt_alternates_even_over_a_legacy_history_of_two_questions_in_a_row(
+    fake_model: FakeOpenAI, db_path: Path
+) -> None:
+    """Databases written before questions were stored incomplete hold a failed turn's question as complete:
+    consecutive user messages are merged, so strict chat templates still see user/assistant alternate."""
+    async with engine_for(fake_model.base_url, db_path) as engine:
+        await engine.store.add_message(
+            "console:a", "user", "old failed question", 5, user_id="console:tester"
+        )
+        await engine.store.add_message(
+            "console:a", "user", "old answered question", 5, user_id="console:tester"
+        )
+        await engine.store.add_message("console:a", "assistant", "old answer", 4)
+        await engine.reply_text(said("console:a", "new question"))
+    roles = [m["role"] for m in fake_model.last_messages()]
+    assert roles == ["system", "user", "assistant", "user"]
