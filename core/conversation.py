@@ -3,13 +3,23 @@
 ``ConversationEngine.reply(message)`` yields the text the user should see, as it streams. Per turn:
 
 1. clean the text (odd Unicode), answer commands (``/reset``, ``/help``, ``/start``) and empty input;
-2. store the user's message (with its token count) *before* the model is called;
-3. build a prompt that fits (see :mod:`core.trimming`), folding dropped history into the summary when the
-   bot uses that strategy, and tell the user once when history was dropped or summarised;
+2. store the user's message (with its token count) *before* the model is called, as NOT complete: it is
+   awaiting its answer. An input a guard refused is stored too (bounded to ``MAX_REFUSED_CHARS``), never
+   complete;
+3. build a prompt that fits (see :mod:`core.trimming`) from complete messages only, folding dropped history
+   into the summary when the bot uses that strategy, and tell the user once when history was dropped or
+   summarised;
 4. stream the model's reply; on ``context_length_exceeded`` before any text, trim harder and retry once;
-5. store the reply when complete. A reply that failed or was interrupted is stored with
-   ``complete=False``: kept for the record, never fed back to the model;
-6. log the turn (timestamp, session, texts, latency, tokens) and record it in the store.
+5. store the reply. A complete reply completes its question in the same transaction, and both are fed back
+   to the model from then on. When an output guard withdraws a reply, the refusal the user saw is stored as
+   the (complete) answer, so the model knows the question was refused. A turn that failed, was
+   interrupted, got an empty reply or whose process died leaves its question (and any partial reply)
+   incomplete: kept in the store (review, /forget and retention see it) but left out of every later
+   prompt, so the next message is answered as itself. (Left out rather than kept with a note: a failure
+   the question's content triggered would recur on every later turn.)
+6. log the turn (timestamp, session, bounded texts, latency, tokens) and record it in the store. Only
+   tokens the server reported count, or for a stream that produced text, an estimate of what it produced:
+   a failed call that produced nothing costs the user nothing.
 
 Messages of one session are handled strictly in arrival order; sessions run concurrently.
 """
@@ -23,13 +33,14 @@ import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from contextlib import aclosing, asynccontextmanager
+from dataclasses import dataclass, field
 
 from core.bot_profile import BotProfile
 from core.clock import Clock, SystemClock
 from core.errors import ContextTooLong, ModelError, ModelRejected
 from core.hooks import Retraction, TurnHooks, Verdict
 from core.incoming import IncomingMessage
-from core.model_client import ChatModel, ReplyStream
+from core.model_client import ChatModel, ReplyStream, Usage
 from core.prompt import PromptBuilder
 from core.store import ConversationStore, TurnRecord
 from core.tokens import TokenCounter
@@ -75,6 +86,29 @@ def parse_command(text: str, extra: Iterable[str] = ()) -> str | None:
         return None
     word = stripped.split(maxsplit=1)[0].split("@", 1)[0].lower()
     return word if word in COMMANDS or word in extra else None
+
+
+MAX_REFUSED_CHARS = 4_000  # of an input a guard refused, what the store keeps
+LOG_TEXT_CHARS = 4_000  # of a turn's texts, what the turn log shows
+NOT_KEPT = "\n[… {n:,} more characters not kept; the text had {total:,}]"
+
+
+def bounded(text: str, limit: int) -> str:
+    """``text`` whole when it is at most ``limit`` characters, else its start and a marker with its length."""
+    if len(text) <= limit:
+        return text
+    return text[:limit] + NOT_KEPT.format(n=len(text) - limit, total=len(text))
+
+
+@dataclass
+class _ReplyState:
+    """What one turn's model call produced so far, for storing, logging and billing it however it ends."""
+
+    parts: list[str] = field(default_factory=list)  # the model's text (withdrawn text included)
+    status: str = "ok"
+    shown: str | None = None  # a refusal shown instead of the model's withdrawn text
+    usage: Usage | None = None  # as the server reported it
+    prompt_estimate: int = 0  # our estimate of the prompt, for a stream that ended without usage
 
 
 class _SessionLocks:
@@ -158,94 +192,107 @@ class ConversationEngine:
         prompt_text = view_for_prompt(text, self.bot.max_input_chars)
         user_tokens = self.counter.message_tokens(prompt_text)
         verdict = await self._check_input(message, text)
-        # Stored either way (nothing a user said is lost); a blocked message never joins the model's context,
-        # and a guard may keep a redacted form of it (a pasted credential never reaches the database).
-        stored = verdict.stored_text if verdict is not None and verdict.stored_text is not None else text
-        user_id = await self.store.add_message(
-            session, "user", stored, user_tokens, user_id=message.user_id, complete=verdict is None
-        )
         if verdict is not None:
+            # Stored (nothing a user said is lost) but never part of the model's context, in a bounded form
+            # (a refused 1 MB paste is not kept whole), and a guard may keep a redacted form of it (a pasted
+            # credential never reaches the database).
+            refused = verdict.stored_text if verdict.stored_text is not None else text
+            stored = bounded(refused, MAX_REFUSED_CHARS)
+            await self.store.add_message(
+                session, "user", stored, user_tokens, user_id=message.user_id, complete=False
+            )
             log.warning("%s: input blocked (%s)", session, verdict.reason)
             turn = self._record(message, stored, verdict.reply, started_wall, verdict.status)
             await self.store.record_turn(turn)
             await self._observe(message, turn)
             yield verdict.reply
             return
+        # Stored before the model is called, awaiting its answer: it joins the model's context only when a
+        # complete reply is stored (see the module docstring).
+        question_id = await self.store.add_message(
+            session, "user", text, user_tokens, user_id=message.user_id, complete=False
+        )
         if len(text) > self.bot.max_input_chars:
             yield NOTICE_INPUT_CUT.format(n=self.bot.max_input_chars)
 
-        parts: list[str] = []
-        status = "ok"
-        usage_prompt = usage_completion = 0
-        prompt_tokens = 0
-        context = await self._context(message, prompt_text)
+        state = _ReplyState()
         try:
-            for attempt in (0, 1):
-                prompt = await self.prompts.build(
-                    session, user_id, prompt_text, user_tokens, context, harder=attempt == 1
-                )
-                prompt_tokens = prompt.tokens
-                if prompt.notice:
-                    yield prompt.notice
-                stream = self.model.stream(self.bot.model_name, prompt.messages, self.bot.params)
-                try:
-                    so_far = ""  # grown in place, not re-joined from ``parts`` on every delta
-                    async with aclosing(_deltas(stream)) as deltas:
-                        async for delta in deltas:
-                            parts.append(delta)
-                            so_far += delta
-                            verdict = self._check_partial(message, so_far)
-                            if verdict is not None:
-                                break
-                            yield delta
-                except ContextTooLong:
-                    if parts or attempt == 1:
-                        raise
-                    log.warning("%s: server says the prompt is too long; trimming harder", session)
-                    continue
-                if stream.usage is not None:
-                    usage_prompt, usage_completion = (
-                        stream.usage.prompt_tokens,
-                        stream.usage.completion_tokens,
-                    )
-                    self.counter.observe_usage(prompt.tokens, usage_prompt)
-                break
-            if verdict is None and parts:
-                verdict = await self._check_reply(message, "".join(parts))
-            if verdict is not None:
-                log.warning("%s: reply withdrawn (%s)", session, verdict.reason)
-                status = verdict.status
-                parts[:] = [verdict.reply]  # store and log what the user saw, never the withdrawn text
-                yield Retraction(verdict.reply)
-            elif not "".join(parts).strip():
-                status = "empty"
-                yield EMPTY_REPLY
+            context = await self._context(message, prompt_text)
+            streamed = self._answer(message, question_id, prompt_text, user_tokens, context, state)
+            async with aclosing(streamed) as chunks:
+                async for chunk in chunks:
+                    yield chunk
         except ContextTooLong:
-            status = "error"
-            yield TOO_LONG if not parts else INTERRUPTED
+            state.status = "error"
+            yield TOO_LONG if not state.parts else INTERRUPTED
         except ModelRejected as exc:
-            status = "error"
+            state.status = "error"
             log.error("%s: %s", session, exc)
-            yield REJECTED.format(reason=str(exc).split(":")[0]) if not parts else INTERRUPTED
+            yield REJECTED.format(reason=str(exc).split(":")[0]) if not state.parts else INTERRUPTED
         except ModelError as exc:
-            status = "error" if not parts else "interrupted"
+            state.status = "error" if not state.parts else "interrupted"
             log.warning("%s: %s", session, exc)
-            yield UNAVAILABLE if not parts else INTERRUPTED
+            yield UNAVAILABLE if not state.parts else INTERRUPTED
         except BaseException:
-            status = "interrupted"
+            state.status = "interrupted"
             raise
         finally:
-            await self._finish_turn(
-                message,
-                text,
-                "".join(parts),
-                status,
-                started_wall,
-                started,
-                prompt_tokens,
-                usage_prompt,
-                usage_completion,
+            await self._finish_turn(message, text, question_id, state, started_wall, started)
+
+    async def _answer(
+        self,
+        message: IncomingMessage,
+        question_id: int,
+        prompt_text: str,
+        user_tokens: int,
+        context: str,
+        state: _ReplyState,
+    ) -> AsyncGenerator[str]:
+        """Stream the model's reply into ``state`` and yield what the user sees; model errors propagate.
+
+        On ``context_length_exceeded`` before any text, the prompt is trimmed harder and sent once more.
+        """
+        session = message.session_id
+        verdict: Verdict | None = None
+        for attempt in (0, 1):
+            prompt = await self.prompts.build(
+                session, question_id, prompt_text, user_tokens, context, harder=attempt == 1
             )
+            state.prompt_estimate = round(prompt.raw_tokens * self.counter.correction)
+            if prompt.notice:
+                yield prompt.notice
+            stream = self.model.stream(self.bot.model_name, prompt.messages, self.bot.params)
+            try:
+                so_far = ""  # grown in place, not re-joined from ``parts`` on every delta
+                async with aclosing(_deltas(stream)) as deltas:
+                    async for delta in deltas:
+                        state.parts.append(delta)
+                        so_far += delta
+                        verdict = self._check_partial(message, so_far)
+                        if verdict is not None:
+                            break
+                        yield delta
+            except ContextTooLong:
+                if state.parts or attempt == 1:
+                    raise
+                log.warning("%s: server says the prompt is too long; trimming harder", session)
+                continue
+            if stream.usage is not None:
+                state.usage = stream.usage
+                # the raw estimate: the correction learns the whole error, not what is left after itself
+                self.counter.observe_usage(prompt.raw_tokens, stream.usage.prompt_tokens)
+            break
+        produced = "".join(state.parts)
+        if verdict is None and produced:
+            verdict = await self._check_reply(message, produced)
+        if verdict is not None:
+            log.warning("%s: reply withdrawn (%s)", session, verdict.reason)
+            state.status = verdict.status
+            state.shown = verdict.reply  # store and log what the user saw, never the withdrawn text
+            yield Retraction(verdict.reply)
+        elif not produced.strip():
+            state.status = "empty"
+            yield EMPTY_REPLY
 
     def _record(
         self, message: IncomingMessage, text: str, reply: str, started: float, status: str
@@ -317,34 +364,40 @@ class ConversationEngine:
         self,
         message: IncomingMessage,
         text: str,
-        reply: str,
-        status: str,
+        question_id: int,
+        state: _ReplyState,
         started_wall: float,
         started: float,
-        prompt_tokens: int,
-        usage_prompt: int,
-        usage_completion: int,
     ) -> None:
+        """Store the reply and the turn's record; a complete reply also completes its question."""
         latency_ms = (self.clock.now() - started) * 1000.0
-        completion = usage_completion or (self.counter.count(reply) if reply else 0)
+        prompt_tokens, completion_tokens = self._billed(state)
+        reply = state.shown if state.shown is not None else "".join(state.parts)
         turn = TurnRecord(
             session_id=message.session_id,
             user_text=text,
             reply_text=reply,
             started_at=started_wall,
             latency_ms=latency_ms,
-            prompt_tokens=usage_prompt or prompt_tokens,
-            completion_tokens=completion,
-            status=status,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            status=state.status,
             model=self.bot.model_name,
             user_id=message.user_id,
             bot=self.bot.name,
             platform=message.platform,
         )
-        complete = status == "ok"
+        # What the user saw in full answers the question: a complete reply, or the refusal that replaced a
+        # withdrawn one (so the model knows it was refused and the question is not re-sent as new).
+        complete = state.status == "ok" or state.shown is not None
         save = (
             self.store.save_reply(
-                message.session_id, reply, self.counter.message_tokens(reply), complete=complete, turn=turn
+                message.session_id,
+                reply,
+                self.counter.message_tokens(reply),
+                complete=complete,
+                turn=turn,
+                question_id=question_id,
             )
             if reply.strip()
             else self.store.record_turn(turn)
@@ -355,6 +408,17 @@ class ConversationEngine:
             log.exception("%s: could not store the reply", message.session_id)
         await self._observe(message, turn)
 
+    def _billed(self, state: _ReplyState) -> tuple[int, int]:
+        """``(prompt, completion)`` tokens the turn cost: what the server reported, else, for a stream that
+        produced text, our estimate of it; a turn that produced nothing cost nothing (a 503 is not billed)."""
+        produced = "".join(state.parts)
+        if state.usage is not None:
+            completion = state.usage.completion_tokens or (self.counter.count(produced) if produced else 0)
+            return state.usage.prompt_tokens, completion
+        if produced:
+            return state.prompt_estimate, self.counter.count(produced)
+        return 0, 0
+
     def _log(self, turn: TurnRecord) -> None:
         if turn_log.isEnabledFor(logging.INFO):
             turn_log.info(
@@ -363,8 +427,8 @@ class ConversationEngine:
                         "ts": round(turn.started_at, 3),
                         "session": turn.session_id,
                         "user": turn.user_id,
-                        "user_text": turn.user_text,
-                        "reply_text": turn.reply_text,
+                        "user_text": bounded(turn.user_text, LOG_TEXT_CHARS),
+                        "reply_text": bounded(turn.reply_text, LOG_TEXT_CHARS),
                         "latency_ms": round(turn.latency_ms, 1),
                         "prompt_tokens": turn.prompt_tokens,
                         "completion_tokens": turn.completion_tokens,

@@ -1,7 +1,8 @@
-"""Logging for the bot: a turn log and warnings, with every configured secret redacted.
+"""Logging for the bot: a turn log and warnings, with every configured secret redacted and every line capped.
 
 Libraries log request URLs (Telegram's carries the bot token), so redaction is a filter on the handlers
-rather than care at each call site.
+rather than care at each call site. For the same reason the length cap is a filter too: no message a user
+sends and no library's error can make one log line longer than ``MAX_LINE_CHARS``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from pathlib import Path
 from core.guardrails import redact_secrets
 
 REDACTED = "[redacted]"
+MAX_LINE_CHARS = 8_000  # of a log record's message, and of its exception text
+CUT_LINE = " [… {n:,} more characters not logged]"
 NOISY_LOGGERS = (
     "httpx",
     "httpx2",
@@ -50,6 +53,31 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+def capped(text: str, limit: int = MAX_LINE_CHARS) -> str:
+    """``text`` whole, or its first ``limit`` characters and a marker saying how many were left out."""
+    if len(text) <= limit:
+        return text
+    return text[:limit] + CUT_LINE.format(n=len(text) - limit)
+
+
+class CapLength(logging.Filter):
+    """Cuts a record's message and exception text to ``limit`` characters each, with a marker."""
+
+    def __init__(self, limit: int = MAX_LINE_CHARS) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if len(message) > self.limit:
+            record.msg, record.args = capped(message, self.limit), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text and len(record.exc_text) > self.limit:
+            record.exc_text = capped(record.exc_text, self.limit)
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object a line: time, level, logger, message (a turn's message is itself JSON)."""
 
@@ -82,6 +110,7 @@ def configure_logging(
 ) -> None:
     """Send everything from ``level`` up to ``log_file`` and from ``console_level`` up to stderr."""
     redactor = RedactSecrets(secrets)
+    cap = CapLength()
     root = logging.getLogger()
     root.handlers.clear()
     root.setLevel(min(logging.getLevelName(level.upper()), logging.getLevelName(console_level.upper())))
@@ -94,6 +123,7 @@ def configure_logging(
     console.setLevel(console_level.upper())
     console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
     console.addFilter(redactor)
+    console.addFilter(cap)
     root.addHandler(console)
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -101,6 +131,7 @@ def configure_logging(
         handler.setLevel(level.upper())
         handler.setFormatter(formatter)
         handler.addFilter(redactor)
+        handler.addFilter(cap)
         root.addHandler(handler)
     for name in NOISY_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)

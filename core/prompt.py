@@ -24,11 +24,16 @@ NOTICE_SUMMARISED = "ℹ️ Earlier parts of our conversation were summarised so
 
 @dataclass
 class Prompt:
-    """The messages to send, their estimated tokens, and a notice for the user (history dropped)."""
+    """The messages to send, their estimated tokens, and a notice for the user (history dropped).
+
+    ``tokens`` is the budgeted estimate (correction and safety margin applied); ``raw_tokens`` is our count
+    before either, the one to compare with what the server reports.
+    """
 
     messages: list[ChatMessage]
     tokens: int
     notice: str = ""
+    raw_tokens: int = 0
 
 
 class PromptBuilder:
@@ -70,7 +75,8 @@ class PromptBuilder:
         user_cost = counter.budgeted(user_tokens)
         if fixed + user_cost > budget:
             user_text = cut_to_tokens(user_text, budget - fixed, counter)
-            user_cost = counter.budgeted(counter.message_tokens(user_text))
+            user_tokens = counter.message_tokens(user_text)
+            user_cost = counter.budgeted(user_tokens)
         room = max(0, budget - fixed - user_cost)
 
         notice = ""
@@ -111,7 +117,17 @@ class PromptBuilder:
             await self.store.mark_trim_notified(session)
 
         messages = self._assemble(state, plan.messages, user_text, context)
-        return Prompt(messages=messages, tokens=fixed + plan.tokens + user_cost, notice=notice)
+        raw = (
+            self.system_tokens
+            + REPLY_PRIMING
+            + (counter.count(context) if context else 0)
+            + (state.summary_tokens if bot.trim.strategy == "summary" and state.summary else 0)
+            + sum(m.tokens for m in plan.messages)
+            + user_tokens
+        )
+        return Prompt(
+            messages=messages, tokens=fixed + plan.tokens + user_cost, notice=notice, raw_tokens=raw
+        )
 
     def _assemble(
         self, state: SessionState, history: list[StoredMessage], user_text: str, context: str

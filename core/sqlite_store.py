@@ -197,12 +197,24 @@ class SQLiteStore:
             )
 
     async def save_reply(
-        self, session_id: str, content: str, tokens: int, *, complete: bool, turn: TurnRecord
+        self,
+        session_id: str,
+        content: str,
+        tokens: int,
+        *,
+        complete: bool,
+        turn: TurnRecord,
+        question_id: int | None = None,
     ) -> int:
         async with self._transaction():
             message_id = await self._insert_message(
                 session_id, "assistant", content, tokens, "", complete, time.time()
             )
+            if complete and question_id is not None:  # answered: the question joins the model's context
+                await self.db.execute(
+                    "UPDATE messages SET complete = 1 WHERE id = ? AND session_id = ?",
+                    (question_id, session_id),
+                )
             await self._insert_turn(turn)
         return message_id
 
@@ -217,6 +229,17 @@ class SQLiteStore:
         rows = await self.db.execute_fetchall(
             "SELECT id, role, content, tokens, created_at FROM messages "
             "WHERE session_id = ? AND id > ? AND id < ? AND complete = 1 ORDER BY id DESC LIMIT ?",
+            (session_id, after_id, upper, limit),
+        )
+        return list(starmap(StoredMessage, rows))
+
+    async def messages_between(
+        self, session_id: str, *, after_id: int = 0, before_id: int | None = None, limit: int = 64
+    ) -> list[StoredMessage]:
+        upper = before_id if before_id is not None else 2**62
+        rows = await self.db.execute_fetchall(
+            "SELECT id, role, content, tokens, created_at FROM messages "
+            "WHERE session_id = ? AND id > ? AND id < ? AND complete = 1 ORDER BY id LIMIT ?",
             (session_id, after_id, upper, limit),
         )
         return list(starmap(StoredMessage, rows))

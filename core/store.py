@@ -1,8 +1,10 @@
 """The conversation store's interface and the records it keeps.
 
 A store keeps, per session, every message (role, content, token count, timestamps, whether it completed)
-and the running summary. Replies that were interrupted or failed are stored with ``complete=False``: kept
-for the record, never fed back to the model. SQLite is the default backend (:mod:`core.sqlite_store`);
+and the running summary. Only complete messages are fed back to the model. A user's question is stored
+incomplete ("awaiting its answer") and becomes complete with the complete reply that answers it; a question
+whose turn failed, and a reply that was interrupted or failed, stay incomplete: kept for the record (review,
+/forget, retention), never fed back to the model. SQLite is the default backend (:mod:`core.sqlite_store`);
 another backend implements :class:`ConversationStore`.
 """
 
@@ -74,9 +76,17 @@ class ConversationStore(Protocol):
         ...
 
     async def save_reply(
-        self, session_id: str, content: str, tokens: int, *, complete: bool, turn: TurnRecord
+        self,
+        session_id: str,
+        content: str,
+        tokens: int,
+        *,
+        complete: bool,
+        turn: TurnRecord,
+        question_id: int | None = None,
     ) -> int:
-        """Store the assistant's reply and the turn's record together; return the reply's id."""
+        """Store the assistant's reply and the turn's record together; return the reply's id. A complete
+        reply also marks its question (``question_id``) complete, in the same transaction."""
         ...
 
     async def record_turn(self, turn: TurnRecord) -> None: ...
@@ -85,6 +95,12 @@ class ConversationStore(Protocol):
         self, session_id: str, *, after_id: int = 0, before_id: int | None = None, limit: int = 64
     ) -> list[StoredMessage]:
         """Up to ``limit`` complete messages with ``after_id < id < before_id``, newest first."""
+        ...
+
+    async def messages_between(
+        self, session_id: str, *, after_id: int = 0, before_id: int | None = None, limit: int = 64
+    ) -> list[StoredMessage]:
+        """Up to ``limit`` complete messages with ``after_id < id < before_id``, oldest first."""
         ...
 
     async def session(self, session_id: str) -> SessionState: ...

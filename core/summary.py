@@ -1,7 +1,10 @@
 """The running summary: messages that no longer fit are folded into it by a separate model call.
 
 Incremental: each call sees the previous summary and only the messages dropped since, never the whole
-conversation again. The summary is stored with the session and injected into the system message.
+conversation again. Messages are folded oldest first, in batches, and the summary's mark (``summary_upto``)
+only moves past what a call actually folded: a failed, empty or partial fold leaves the rest to be folded on
+a later turn, so history is summarised late at worst, never lost. The summary is stored with the session
+and injected into the system message.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from core.bot_profile import BotProfile, ModelParams
+from core.errors import ModelError
 from core.model_client import ChatModel
 from core.store import ConversationStore, SessionState, StoredMessage
 from core.tokens import TokenCounter
@@ -23,46 +27,45 @@ SUMMARY_INSTRUCTIONS = (
 SUMMARY_HEADING = "Summary of the earlier conversation (older messages are no longer shown):"
 
 
+MAX_FOLDS_PER_TURN = 3  # summary calls one turn may make; what is left is folded on the next turns
+FOLD_PAGE = 64
+
+
 def summary_token_cap(budget: int) -> int:
     return max(64, min(600, budget // 6))
 
 
-async def _messages_to_fold(
-    store: ConversationStore, session_id: str, counter: TokenCounter, after_id: int, before_id: int, cap: int
+async def _oldest_unfolded(
+    store: ConversationStore, session_id: str, after_id: int, before_id: int, cap: int
 ) -> list[StoredMessage]:
+    """The oldest complete messages after ``after_id`` (and before ``before_id``) that fit in ``cap`` tokens
+    (at least one), oldest first: folding always continues exactly where the summary ends."""
     picked: list[StoredMessage] = []
     used = 0
-    upper = before_id
+    lower = after_id
     while True:
-        page = await store.recent_messages(session_id, after_id=after_id, before_id=upper, limit=64)
+        page = await store.messages_between(session_id, after_id=lower, before_id=before_id, limit=FOLD_PAGE)
         for message in page:
             if used + message.tokens > cap and picked:
-                picked.reverse()
                 return picked
             picked.append(message)
             used += message.tokens
-        if len(page) < 64:
-            picked.reverse()
+        if len(page) < FOLD_PAGE:
             return picked
-        upper = page[-1].id
+        lower = page[-1].id
 
 
-async def fold_into_summary(
+async def _fold_once(
     model: ChatModel,
     store: ConversationStore,
     counter: TokenCounter,
     bot: BotProfile,
     session_id: str,
     state: SessionState,
-    before_id: int,
-    budget: int,
-) -> SessionState:
-    """Fold messages older than ``before_id`` (and newer than the summary) into the summary."""
-    cap = summary_token_cap(budget)
-    input_cap = max(cap * 4, budget // 2)
-    to_fold = await _messages_to_fold(store, session_id, counter, state.summary_upto, before_id, input_cap)
-    if not to_fold:
-        return state
+    to_fold: list[StoredMessage],
+    cap: int,
+) -> SessionState | None:
+    """``state`` with ``to_fold`` merged into its summary (and stored), or ``None`` if the model gave nothing."""
     transcript = "\n".join(
         f"{'User' if m.role == 'user' else 'Assistant'}: {m.content[:4000]}" for m in to_fold
     )
@@ -78,11 +81,47 @@ async def fold_into_summary(
     text, _usage = await model.complete(bot.summary_model or bot.model_name, request, params)
     text = text.strip()
     if not text:
-        log.warning("summary call for %s returned nothing; history will be dropped instead", session_id)
-        return state
+        return None
     tokens = counter.message_tokens(SUMMARY_HEADING + "\n" + text)
     upto = to_fold[-1].id
     await store.set_summary(session_id, text, upto, tokens)
     return SessionState(
         summary=text, summary_upto=upto, summary_tokens=tokens, trim_notified=state.trim_notified
     )
+
+
+async def fold_into_summary(
+    model: ChatModel,
+    store: ConversationStore,
+    counter: TokenCounter,
+    bot: BotProfile,
+    session_id: str,
+    state: SessionState,
+    before_id: int,
+    budget: int,
+) -> SessionState:
+    """Fold messages older than ``before_id`` (and newer than the summary) into the summary, oldest first.
+
+    At most ``MAX_FOLDS_PER_TURN`` calls, each folding the oldest messages not yet folded; the summary's
+    mark (``summary_upto``) only ever moves past messages a call actually folded. A call that fails after
+    others succeeded keeps their work; if the first one fails, its ``ModelError`` propagates. Messages not
+    yet folded stay in the store and are folded on a later turn: never skipped.
+    """
+    cap = summary_token_cap(budget)
+    input_cap = max(cap * 4, budget // 2)
+    for call in range(MAX_FOLDS_PER_TURN):
+        to_fold = await _oldest_unfolded(store, session_id, state.summary_upto, before_id, input_cap)
+        if not to_fold:
+            break
+        try:
+            folded = await _fold_once(model, store, counter, bot, session_id, state, to_fold, cap)
+        except ModelError as exc:
+            if call == 0:
+                raise
+            log.warning("summary call for %s failed (%s); the rest is folded later", session_id, exc)
+            break
+        if folded is None:
+            log.warning("summary call for %s returned nothing; the rest is folded later", session_id)
+            break
+        state = folded
+    return state

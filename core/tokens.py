@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 PER_MESSAGE_OVERHEAD = 4  # role and separators of the chat format
 REPLY_PRIMING = 3  # tokens the server adds to start the assistant's reply
 APPROX_FACTOR = 1.15
+EMA_WEIGHT = 0.3  # of each new usage report in the correction, once the first few are averaged
 DOWNLOAD_TIMEOUT = 10.0
 
 _warned: set[str] = set()
@@ -156,6 +157,7 @@ class TokenCounter:
         self._factor = 1.0 if self.exact else APPROX_FACTOR
         self.safety_margin = safety_margin
         self.correction = 1.0
+        self._observations = 0
 
     def count(self, text: str) -> int:
         """Tokens of ``text`` by our tokeniser (or estimate), before any correction."""
@@ -176,10 +178,18 @@ class TokenCounter:
         return math.ceil(tokens * self.correction * (1.0 + self.safety_margin))
 
     def observe_usage(self, estimated_prompt: int, reported_prompt: int) -> None:
-        """Move the correction towards what the server reported for a prompt we estimated."""
+        """Move the correction towards what the server reported for a prompt we estimated.
+
+        ``estimated_prompt`` is our raw count (``count``/``message_tokens``, before the correction and the
+        margin): compared with a corrected one, the correction would only learn the square root of the error.
+        The first reports are averaged (the first one is adopted whole), later ones are a moving average
+        weighted ``EMA_WEIGHT``, so a new counter is right within a few turns and then follows slowly.
+        """
         if estimated_prompt <= 0 or reported_prompt <= 0:
             return
         ratio = min(3.0, max(0.5, reported_prompt / estimated_prompt))
         if self.exact:
             ratio = max(1.0, ratio)  # never trust our exact count less than the server's
-        self.correction = 0.7 * self.correction + 0.3 * ratio
+        self._observations += 1
+        weight = max(EMA_WEIGHT, 1.0 / self._observations)
+        self.correction = (1.0 - weight) * self.correction + weight * ratio

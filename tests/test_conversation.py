@@ -78,7 +78,7 @@ async def test_different_sessions_are_answered_concurrently(fake_model: FakeOpen
     assert starts[-1] < ends[0]  # every request began before the first one finished
 
 
-async def test_failed_reply_is_kept_incomplete_and_never_fed_back(
+async def test_failed_reply_and_its_question_are_kept_incomplete_and_never_fed_back(
     fake_model: FakeOpenAI, db_path: Path
 ) -> None:
     fake_model.queue(Reply(text="a partial answer that breaks off", chunk_size=10, fail_after=2))
@@ -88,13 +88,15 @@ async def test_failed_reply_is_kept_incomplete_and_never_fed_back(
         assert first.endswith(conv.INTERRUPTED)
         await engine.reply_text(said("console:a", "again"))
     assert "partial" not in str(fake_model.last_messages())
-    assert rows(db_path, "SELECT role, complete FROM messages WHERE role = 'assistant'") == [
-        ("assistant", 0),
-        ("assistant", 1),
+    assert rows(db_path, "SELECT role, content, complete FROM messages") == [
+        ("user", "tell me", 0),
+        ("assistant", "a partial answer tha", 0),
+        ("user", "again", 1),
+        ("assistant", "You said: again", 1),
     ]
     sent = fake_model.last_messages()
-    assert [m["role"] for m in sent] == ["system", "user"]  # the two questions, merged for strict templates
-    assert sent[1]["content"] == "tell me\n\nagain"
+    assert [m["role"] for m in sent] == ["system", "user"]
+    assert sent[1]["content"] == "again"  # answered as itself: no trace of the failed question
 
 
 async def test_commands_reset_and_help(fake_model: FakeOpenAI, db_path: Path) -> None:

@@ -149,9 +149,13 @@ async def test_reply_leaking_the_system_prompt_is_withdrawn(fake_model: FakeOpen
             await engine.reply_text(msg("What does Orbit have?")) == "Orbit has boards, timelines and docs."
         )
     sent = fake_model.last_messages()
-    assert sent[1:] == [{"role": "user", "content": "What can you do?\n\nWhat does Orbit have?"}]
+    assert sent[1:] == [  # the refusal the user saw is the answer the model sees, so it is not re-asked
+        {"role": "user", "content": "What can you do?"},
+        {"role": "assistant", "content": LEAK_REFUSAL},
+        {"role": "user", "content": "What does Orbit have?"},
+    ]
     assert "instructions say" not in str(sent)  # the withdrawn reply never goes back to the model
-    assert rows(db_path, "SELECT complete FROM messages WHERE role = 'assistant' ORDER BY id") == [(0,), (1,)]
+    assert rows(db_path, "SELECT complete FROM messages WHERE role = 'assistant' ORDER BY id") == [(1,), (1,)]
     assert rows(db_path, "SELECT status FROM turns ORDER BY id") == [("blocked",), ("ok",)]
 
 
@@ -169,7 +173,9 @@ async def test_api_key_in_a_reply_is_withdrawn(fake_model: FakeOpenAI, db_path: 
     async with engine_for(fake_model.base_url, db_path) as engine:
         reply = await engine.reply_text(msg("give me an api key"))
     assert reply == DEFAULT_REFUSALS["secret_output"].format(scope="anything else")
-    assert rows(db_path, "SELECT complete FROM messages WHERE role = 'assistant'") == [(0,)]
+    assert rows(db_path, "SELECT content, complete FROM messages WHERE role = 'assistant'") == [
+        (reply, 1)  # what the user saw, never the key
+    ]
 
 
 async def test_configured_secret_in_a_reply_is_withdrawn(fake_model: FakeOpenAI, db_path: Path) -> None:

@@ -25,7 +25,8 @@ async def test_persistent_errors_give_a_short_answer_and_the_session_keeps_worki
     fake_model.queue(*(Reply(status=500) for _ in range(3)))
     async with engine_for(fake_model.base_url, db_path, CHATBOT_MAX_RETRIES=2) as engine:
         assert await engine.reply_text(said("console:a", "first")) == conv.UNAVAILABLE
-        assert await engine.reply_text(said("console:a", "second")) == "You said: first\n\nsecond"
+        assert await engine.reply_text(said("console:a", "second")) == "You said: second"
+    assert "first" not in str(fake_model.last_messages())  # the failed question is not merged into this one
 
 
 async def test_unreachable_server_is_a_short_answer(db_path: Path) -> None:

@@ -98,3 +98,23 @@ async def test_retention_deletes_old_messages(db_path: Path) -> None:
     assert await store.delete_older_than(2000) == 1
     assert [m.content for m in await store.recent_messages("s")] == ["new"]
     await store.close()
+
+
+async def test_a_complete_reply_completes_its_question_and_a_failed_one_does_not(db_path: Path) -> None:
+    store = SQLiteStore(db_path)
+    await store.open()
+    turn = TurnRecord("s", "q", "a", 0.0, 1.0, 5, 1, "ok", "m")
+    failed = await store.add_message("s", "user", "failed question", 5, complete=False)
+    await store.save_reply("s", "partial", 3, complete=False, turn=turn, question_id=failed)
+    answered = await store.add_message("s", "user", "answered question", 5, complete=False)
+    await store.save_reply("s", "the answer", 3, complete=True, turn=turn, question_id=answered)
+    history = await store.messages_between("s")
+    await store.close()
+    assert [m.content for m in history] == ["answered question", "the answer"]  # oldest first, complete only
+    with sqlite3.connect(db_path) as db:
+        assert db.execute("SELECT content, complete FROM messages ORDER BY id").fetchall() == [
+            ("failed question", 0),
+            ("partial", 0),
+            ("answered question", 1),
+            ("the answer", 1),
+        ]

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 
 from core import tokens
-from core.tokens import TokenCounter, estimate_tokens
+from core.tokens import REPLY_PRIMING, TokenCounter, estimate_tokens
+from tests.fakes.openai_server import FakeOpenAI, estimate_prompt_tokens
+from tests.support.engines import engine_for, said
 
 
 def test_cl100k_models_count_exactly_offline() -> None:
@@ -53,3 +56,19 @@ def test_usage_moves_the_correction() -> None:
         counter.observe_usage(100, 150)
     assert counter.correction == pytest.approx(1.5, rel=0.05)
     assert counter.budgeted(100) >= 150
+
+
+async def test_correction_learns_the_whole_error_of_our_estimate(
+    fake_model: FakeOpenAI, db_path: Path
+) -> None:
+    """The server counts twice what we estimate: within a few turns budgets use the real ratio, not its
+    square root (the correction must compare the server's count with our raw estimate, not a corrected one)."""
+    fake_model.usage_factor = 2.0
+    async with engine_for(fake_model.base_url, db_path, CHATBOT_MODEL="llama3.1:8b") as engine:
+        counter = engine.counter
+        for i in range(6):
+            await engine.reply_text(said("console:a", f"message number {i} with some words in it"))
+        sent = fake_model.last_messages()
+        ours = sum(counter.message_tokens(m["content"]) for m in sent) + REPLY_PRIMING
+        real_ratio = int(estimate_prompt_tokens(sent) * 2.0) / ours
+        assert counter.correction == pytest.approx(real_ratio, rel=0.05)
