@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Protocol
 
 from core.clock import Clock, SystemClock
@@ -26,23 +27,56 @@ class PlatformRunner(Protocol):
     async def stop(self) -> None: ...
 
 
+class SessionQueues:
+    """One FIFO queue per session, taken in the order replies were submitted, forgotten when unused."""
+
+    def __init__(self) -> None:
+        self._queues: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def turn(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._queues.get(key, (asyncio.Lock(), 0))
+        self._queues[key] = (lock, users + 1)
+        try:
+            async with lock:  # asyncio.Lock serves its waiters in FIFO order
+                yield
+        finally:
+            lock, users = self._queues[key]
+            if users <= 1:
+                del self._queues[key]
+            else:
+                self._queues[key] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._queues)
+
+
 class ReplyDispatcher:
     """Runs each reply as its own task, so one slow reply or flood wait never stalls another chat.
 
-    Replies to the same session still come out in arrival order: the engine holds a FIFO lock per session,
-    and tasks start in the order they are submitted.
+    Replies to the same session come out in arrival order, always: each takes its place in the session's
+    FIFO queue when it is submitted and keeps it through generation *and* delivery (the final edit), so
+    reply N+1 shows nothing before reply N is finished on the platform.
     """
 
     def __init__(self, engine: ConversationEngine, clock: Clock | None = None) -> None:
         self.engine = engine
         self.clock = clock or SystemClock()
         self._tasks: set[asyncio.Task[StreamedReply | None]] = set()
+        self.sessions = SessionQueues()
 
     def submit(self, message: IncomingMessage, target: ReplyTarget) -> asyncio.Task[StreamedReply | None]:
-        """Answer ``message`` on ``target`` in the background."""
+        """Answer ``message`` on ``target`` in the background, after the session's earlier replies."""
+        queued = self.sessions.turn(message.session_id)
         return self._track(
-            asyncio.create_task(self.deliver(message, target), name=f"reply:{message.session_id}")
+            asyncio.create_task(self._in_turn(queued, message, target), name=f"reply:{message.session_id}")
         )
+
+    async def _in_turn(
+        self, queued: AbstractAsyncContextManager[None], message: IncomingMessage, target: ReplyTarget
+    ) -> StreamedReply | None:
+        async with queued:
+            return await self.deliver(message, target)
 
     def notify(self, target: ReplyTarget, text: str) -> asyncio.Task[StreamedReply | None]:
         """Send a fixed text (a refusal, "text only for now") in the background; drained like replies."""
