@@ -6,8 +6,9 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
+from adapters.in_flight import InFlightReply, Restore, finish_interrupted_replies
 from core.clock import Clock, SystemClock
 from core.conversation import ConversationEngine
 from core.errors import PlatformError
@@ -15,6 +16,7 @@ from core.incoming import IncomingMessage
 from core.streaming import ReplyTarget, StreamedReply, stream_reply
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class PlatformRunner(Protocol):
@@ -62,7 +64,7 @@ class ReplyDispatcher:
     def __init__(self, engine: ConversationEngine, clock: Clock | None = None) -> None:
         self.engine = engine
         self.clock = clock or SystemClock()
-        self._tasks: set[asyncio.Task[StreamedReply | None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self.sessions = SessionQueues()
 
     def submit(self, message: IncomingMessage, target: ReplyTarget) -> asyncio.Task[StreamedReply | None]:
@@ -82,20 +84,50 @@ class ReplyDispatcher:
         """Send a fixed text (a refusal, "text only for now") in the background; drained like replies."""
         return self._track(asyncio.create_task(self.say(target, text), name="notice"))
 
-    def _track(self, task: asyncio.Task[StreamedReply | None]) -> asyncio.Task[StreamedReply | None]:
+    def _track(self, task: asyncio.Task[T]) -> asyncio.Task[T]:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
 
     async def deliver(self, message: IncomingMessage, target: ReplyTarget) -> StreamedReply | None:
-        """Stream the engine's reply to ``message`` onto ``target``; log, never raise, platform failures."""
+        """Stream the engine's reply to ``message`` onto ``target``; log, never raise, platform failures.
+
+        The reply is kept in the store while in flight (see :mod:`adapters.in_flight`): a platform failure
+        marks the message interrupted at once if it can, and a crash leaves the row for the next start.
+        """
+        in_flight = await InFlightReply.begin(self.engine, message, target)
+        on_shown = in_flight.shown_now if in_flight is not None else None
         try:
-            return await stream_reply(self.engine.reply(message), target, self.clock)
+            result = await stream_reply(self.engine.reply(message), target, self.clock, on_shown=on_shown)
+        except asyncio.CancelledError:
+            if in_flight is not None:
+                await in_flight.keep_for_next_start()
+            raise
         except PlatformError as exc:
             log.error("%s: could not deliver the reply: %s", message.session_id, exc)
+            if in_flight is not None:
+                await in_flight.finish_now()
+            return None
         except Exception:
-            log.exception("%s: reply failed", message.session_id)
-        return None
+            log.exception("%s: reply failed", message.session_id)  # its text was still shown to the end
+            if in_flight is not None:
+                await in_flight.end()
+            return None
+        if in_flight is not None:
+            await in_flight.end()
+        return result
+
+    def finish_interrupted(self, platform: str, restore: Restore | None) -> asyncio.Task[Any]:
+        """Finish, in the background, the replies a crash left half-written on ``platform``."""
+
+        async def run() -> int:
+            try:
+                return await finish_interrupted_replies(self.engine, platform, restore)
+            except Exception:
+                log.exception("%s: could not finish the replies a restart interrupted", platform)
+                return 0
+
+        return self._track(asyncio.create_task(run(), name=f"recover:{platform}"))
 
     async def say(self, target: ReplyTarget, text: str) -> StreamedReply | None:
         """Send a fixed text (a refusal, a notice) through the same length- and rate-safe path."""
