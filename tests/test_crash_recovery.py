@@ -153,3 +153,78 @@ async def turns_left(db_path: Path) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in await store.db.execute_fetchall("SELECT status FROM turns")]
     finally:
         await store.close()
+
+
+async def test_slack_reply_cancelled_at_shutdown_is_finished_with_a_note_on_the_next_start(
+    fake_model: FakeOpenAI, db_path: Path
+) -> None:
+    from tests.fakes.slack_api import BOT_TOKEN, BOT_USER, SIGNING_SECRET, FakeSlack, Message, mention
+
+    slack = FakeSlack()
+    await slack.start()
+    keys = {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_API_URL": slack.base_url, "SLACK_PORT": 0}
+    config = settings_for(fake_model.base_url, db_path, SLACK_SIGNING_SECRET=SIGNING_SECRET, **keys)
+    config = config.model_copy(update={"slack_edit_interval": 0.05})
+    fake_model.queue(Reply(text=LONG, chunk_size=10, delay=0.05))
+
+    def reply() -> Message | None:
+        found = slack.in_thread("C0GENERAL", "100.000001")
+        return found[0] if found else None
+
+    try:
+        async with open_engine(config) as engine, running_platforms(config, engine, ["slack"]) as runners:
+            runner = runners[0]
+            slack.app_url = f"http://127.0.0.1:{runner.port}/slack/events"  # type: ignore[attr-defined]
+            await slack.post_event(mention(f"<@{BOT_USER}> tell me a lot", ts="100.000001"))
+            await eventually(lambda: (m := reply()) is not None and len(m.versions) >= 3)
+            await runner.dispatcher.drain(grace=0)  # type: ignore[attr-defined]  # shut down, reply unfinished
+        cut = reply()
+        assert cut is not None and cut.text.endswith(MARKER)
+        partial = cut.text.removesuffix(MARKER).rstrip()
+
+        async with open_engine(config) as engine, running_platforms(config, engine, ["slack"]) as runners:
+            await eventually(lambda: (m := reply()) is not None and m.text.endswith(INTERRUPTED_NOTE))
+            await eventually(lambda: runners[0].dispatcher.pending == 0)  # type: ignore[attr-defined]
+        assert [(m.ts, m.text) for m in slack.in_thread("C0GENERAL", "100.000001")] == [
+            (cut.ts, f"{partial}\n\n{INTERRUPTED_NOTE}")
+        ]
+        assert await turns(db_path) == [("slack:T0TEAM:C0GENERAL:100.000001", "interrupted")]
+    finally:
+        await slack.stop()
+
+
+async def test_discord_reply_cancelled_at_shutdown_is_finished_with_a_note_on_the_next_start(
+    fake_model: FakeOpenAI, db_path: Path
+) -> None:
+    from tests.fakes.discord_api import DM_ID, FakeDiscord
+
+    discord_fake = FakeDiscord()
+    await discord_fake.start()
+    config = settings_for(
+        fake_model.base_url,
+        db_path,
+        DISCORD_BOT_TOKEN="discord-test-token-0123456789",
+        DISCORD_API_BASE_URL=discord_fake.api_url,
+        DISCORD_GATEWAY_URL=discord_fake.gateway_url,
+        DISCORD_EDIT_INTERVAL=0.05,
+        DISCORD_GUILD_READY_TIMEOUT=0.02,
+    )
+    fake_model.queue(Reply(text=LONG, chunk_size=10, delay=0.05))
+    try:
+        async with open_engine(config) as engine, running_platforms(config, engine, ["discord"]) as runners:
+            await discord_fake.user_says("tell me a lot", channel_id=DM_ID)
+            await eventually(lambda: any(len(m.texts) >= 3 for m in discord_fake.bot_messages(DM_ID)))
+            await runners[0].dispatcher.drain(grace=0)  # type: ignore[attr-defined]  # reply unfinished
+        (cut,) = discord_fake.bot_messages(DM_ID)
+        assert cut.text.endswith(MARKER)
+        partial = cut.text.removesuffix(MARKER).rstrip()
+
+        async with open_engine(config) as engine, running_platforms(config, engine, ["discord"]) as runners:
+            await eventually(lambda: discord_fake.bot_messages(DM_ID)[0].text.endswith(INTERRUPTED_NOTE))
+            await eventually(lambda: runners[0].dispatcher.pending == 0)  # type: ignore[attr-defined]
+        assert [(m.id, m.text) for m in discord_fake.bot_messages(DM_ID)] == [
+            (cut.id, f"{partial}\n\n{INTERRUPTED_NOTE}")
+        ]
+        assert [status for _session, status in await turns(db_path)] == ["interrupted"]
+    finally:
+        await discord_fake.stop()
