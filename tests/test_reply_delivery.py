@@ -62,6 +62,7 @@ async def test_replies_in_one_session_reach_the_platform_in_arrival_order(
             tasks.append(dispatcher.submit(said("chat:1", f"message {n}"), t))
             await asyncio.sleep(0.05)
         await asyncio.wait_for(asyncio.gather(*tasks), timeout=60)
+        assert len(dispatcher.sessions) == 0, "a session's queue is forgotten once its replies are done"
     assert all(t.visible()[0].startswith(f"answer {n} ") for n, t in enumerate(targets))
     owner = {id(c): n for n, t in enumerate(targets) for c in t.calls}
     first_calls = [owner[id(c)] for c in log if c is targets[owner[id(c)]].changes()[0]]
