@@ -228,3 +228,26 @@ async def test_discord_reply_cancelled_at_shutdown_is_finished_with_a_note_on_th
         assert [status for _session, status in await turns(db_path)] == ["interrupted"]
     finally:
         await discord_fake.stop()
+
+
+async def test_telegram_error_mid_stream_ends_the_reply_with_a_note_and_frees_the_chat(
+    fake_model: FakeOpenAI, telegram: FakeTelegram, db_path: Path
+) -> None:
+    fake_model.queue(Reply(text=LONG, chunk_size=10, delay=0.05))
+    chat = telegram.private_chat(1001)
+    config = settings_for(
+        fake_model.base_url, db_path, TELEGRAM_BOT_TOKEN=telegram.token, TELEGRAM_BASE_URL=telegram.root
+    )
+    async with open_engine(config) as engine, running_platforms(config, engine, ["telegram"]) as runners:
+        telegram.user_message(chat, "tell me a lot")
+        await eventually(lambda: len([c for c in telegram.calls_to("editMessageText", 1001) if c.ok]) >= 2)
+        telegram.fail_next("editMessageText", status=502, description="Bad Gateway")
+        await eventually(lambda: telegram.bot_messages(1001)[0].text.endswith(INTERRUPTED_NOTE))
+        await eventually(lambda: len(fake_model.request_times) == 1, within=5.0)  # the model stream closed
+        telegram.user_message(chat, "are you there?")
+        await eventually(lambda: len(telegram.bot_messages(1001)) == 2 and runners[0].in_flight == 0)  # type: ignore[attr-defined]
+    cut, answered = telegram.texts(1001)
+    partial = cut.removesuffix(f"\n\n{INTERRUPTED_NOTE}")
+    assert partial and LONG.startswith(partial) and MARKER not in cut
+    assert answered.startswith("You said:") and answered.endswith("are you there?")
+    assert [status for _session, status in await turns(db_path)] == ["interrupted", "ok"]
