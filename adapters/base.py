@@ -56,9 +56,9 @@ class SessionQueues:
 class ReplyDispatcher:
     """Runs each reply as its own task, so one slow reply or flood wait never stalls another chat.
 
-    Replies to the same session come out in arrival order, always: each takes its place in the session's
-    FIFO queue when it is submitted and keeps it through generation *and* delivery (the final edit), so
-    reply N+1 shows nothing before reply N is finished on the platform.
+    Replies to the same session come out in arrival order, always: each joins the session's FIFO queue in
+    the order it was submitted (tasks first run in creation order) and holds its place through generation
+    *and* delivery (the final edit), so reply N+1 shows nothing before reply N is finished on the platform.
     """
 
     def __init__(self, engine: ConversationEngine, clock: Clock | None = None) -> None:
