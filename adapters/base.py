@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from typing import Protocol
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, Protocol, TypeVar
 
+from adapters.in_flight import InFlightReply, Restore, finish_interrupted_replies
 from core.clock import Clock, SystemClock
 from core.conversation import ConversationEngine
 from core.errors import PlatformError
@@ -14,6 +16,7 @@ from core.incoming import IncomingMessage
 from core.streaming import ReplyTarget, StreamedReply, stream_reply
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class PlatformRunner(Protocol):
@@ -26,42 +29,105 @@ class PlatformRunner(Protocol):
     async def stop(self) -> None: ...
 
 
+class SessionQueues:
+    """One FIFO queue per session, taken in the order replies were submitted, forgotten when unused."""
+
+    def __init__(self) -> None:
+        self._queues: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def turn(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._queues.get(key, (asyncio.Lock(), 0))
+        self._queues[key] = (lock, users + 1)
+        try:
+            async with lock:  # asyncio.Lock serves its waiters in FIFO order
+                yield
+        finally:
+            lock, users = self._queues[key]
+            if users <= 1:
+                del self._queues[key]
+            else:
+                self._queues[key] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._queues)
+
+
 class ReplyDispatcher:
     """Runs each reply as its own task, so one slow reply or flood wait never stalls another chat.
 
-    Replies to the same session still come out in arrival order: the engine holds a FIFO lock per session,
-    and tasks start in the order they are submitted.
+    Replies to the same session come out in arrival order, always: each joins the session's FIFO queue in
+    the order it was submitted (tasks first run in creation order) and holds its place through generation
+    *and* delivery (the final edit), so reply N+1 shows nothing before reply N is finished on the platform.
     """
 
     def __init__(self, engine: ConversationEngine, clock: Clock | None = None) -> None:
         self.engine = engine
         self.clock = clock or SystemClock()
-        self._tasks: set[asyncio.Task[StreamedReply | None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.sessions = SessionQueues()
 
     def submit(self, message: IncomingMessage, target: ReplyTarget) -> asyncio.Task[StreamedReply | None]:
-        """Answer ``message`` on ``target`` in the background."""
+        """Answer ``message`` on ``target`` in the background, after the session's earlier replies."""
+        queued = self.sessions.turn(message.session_id)
         return self._track(
-            asyncio.create_task(self.deliver(message, target), name=f"reply:{message.session_id}")
+            asyncio.create_task(self._in_turn(queued, message, target), name=f"reply:{message.session_id}")
         )
+
+    async def _in_turn(
+        self, queued: AbstractAsyncContextManager[None], message: IncomingMessage, target: ReplyTarget
+    ) -> StreamedReply | None:
+        async with queued:
+            return await self.deliver(message, target)
 
     def notify(self, target: ReplyTarget, text: str) -> asyncio.Task[StreamedReply | None]:
         """Send a fixed text (a refusal, "text only for now") in the background; drained like replies."""
         return self._track(asyncio.create_task(self.say(target, text), name="notice"))
 
-    def _track(self, task: asyncio.Task[StreamedReply | None]) -> asyncio.Task[StreamedReply | None]:
+    def _track(self, task: asyncio.Task[T]) -> asyncio.Task[T]:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
 
     async def deliver(self, message: IncomingMessage, target: ReplyTarget) -> StreamedReply | None:
-        """Stream the engine's reply to ``message`` onto ``target``; log, never raise, platform failures."""
+        """Stream the engine's reply to ``message`` onto ``target``; log, never raise, platform failures.
+
+        The reply is kept in the store while in flight (see :mod:`adapters.in_flight`): a platform failure
+        marks the message interrupted at once if it can, and a crash leaves the row for the next start.
+        """
+        in_flight = await InFlightReply.begin(self.engine, message, target)
+        on_shown = in_flight.shown_now if in_flight is not None else None
         try:
-            return await stream_reply(self.engine.reply(message), target, self.clock)
+            result = await stream_reply(self.engine.reply(message), target, self.clock, on_shown=on_shown)
+        except asyncio.CancelledError:
+            if in_flight is not None:
+                await in_flight.keep_for_next_start()
+            raise
         except PlatformError as exc:
             log.error("%s: could not deliver the reply: %s", message.session_id, exc)
+            if in_flight is not None:
+                await in_flight.finish_now()
+            return None
         except Exception:
-            log.exception("%s: reply failed", message.session_id)
-        return None
+            log.exception("%s: reply failed", message.session_id)  # its text was still shown to the end
+            if in_flight is not None:
+                await in_flight.end()
+            return None
+        if in_flight is not None:
+            await in_flight.end()
+        return result
+
+    def finish_interrupted(self, platform: str, restore: Restore | None) -> asyncio.Task[Any]:
+        """Finish, in the background, the replies a crash left half-written on ``platform``."""
+
+        async def run() -> int:
+            try:
+                return await finish_interrupted_replies(self.engine, platform, restore)
+            except Exception:
+                log.exception("%s: could not finish the replies a restart interrupted", platform)
+                return 0
+
+        return self._track(asyncio.create_task(run(), name=f"recover:{platform}"))
 
     async def say(self, target: ReplyTarget, text: str) -> StreamedReply | None:
         """Send a fixed text (a refusal, a notice) through the same length- and rate-safe path."""

@@ -3,13 +3,16 @@
 A platform's limit is often wider than one message (Slack's chat.update per workspace, Discord's edits per
 channel). A :class:`RateGate` is a sliding-window limit that every reply to the same place shares: never
 more than ``rate`` calls in any ``per`` seconds. Live-preview edits take a slot only when one is free and
-leave a reserve for final edits; final edits and new messages wait for theirs.
+leave a reserve for final edits; final edits and new messages wait for theirs, first come first served
+(a reply that started waiting first is never overtaken by a later one). :class:`RateGates` keeps one gate
+per key and forgets idle ones, so the number of chats seen does not grow memory without bound.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
-from collections import deque
+from collections import OrderedDict, deque
 from typing import Protocol
 
 from core.clock import Clock
@@ -38,6 +41,7 @@ class RateGate:
         self._clock = clock
         self._reserve = min(rate - 1, math.ceil(rate * reserve)) if rate > 1 else 0
         self._stamps: deque[float] = deque()
+        self._queue = asyncio.Lock()  # waiters for a must-happen slot, served in arrival order (FIFO)
 
     def _used(self) -> int:
         cutoff = self._clock.now() - self.per
@@ -61,10 +65,16 @@ class RateGate:
         return max(0.0, self._stamps[used - allowed] + self.per - self._clock.now())
 
     async def acquire(self) -> None:
-        """Wait for a slot for a call that must happen (a final edit, a new message)."""
-        while self._used() >= self.rate:
-            await self._clock.sleep(max(1e-3, self._stamps[0] + self.per - self._clock.now()))
-        self._stamps.append(self._clock.now())
+        """Wait for a slot for a call that must happen (a final edit, a new message), in arrival order."""
+        async with self._queue:  # asyncio.Lock hands over to its waiters in FIFO order, with no barging
+            while self._used() >= self.rate:
+                await self._clock.sleep(max(1e-3, self._stamps[0] + self.per - self._clock.now()))
+            self._stamps.append(self._clock.now())
+
+    @property
+    def idle(self) -> bool:
+        """Nobody waits and no call is inside the window: forgetting the gate loses nothing."""
+        return not self._queue.locked() and self._used() == 0
 
 
 class AllGates:
@@ -82,19 +92,47 @@ class AllGates:
         return max(gate.delay() for gate in self.gates)
 
     async def acquire(self) -> None:
+        """Each gate in turn; each serves its waiters in arrival order, so the whole is FIFO too."""
         for gate in self.gates:
             await gate.acquire()
 
 
 class RateGates:
-    """One :class:`RateGate` per key (a workspace, a channel), made on first use."""
+    """One :class:`RateGate` per key (a workspace, a channel), made on first use, at most ``max_size`` kept.
 
-    def __init__(self, rate: int, per: float, clock: Clock, *, reserve: float = 0.2) -> None:
+    Beyond ``max_size`` keys, idle gates (nobody waiting, no call inside their window) are forgotten first,
+    least recently used first; only if every gate is busy does the least recently used one go.
+    """
+
+    def __init__(
+        self, rate: int, per: float, clock: Clock, *, reserve: float = 0.2, max_size: int = 4096
+    ) -> None:
+        if max_size < 1:
+            raise ValueError("max_size must be at least 1")
         self._rate, self._per, self._clock, self._reserve = rate, per, clock, reserve
-        self._gates: dict[str, RateGate] = {}
+        self.max_size = max_size
+        self._gates: OrderedDict[str, RateGate] = OrderedDict()
 
     def get(self, key: str) -> RateGate:
         gate = self._gates.get(key)
         if gate is None:
+            if len(self._gates) >= self.max_size:
+                self._shrink()
             gate = self._gates[key] = RateGate(self._rate, self._per, self._clock, reserve=self._reserve)
+        else:
+            self._gates.move_to_end(key)
         return gate
+
+    def _shrink(self) -> None:
+        """Make room for one more: forget idle gates (oldest first) down to three quarters of the bound,
+        else the least recently used one."""
+        target = max(1, self.max_size * 3 // 4)
+        for key in [k for k, gate in self._gates.items() if gate.idle]:
+            if len(self._gates) <= target:
+                break
+            del self._gates[key]
+        while len(self._gates) >= self.max_size:
+            self._gates.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._gates)

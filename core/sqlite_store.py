@@ -9,16 +9,18 @@ is a round trip to aiosqlite's database thread, so the hot path keeps them few.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from itertools import starmap
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 
-from core.store import Role, SessionState, StoredMessage, TurnRecord
+from core.store import ReplyInFlight, Role, SessionState, StoredMessage, TurnRecord
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,22 @@ MIGRATIONS: list[str] = [
     ALTER TABLE turns ADD COLUMN platform TEXT NOT NULL DEFAULT '';
     CREATE INDEX turns_by_user ON turns (user_id, started_at);
     CREATE INDEX messages_by_user ON messages (user_id)
+    """,
+    # 4: replies being written on a platform, so a start after a crash can finish the half-written message
+    """
+    CREATE TABLE replies_in_flight (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        session_id TEXT NOT NULL,
+        platform TEXT NOT NULL,
+        bot TEXT NOT NULL,
+        user_id TEXT NOT NULL DEFAULT '',
+        address TEXT NOT NULL,
+        message TEXT,
+        shown TEXT NOT NULL DEFAULT '',
+        turn_recorded INTEGER NOT NULL DEFAULT 0,
+        started_at REAL NOT NULL
+    );
+    CREATE INDEX replies_in_flight_by_platform ON replies_in_flight (platform, bot)
     """,
 ]
 
@@ -321,3 +339,52 @@ class SQLiteStore:
                 (timestamp,),
             )
         return deleted
+
+    # -- replies in flight (crash recovery): one single-statement write each
+
+    async def begin_reply(self, session_id: str, platform: str, bot: str, user_id: str, address: Any) -> int:
+        async with self._write_lock:
+            cursor = await self.db.execute(
+                "INSERT INTO replies_in_flight (session_id, platform, bot, user_id, address, started_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (session_id, platform, bot, user_id, json.dumps(address), time.time()),
+            )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    async def reply_shown(self, reply_id: int, message: Any, shown: str) -> None:
+        async with self._write_lock:
+            await self.db.execute(
+                "UPDATE replies_in_flight SET message = ?, shown = ? WHERE id = ?",
+                (json.dumps(message), shown, reply_id),
+            )
+
+    async def mark_turn_recorded(self, reply_id: int) -> None:
+        async with self._write_lock:
+            await self.db.execute("UPDATE replies_in_flight SET turn_recorded = 1 WHERE id = ?", (reply_id,))
+
+    async def end_reply(self, reply_id: int) -> None:
+        async with self._write_lock:
+            await self.db.execute("DELETE FROM replies_in_flight WHERE id = ?", (reply_id,))
+
+    async def unfinished_replies(self, platform: str, bot: str) -> list[ReplyInFlight]:
+        rows = await self.db.execute_fetchall(
+            "SELECT id, session_id, platform, bot, user_id, address, message, shown, turn_recorded, started_at "
+            "FROM replies_in_flight WHERE platform = ? AND bot = ? ORDER BY id",
+            (platform, bot),
+        )
+        return [
+            ReplyInFlight(
+                id=row[0],
+                session_id=row[1],
+                platform=row[2],
+                bot=row[3],
+                user_id=row[4],
+                address=json.loads(row[5]),
+                message=json.loads(row[6]) if row[6] is not None else None,
+                shown=row[7],
+                turn_recorded=bool(row[8]),
+                started_at=row[9],
+            )
+            for row in rows
+        ]

@@ -11,7 +11,7 @@ another backend implements :class:`ConversationStore`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, NamedTuple, Protocol
+from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 Role = Literal["user", "assistant"]
 
@@ -123,3 +123,38 @@ class ConversationStore(Protocol):
     async def delete_older_than(self, timestamp: float) -> int:
         """Delete messages and turns older than ``timestamp`` (retention); return how many messages went."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyInFlight:
+    """A reply being written on a platform, kept until its final text landed: after a crash, the next start
+    finds the message still showing half a reply (and its writing marker) and finishes it."""
+
+    id: int
+    session_id: str
+    platform: str
+    bot: str
+    user_id: str
+    address: Any  # JSON-able: where the reply goes (chat, channel, thread ids)
+    message: Any  # JSON-able: the platform message being written, once sent (None before)
+    shown: str  # the last text that message showed, without the writing marker
+    turn_recorded: bool  # the engine already recorded the turn (the reply was cancelled, not killed)
+    started_at: float
+
+
+@runtime_checkable
+class ReplyJournal(Protocol):
+    """Where replies in flight are kept (the SQLite store is one); a store without it simply has no
+    crash recovery."""
+
+    async def begin_reply(
+        self, session_id: str, platform: str, bot: str, user_id: str, address: Any
+    ) -> int: ...
+
+    async def reply_shown(self, reply_id: int, message: Any, shown: str) -> None: ...
+
+    async def mark_turn_recorded(self, reply_id: int) -> None: ...
+
+    async def end_reply(self, reply_id: int) -> None: ...
+
+    async def unfinished_replies(self, platform: str, bot: str) -> list[ReplyInFlight]: ...

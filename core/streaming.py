@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -68,6 +68,9 @@ class ReplyTarget(Protocol):
     async def typing(self) -> None: ...
 
 
+ShownCallback = Callable[[object, str], Awaitable[None]]
+
+
 @dataclass
 class StreamedReply:
     """What the user ended up seeing: the final text of each message, in order."""
@@ -82,7 +85,7 @@ class StreamedReply:
 
 
 class _Streamer:
-    def __init__(self, target: ReplyTarget, clock: Clock) -> None:
+    def __init__(self, target: ReplyTarget, clock: Clock, on_shown: ShownCallback | None = None) -> None:
         self.target = target
         self.limits = target.limits
         self.clock = clock
@@ -100,41 +103,57 @@ class _Streamer:
         self.first_text = asyncio.Event()
         self.typing_task: asyncio.Task[None] | None = None
         self.withdrawn = 0  # earlier messages of this reply that a Retraction withdrew
+        self.source_error: Exception | None = None
+        self.on_shown = on_shown
 
     @property
     def measure(self) -> Measure:
         return self.limits.measure
 
     def current(self) -> str:
+        """The current message's text so far. A :class:`Retraction` among the new parts is applied here, in
+        the showing task, never while a platform call is in flight: it drops the current message's text
+        and withdraws every message already finished (a rollover that landed just before it included)."""
         if self.parts:
-            self.carry += "".join(self.parts)
+            for part in self.parts:
+                if isinstance(part, Retraction):
+                    self.carry = ""
+                    self.withdrawn = len(self.result.messages)
+                self.carry += part
             self.parts.clear()
         return self.carry
 
     async def run(self, chunks: AsyncIterable[str]) -> StreamedReply:
-        self.typing_task = asyncio.create_task(self._typing()) if self.limits.typing_interval else None
-        reader = asyncio.create_task(self._read(chunks))
+        """Read ``chunks`` and show them, as one task group: a platform failure (or a cancellation) stops
+        the chunk source too, so the model stream is closed and the turn is stored as interrupted."""
         try:
-            while True:
-                await self.changed.wait()
-                self.changed.clear()
-                wait = self._wait_needed()
-                if wait > 0 and not self.done:
-                    await self._sleep_unless_finished(wait)
-                if self.done:
-                    break
-                await self._preview()
-            await reader  # re-raises a failure of the chunk source, after we show what we had
-        except asyncio.CancelledError:
-            reader.cancel()
+            async with asyncio.TaskGroup() as tasks:
+                if self.limits.typing_interval:
+                    self.typing_task = tasks.create_task(self._typing())
+                tasks.create_task(self._read(chunks))
+                try:
+                    await self._show_while_streaming()
+                finally:
+                    self._stop_typing()
+        except BaseExceptionGroup as group:  # one failure at a time: raise it as itself, not as a group
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
             raise
-        except Exception:
-            await self._finish()
-            raise
-        finally:
-            self._stop_typing()
         await self._finish()
+        if self.source_error is not None:  # shown what we had; now report the failure of the source
+            raise self.source_error
         return self.result
+
+    async def _show_while_streaming(self) -> None:
+        while True:
+            await self.changed.wait()
+            self.changed.clear()
+            wait = self._wait_needed()
+            if wait > 0 and not self.done:
+                await self._sleep_unless_finished(wait)
+            if self.done:
+                return
+            await self._preview()
 
     async def _sleep_unless_finished(self, seconds: float) -> None:
         """Wait before the next preview, but go straight to the final edit when the reply ends."""
@@ -153,22 +172,25 @@ class _Streamer:
         return limit - self.clock.now()
 
     async def _read(self, chunks: AsyncIterable[str]) -> None:
+        """Collect chunks into ``parts``. A failure of the source is kept for after the final edit; a
+        cancellation (the platform failed) closes the source, which ends the model stream."""
         try:
             async for chunk in chunks:
-                if isinstance(chunk, Retraction):
-                    self.parts.clear()
-                    self.carry = ""
-                    self.withdrawn = len(self.result.messages)
-                if chunk:
+                if chunk or isinstance(chunk, Retraction):
                     self.parts.append(chunk)
-                    if not self.first_text.is_set() and chunk.strip():
+                    if not self.first_text.is_set() and not isinstance(chunk, Retraction) and chunk.strip():
                         self.first_text.set()
                         self._stop_typing()
                     self.changed.set()
+        except Exception as exc:
+            self.source_error = exc
         finally:
             self.done = True
             self.finished.set()
             self.changed.set()
+            close = getattr(chunks, "aclose", None)
+            if close is not None:
+                await close()
 
     async def _typing(self) -> None:
         interval = self.limits.typing_interval or 5.0
@@ -191,6 +213,7 @@ class _Streamer:
         if self.measure(text) > self._room():
             head, tail = split_text(text, self._room(), self.measure)
             await self._put(head, final=True)
+            await self._report_shown(head)  # the reply goes on: until the next message, this is where it is
             self._next_message(tail)
             self.changed.set()  # show the continuation on the next turn of the loop, paced
             return
@@ -215,6 +238,11 @@ class _Streamer:
             return
         self.shown = preview
         self.last_change = self.clock.now()
+        await self._report_shown(text)
+
+    async def _report_shown(self, text: str) -> None:
+        if self.on_shown is not None and self.ref is not None:
+            await self.on_shown(self.ref, text)
 
     def _retry_in(self, seconds: float) -> None:
         self.not_before = self.clock.now() + seconds
@@ -231,8 +259,8 @@ class _Streamer:
         self.shown = ""
 
     async def _finish(self) -> None:
+        text = self.current()  # applies a retraction still waiting in ``parts``
         await self._withdraw_earlier()
-        text = self.current()
         if not text.strip() and not self.result.messages:
             text = EMPTY_REPLY
         while True:
@@ -293,6 +321,13 @@ class _Streamer:
         self.result.refs.append(self.ref)
 
 
-async def stream_reply(chunks: AsyncIterable[str], target: ReplyTarget, clock: Clock) -> StreamedReply:
-    """Show the text from ``chunks`` on ``target`` as it arrives; return what the user ended up with."""
-    return await _Streamer(target, clock).run(chunks)
+async def stream_reply(
+    chunks: AsyncIterable[str], target: ReplyTarget, clock: Clock, *, on_shown: ShownCallback | None = None
+) -> StreamedReply:
+    """Show the text from ``chunks`` on ``target`` as it arrives; return what the user ended up with.
+
+    ``on_shown(ref, text)`` is awaited after each unfinished text lands on the platform (a preview, or a
+    message finished by a rollover while the reply goes on): where the reply is and what it shows, so a
+    reply cut by a crash can be finished on the next start.
+    """
+    return await _Streamer(target, clock, on_shown).run(chunks)

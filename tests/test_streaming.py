@@ -195,3 +195,64 @@ async def test_a_busy_gate_delays_previews_but_not_the_final_edit() -> None:
     await stream_reply(paced(chunks, clock, 0.1), t, clock)  # a 4-second stream
     assert t.visible() == ["".join(chunks)]
     assert t.changes()[-1].at - clock.now() == 0 and clock.now() < 1000.0 + 10.0  # not held for the window
+
+
+async def test_a_retraction_during_an_in_flight_rollover_send_leaves_no_blocked_text() -> None:
+    from core.hooks import Retraction
+
+    t = target(max_chars=100, interval=0.5)
+    t.latency = 0.5  # every platform call takes half a second
+
+    async def withdrawn() -> AsyncIterator[str]:
+        yield "blocked words here. " * 8  # over the limit at once: the first call is a rollover's send
+        await t.clock.sleep(0.1)
+        assert t.in_flight, "the retraction must land while the rollover message is being sent"
+        yield Retraction("Sorry, I can't share that.")
+
+    result = await stream_reply(withdrawn(), t, t.clock)
+    shown = t.visible()
+    assert not any("blocked" in m for m in shown), shown
+    assert shown[-1] == "Sorry, I can't share that."
+    assert result.messages == shown
+
+
+async def test_a_retraction_during_an_in_flight_preview_edit_leaves_no_blocked_text() -> None:
+    from core.hooks import Retraction
+
+    t = target(max_chars=4096, interval=0.2)
+    t.latency = 0.5
+
+    async def withdrawn() -> AsyncIterator[str]:
+        for i in range(6):
+            yield f"blocked part {i}. "
+            await t.clock.sleep(0.3)
+        assert t.in_flight
+        yield Retraction("Sorry, I can't share that.")
+
+    await stream_reply(withdrawn(), t, t.clock)
+    assert t.visible() == ["Sorry, I can't share that."]
+
+
+async def test_a_platform_failure_mid_stream_closes_the_source_and_raises() -> None:
+    from core.errors import PlatformError
+
+    t = target(interval=0.5)
+    t.latency = 0.05
+    t.failures[("edit", 3)] = PlatformError("the platform fell over")
+    produced: list[int] = []
+    closed: list[bool] = []
+
+    async def endless() -> AsyncIterator[str]:
+        try:
+            for i in range(10_000):
+                produced.append(i)
+                yield f"word{i} "
+                await t.clock.sleep(0.1)
+        finally:
+            closed.append(True)
+
+    with pytest.raises(PlatformError):
+        await stream_reply(endless(), t, t.clock)
+    assert closed == [True], "the chunk source must be closed when the platform fails"
+    assert len(produced) < 100, "the source must not run on after the failure"
+    assert WRITING_MARKER in t.visible()[0], "what the user saw is the last preview that landed"

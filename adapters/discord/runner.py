@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import discord
@@ -189,6 +190,8 @@ class DiscordRunner:
         )
         if ready.done():
             self._task.add_done_callback(self._client_ended)
+            # replies a crash left half-written on Discord: finish them (in the background)
+            self.dispatcher.finish_interrupted(self.name, self.restore_target)
             return
         ready.cancel()
         error = self._task.exception() if self._task.done() else None
@@ -249,6 +252,16 @@ class DiscordRunner:
         return DiscordTarget(
             channel, limits=self.limits, gate=self.gates.get(str(channel_id)), reply_to=reply_to
         )
+
+    def restore_target(self, address: Any) -> DiscordTarget:
+        """The target a reply in flight had, from its stored address (to finish it after a restart)."""
+        if self.client is None:
+            raise PlatformError("Discord is not connected")
+        channel_id = int(address["channel_id"])
+        channel = self.client.get_channel(channel_id) or self.client.get_partial_messageable(channel_id)
+        if not isinstance(channel, discord.abc.Messageable):
+            raise PlatformError(f"Discord channel {channel_id} cannot take messages")
+        return self._target(channel, channel_id, None)
 
     async def on_message(self, message: discord.Message) -> None:
         client = self.client

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import aiohttp
 import discord
@@ -75,6 +76,23 @@ class DiscordTarget:
     def gate(self) -> RateGate | None:
         return self._gate
 
+    @property
+    def address(self) -> dict[str, int | None]:
+        """Where this reply goes, as JSON (kept while the reply is in flight, for crash recovery)."""
+        return {"channel_id": getattr(self.channel, "id", None)}
+
+    def ref_address(self, ref: object) -> dict[str, int]:
+        if not isinstance(ref, discord.Message | discord.PartialMessage):
+            raise TypeError(f"not a Discord message: {ref!r}")
+        return {"channel_id": ref.channel.id, "message_id": ref.id}
+
+    def ref_from(self, address: Any) -> discord.PartialMessage:
+        get = getattr(self.channel, "get_partial_message", None)
+        if get is None:
+            raise PlatformError(f"cannot address messages in {self.channel!r}")
+        message: discord.PartialMessage = get(int(address["message_id"]))
+        return message
+
     async def send(self, text: str, *, final: bool) -> discord.Message:
         reference = self._reply_to.to_reference(fail_if_not_exists=False) if self._reply_to else None
         with translated():
@@ -86,7 +104,7 @@ class DiscordTarget:
         return message
 
     async def edit(self, ref: object, text: str, *, final: bool) -> None:
-        if not isinstance(ref, discord.Message):
+        if not isinstance(ref, discord.Message | discord.PartialMessage):
             raise TypeError(f"not a Discord message: {ref!r}")
         with translated():
             await ref.edit(content=text)

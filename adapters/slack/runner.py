@@ -109,6 +109,8 @@ class SlackRunner:
         except BaseException:
             await self.client.session.close()
             raise
+        # replies a crash left half-written in this workspace: finish them (in the background)
+        self.dispatcher.finish_interrupted(self.name, self.restore_target)
 
     async def _listen(self) -> None:
         """Socket Mode when an app token is set, else the HTTP events endpoint."""
@@ -207,6 +209,19 @@ class SlackRunner:
             thread_ts=place.thread_ts,
             limits=self.limits,
             gate=self.gate(place.team),
+            team=place.team,
+        )
+
+    def restore_target(self, address: Any) -> SlackReplyTarget:
+        """The target a reply in flight had, from its stored address (to finish it after a restart)."""
+        team = str(address.get("team") or "")
+        return SlackReplyTarget(
+            client=self.client,
+            channel=str(address["channel"]),
+            thread_ts=address.get("thread_ts"),
+            limits=self.limits,
+            gate=self.gate(team),
+            team=team,
         )
 
     def gate(self, team: str) -> WorkspaceGate:

@@ -78,6 +78,18 @@ class SlackReplyTarget:
     thread_ts: str | None
     limits: PlatformLimits
     gate: RateGate | None = None
+    team: str = ""
+
+    @property
+    def address(self) -> dict[str, str | None]:
+        """Where this reply goes, as JSON (kept while the reply is in flight, for crash recovery)."""
+        return {"team": self.team, "channel": self.channel, "thread_ts": self.thread_ts}
+
+    def ref_address(self, ref: object) -> str:
+        return str(ref)  # a message's ``ts``
+
+    def ref_from(self, address: Any) -> str:
+        return str(address)
 
     async def send(self, text: str, *, final: bool) -> object:
         kwargs: dict[str, Any] = {

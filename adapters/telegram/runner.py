@@ -156,6 +156,8 @@ class TelegramRunner:
                 ) from None
             raise
         self.app = app
+        # replies a crash left half-written in this bot's chats: finish them (in the background)
+        self.dispatcher.finish_interrupted(self.name, lambda address: self.restore_target(address, app.bot))
 
     async def _initialize(self, app: AnyApplication) -> None:
         """Connect and check the token (getMe), as a :class:`ConfigError` that says what to fix."""
@@ -232,7 +234,10 @@ class TelegramRunner:
         return not self._allowed or str(found.user_id) in self._allowed or str(found.chat_id) in self._allowed
 
     def limits_for(self, found: Route) -> PlatformLimits:
-        interval = self.tuning.group_edit_interval if found.in_group else self.tuning.private_edit_interval
+        return self._limits(in_group=found.in_group)
+
+    def _limits(self, *, in_group: bool) -> PlatformLimits:
+        interval = self.tuning.group_edit_interval if in_group else self.tuning.private_edit_interval
         return PlatformLimits(
             max_chars=MAX_CHARS,
             min_edit_interval=interval,
@@ -248,11 +253,27 @@ class TelegramRunner:
             thread_id=found.thread_id,
             reply_to=found.reply_to,
             gate=self.gate_for(found),
+            in_group=found.in_group,
+        )
+
+    def restore_target(self, address: Any, bot: Bot) -> TelegramTarget:
+        """The target a reply in flight had, from its stored address (to finish it after a restart)."""
+        chat_id, in_group = int(address["chat_id"]), bool(address.get("in_group"))
+        return TelegramTarget(
+            bot,
+            chat_id,
+            limits=self._limits(in_group=in_group),
+            thread_id=address.get("thread_id"),
+            gate=self._gate(chat_id, in_group=in_group),
+            in_group=in_group,
         )
 
     def gate_for(self, found: Route) -> Gate:
-        chat = self._chat_gates.get(str(found.chat_id))
-        return AllGates(chat, self._gates.get(str(found.chat_id))) if found.in_group else chat
+        return self._gate(found.chat_id, in_group=found.in_group)
+
+    def _gate(self, chat_id: int, *, in_group: bool) -> Gate:
+        chat = self._chat_gates.get(str(chat_id))
+        return AllGates(chat, self._gates.get(str(chat_id))) if in_group else chat
 
     def _notify(self, target: TelegramTarget, text: str) -> None:
         self.dispatcher.notify(target, text)

@@ -17,7 +17,7 @@ import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from telegram import Bot, Message, ReplyParameters
 from telegram.constants import ChatAction, ParseMode
@@ -88,10 +88,12 @@ class TelegramTarget:
         thread_id: int | None = None,
         reply_to: int | None = None,
         gate: Gate | None = None,
+        in_group: bool = False,
     ) -> None:
         self._bot = bot
         self.chat_id = chat_id
         self.thread_id = thread_id
+        self.in_group = in_group
         self._reply_to = reply_to
         self._limits = limits
         self._gate = gate
@@ -103,6 +105,19 @@ class TelegramTarget:
     @property
     def gate(self) -> Gate | None:
         return self._gate
+
+    @property
+    def address(self) -> dict[str, Any]:
+        """Where this reply goes, as JSON (kept while the reply is in flight, for crash recovery)."""
+        return {"chat_id": self.chat_id, "thread_id": self.thread_id, "in_group": self.in_group}
+
+    def ref_address(self, ref: object) -> dict[str, int]:
+        if not isinstance(ref, SentMessage):
+            raise TypeError(f"not a Telegram message reference: {ref!r}")
+        return {"chat_id": ref.chat_id, "message_id": ref.message_id}
+
+    def ref_from(self, address: Any) -> SentMessage:
+        return SentMessage(int(address["chat_id"]), int(address["message_id"]))
 
     async def send(self, text: str, *, final: bool) -> SentMessage:
         reply = (

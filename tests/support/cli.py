@@ -26,3 +26,25 @@ async def run_chatbot(args: list[str], stdin: bytes, cwd: Path, env: dict[str, s
     out, err = await asyncio.wait_for(process.communicate(stdin), timeout=60)
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
+
+
+async def start_chatbot(
+    args: list[str], cwd: Path, env: dict[str, str], *, pipes: bool = False
+) -> asyncio.subprocess.Process:
+    """``chatbot ARGS`` started in the background (a bot to kill with SIGKILL, as a crash would);
+    with ``pipes``, its stdin and stdout are pipes to talk to it."""
+    full_env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OPENAI_", "CHATBOT_", "TELEGRAM_", "SLACK_"))
+    }
+    full_env.update({"CHATBOT_TIKTOKEN_DOWNLOAD": "0", **env})
+    return await asyncio.create_subprocess_exec(
+        CHATBOT,
+        *args,
+        stdin=asyncio.subprocess.PIPE if pipes else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE if pipes else asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=cwd,
+        env=full_env,
+    )
