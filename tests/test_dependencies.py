@@ -7,7 +7,6 @@ want reproducible installs.
 
 from __future__ import annotations
 
-import ast
 import sys
 import tomllib
 from importlib.metadata import packages_distributions
@@ -16,6 +15,8 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
+
+from tests.test_architecture import imports_of
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
@@ -53,24 +54,12 @@ def test_constraints_pin_every_dependency_inside_its_range() -> None:
     assert "chatbot" not in pinned
 
 
-def imported_top_level_modules(folder: Path) -> set[str]:
-    """Every module imported by the package's source, top-level name only."""
-    names: set[str] = set()
-    for path in folder.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Import):
-                names.update(alias.name.split(".")[0] for alias in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names.add(node.module.split(".")[0])
-    return names
-
-
 def test_every_third_party_import_is_a_declared_dependency() -> None:
     declared = {canonicalize_name(r.name) for r in REQUIREMENTS}
     distributions = packages_distributions()
     undeclared = {}
     for package in sorted(OWN_PACKAGES):
-        for module in imported_top_level_modules(ROOT / package):
+        for module in set().union(*imports_of(package).values()):
             if module in sys.stdlib_module_names or module in OWN_PACKAGES or module == "__future__":
                 continue
             names = {canonicalize_name(d) for d in distributions.get(module, [module])}
