@@ -32,7 +32,7 @@ NOT_SOURCE = {".git", ".venv", "build", "data", "dist", ".env"}  # at the top of
 NEVER_COPIED = shutil.ignore_patterns(
     "__pycache__", "*.egg-info", ".mypy_cache", ".ruff_cache", ".pytest_cache"
 )
-PLATFORM_PREFIXES = ("OPENAI_", "CHATBOT_", "TELEGRAM_", "SLACK_", "DISCORD_")
+SETTINGS_PREFIXES = ("OPENAI_", "CHATBOT_", "TELEGRAM_", "SLACK_", "DISCORD_")
 ORBIT_REFUSAL = "I can't set my instructions aside, but I'm happy to help with your Orbit questions."
 
 
@@ -117,7 +117,7 @@ def user_env(venv: Path) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(PLATFORM_PREFIXES) and k not in {"PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME"}
+        if not k.startswith(SETTINGS_PREFIXES) and k not in {"PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME"}
     }
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     env["VIRTUAL_ENV"] = str(venv)
