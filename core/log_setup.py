@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 from collections.abc import Iterable
+from io import TextIOWrapper
 from pathlib import Path
 
 from core.guardrails import redact_secrets
@@ -78,6 +79,18 @@ class CapLength(logging.Filter):
         return True
 
 
+class LazyFileHandler(logging.FileHandler):
+    """A file handler that creates its folder and file with the first record it writes, so a command
+    that logs nothing (``chatbot bots``, ``chatbot --help``) leaves no files behind."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, encoding="utf-8", delay=True)
+
+    def _open(self) -> TextIOWrapper:
+        Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
+        return super()._open()
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object a line: time, level, logger, message (a turn's message is itself JSON)."""
 
@@ -126,8 +139,7 @@ def configure_logging(
     console.addFilter(cap)
     root.addHandler(console)
     if log_file is not None:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(log_file, encoding="utf-8")
+        handler = LazyFileHandler(log_file)
         handler.setLevel(level.upper())
         handler.setFormatter(formatter)
         handler.addFilter(redactor)

@@ -36,6 +36,9 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     if not args.list and not args.paths:
         print("error: give files or folders to ingest, or --list", file=sys.stderr)
         return 2
+    if args.list and not settings.db_path.exists():  # listing is read-only: it creates no database
+        print(empty_message(bot))
+        return 0
     store = KnowledgeStore(settings.db_path)
     await store.open()
     try:
@@ -49,7 +52,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
 async def list_documents(store: KnowledgeStore, bot: str) -> int:
     documents = await store.documents(bot)
     if not documents:
-        print(f"{bot}: the knowledge base is empty. Add documents with: chatbot ingest --bot {bot} PATH...")
+        print(empty_message(bot))
         return 0
     width = max(len(doc.source) for doc in documents)
     for doc in documents:
@@ -58,6 +61,10 @@ async def list_documents(store: KnowledgeStore, bot: str) -> int:
     passages = sum(doc.chunks for doc in documents)
     print(f"{bot}: {len(documents)} documents, {passages} passages")
     return 0
+
+
+def empty_message(bot: str) -> str:
+    return f"{bot}: the knowledge base is empty. Add documents with: chatbot ingest --bot {bot} PATH..."
 
 
 async def ingest(store: KnowledgeStore, bot: str, paths: list[Path], settings: Settings) -> int:
