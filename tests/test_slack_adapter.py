@@ -397,3 +397,23 @@ async def test_a_refused_token_stops_the_start_with_a_clear_error(
     key = "SLACK_APP_TOKEN" if socket_mode else "SLACK_BOT_TOKEN"
     assert key in str(failure.value) and "invalid_auth" in str(failure.value)
     assert wrong not in str(failure.value)
+
+
+async def test_a_command_naming_another_bot_does_not_reset(
+    fake_model: FakeOpenAI, slack: FakeSlack, db_path: Path
+) -> None:
+    def dm(text: str, ts: str) -> dict[str, Any]:
+        return message(text, channel="D0ALICE", channel_type="im", ts=ts)
+
+    async with slack_bot(fake_model, slack, db_path) as (runner, engine):
+        await slack.post_event(dm("remember the blue door", "1100.000001"))
+        await replies(slack, runner, "D0ALICE", None)
+        await slack.post_event(dm("!reset@otherbot", "1100.000002"))
+        await replies(slack, runner, "D0ALICE", None, count=2)
+        await slack.post_event(dm("/reset@otherbot", "1100.000003"))
+        await replies(slack, runner, "D0ALICE", None, count=3)
+        await slack.post_event(mention(f"<@{BOT_USER}> /reset@otherbot", ts="1100.000004"))
+        await replies(slack, runner, CHANNEL, "1100.000004")
+        left = await engine.store.count_messages("slack:T0TEAM:D0ALICE")
+    assert left == 6
+    assert "remember the blue door" in [m["content"] for m in fake_model.chat_requests[2]["messages"]]

@@ -20,6 +20,7 @@ from discord import app_commands
 from adapters.base import ReplyDispatcher
 from adapters.discord.sessions import (
     Access,
+    FollowedThreads,
     Seen,
     Verdict,
     decide,
@@ -64,6 +65,7 @@ class DiscordOptions:
     # Gateway Intents) before DISCORD_MESSAGE_CONTENT, or Discord refuses the connection.
     message_content: bool = False
     sync_commands: bool = True
+    followed_threads: int = 10_000  # threads remembered as answered in; older ones are looked up in the store
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DiscordOptions:
@@ -169,7 +171,7 @@ class DiscordRunner:
         self._task: asyncio.Task[None] | None = None
         self._endpoints = _Endpoints()
         self._order = asyncio.Lock()
-        self._followed: set[str] = set()  # threads the bot has answered in since it started
+        self._followed = FollowedThreads(self.options.followed_threads)  # threads it answered in lately
         self._closing = False
 
     # -- lifecycle ---------------------------------------------------------------------------------------
@@ -277,7 +279,10 @@ class DiscordRunner:
     async def _answered_in(self, seen: Seen) -> bool:
         if seen.session_id in self._followed:
             return True
-        return await self.engine.store.count_messages(seen.session_id) > 0
+        if await self.engine.store.count_messages(seen.session_id) > 0:
+            self._followed.add(seen.session_id)
+            return True
+        return False
 
     @staticmethod
     def _incoming(seen: Seen, message: discord.Message) -> IncomingMessage:
