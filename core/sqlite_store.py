@@ -101,14 +101,18 @@ async def connect(path: Path) -> aiosqlite.Connection:
 
 
 async def _roll_back(db: aiosqlite.Connection) -> None:
-    """Roll back the open transaction, if any, so the connection takes the next write.
+    """Roll back whatever transaction is open, so the connection takes the next write.
 
-    Called while another exception is on its way up: a failing ROLLBACK is logged, not raised over it.
+    ``ROLLBACK`` is always sent, not only when a transaction looks open: a cancelled ``BEGIN`` or ``COMMIT``
+    still runs on the database thread, and the rollback queued behind it runs after it. With nothing open
+    SQLite answers "no transaction is active", which is fine. Called while another exception is on its way
+    up: any other failure here is logged, not raised over it.
     """
-    if not db.in_transaction:
-        return
     try:
         await db.execute("ROLLBACK")
+    except sqlite3.OperationalError:
+        if db.in_transaction:
+            log.exception("rolling back a failed transaction failed")
     except Exception:
         log.exception("rolling back a failed transaction failed")
 
@@ -123,8 +127,8 @@ async def write_transaction(
     leaves the transaction open then, and without the rollback every later write on the connection fails.
     """
     async with lock:
-        await db.execute("BEGIN IMMEDIATE")
         try:
+            await db.execute("BEGIN IMMEDIATE")
             yield db
             await db.execute("COMMIT")
         except BaseException:

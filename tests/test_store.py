@@ -192,3 +192,25 @@ async def test_a_database_with_a_newer_schema_stops_run_with_one_line(
     assert code != 0
     assert err.strip().count("\n") == 0 and "Traceback" not in err, err
     assert "newer than this bot knows" in err
+
+
+async def test_a_write_cancelled_while_waiting_for_the_database_lock_leaves_the_store_writable(
+    db_path: Path,
+) -> None:
+    store = SQLiteStore(db_path)
+    await store.open()
+    other = sqlite3.connect(db_path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the write lock: our BEGIN waits for it
+    waiting = asyncio.create_task(store.reset("s"))
+    await asyncio.sleep(0.3)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    other.execute("ROLLBACK")  # the cancelled BEGIN now goes through on the database thread
+    other.close()
+
+    turn = TurnRecord("s", "after", "yes", 0.0, 1.0, 3, 1, "ok", "m")
+    await store.save_reply("s", "yes", 1, complete=True, turn=turn)
+    await store.close()
+    with sqlite3.connect(db_path) as db:
+        assert db.execute("SELECT content FROM messages").fetchall() == [("yes",)]
