@@ -214,3 +214,17 @@ async def test_a_write_cancelled_while_waiting_for_the_database_lock_leaves_the_
     await store.close()
     with sqlite3.connect(db_path) as db:
         assert db.execute("SELECT content FROM messages").fetchall() == [("yes",)]
+
+
+async def test_six_chat_commands_started_together_on_a_fresh_database_all_answer(
+    fake_model: FakeOpenAI, tmp_path: Path
+) -> None:
+    path = tmp_path / "fresh" / "chatbot.db"
+    env = {"OPENAI_BASE_URL": fake_model.base_url, "CHATBOT_MODEL": "gpt-4", "CHATBOT_DB": str(path)}
+    results = await asyncio.gather(
+        *(run_chatbot(["chat", "--session", f"s{n}"], b"hello\n", tmp_path, env) for n in range(6))
+    )
+    assert [(code, "Traceback" in err) for code, _out, err in results] == [(0, False)] * 6
+    assert all("You said: hello" in out for _code, out, _err in results)
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
