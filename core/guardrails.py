@@ -307,11 +307,13 @@ SECRET_PATTERNS: tuple[tuple[str, str], ...] = (
     ("JSON web token", r"\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}"),
     ("private key", r"-----BEGIN [A-Z ]*PRIVATE KEY-----\s*[A-Za-z0-9+/=\s]{40,}"),
     # scheme://user:password@host (postgres, mysql, mongodb+srv, redis://:password@, amqp, ...): the
-    # password, unless it is an obvious placeholder (***, <password>, ${VAR}, {password})
+    # password, unless it is an obvious placeholder (***, <password>, ${VAR}, {password}, "password", as in
+    # documentation and in the bot's own examples of a connection string)
     (
         "password in a URL",
         r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*:"
-        r"(?!(?:\*+|x+|<[^>\s]*>|\$\{[^}\s]*\}|\{[^}\s]*\})@)(?P<secret>[^\s/]+)@[^\s/@]+",
+        r"(?!(?:\*+|x+|<[^>\s]*>|\$\{[^}\s]*\}|\{[^}\s]*\}|(?i:(?:your|my)?[_-]?password|passwd|changeme))@)"
+        r"(?P<secret>[^\s/]+)@[^\s/@]+",
     ),
 )
 _COMPILED_SECRETS = tuple((name, re.compile(pattern)) for name, pattern in SECRET_PATTERNS)

@@ -174,6 +174,8 @@ NOT_CREDENTIALS = [
     "Trace 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 in the log.",
     "password: see the docs",
     "Use postgres://user:<password>@host/db with your own password.",
+    "The format is postgres://user:password@localhost:5432/mydb (put in your own).",
+    "DATABASE_URL=mysql://app:${DB_PASSWORD}@db/app or redis://:changeme@cache:6379",
     "Write to bob@example.com or see https://example.com/help",
 ]
 
