@@ -464,3 +464,21 @@ async def test_a_thread_dropped_from_the_bounded_memory_is_still_followed(
         texts = await fake_discord.wait_for_reply(THREAD_ID, count=2)
     assert texts[1] == "You said: and a follow-up"
     assert len(runner._followed) == 1
+
+
+async def test_model_text_never_pings_anyone_on_discord(
+    fake_model: FakeOpenAI, fake_discord: FakeDiscord, db_path: Path
+) -> None:
+    fake_model.queue(Reply(text=f"@everyone @here look, <@{BOB_ID}> and <@&{MEMBER_ROLE_ID}>!", chunk_size=9))
+    async with discord_bot(fake_model, fake_discord, db_path):
+        await fake_discord.user_says("ping them all", channel_id=GENERAL_ID, mention_bot=True)
+        await fake_discord.wait_for_reply(GENERAL_ID)
+    writes = [
+        call
+        for call in fake_discord.calls
+        if call.method in ("POST", "PATCH") and re.search(r"/channels/\d+/messages", call.path)
+    ]
+    assert writes
+    for call in writes:  # Discord pings only what allowed_mentions lets through: nothing here
+        mentions = call.body["allowed_mentions"]
+        assert mentions["parse"] == [] and not mentions.get("users") and not mentions.get("roles")
