@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -13,6 +14,8 @@ from bots.commands import commands
 from core.config import load_settings
 from core.errors import ConfigError, ModelError
 from core.log_setup import configure_logging
+
+log = logging.getLogger("chatbot")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,6 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # anything else that stops the command: one line, the traceback only at DEBUG
+        log.debug("chatbot %s failed", args.command, exc_info=True)
+        print(f"error: {str(exc) or type(exc).__name__}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

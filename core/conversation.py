@@ -80,11 +80,17 @@ def _has_surrogates(text: str) -> bool:
 
 
 def parse_command(text: str, extra: Iterable[str] = ()) -> str | None:
-    """``/reset`` for ``/reset``, ``/reset@my_bot`` or ``/RESET now``; ``None`` for anything else."""
+    """``/reset`` for ``/reset`` or ``/RESET now``; ``None`` for anything else.
+
+    ``/reset@somebot`` is another bot's command, so it is not one: adapters take their own bot's name off
+    (Telegram's ``/reset@thisbot`` arrives as ``/reset``), and what still names a bot is plain text.
+    """
     stripped = text.strip()
     if not stripped.startswith("/"):
         return None
-    word = stripped.split(maxsplit=1)[0].split("@", 1)[0].lower()
+    word = stripped.split(maxsplit=1)[0].lower()
+    if "@" in word:
+        return None
     return word if word in COMMANDS or word in extra else None
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -20,6 +21,7 @@ from typing import Any
 
 import aiosqlite
 
+from core.errors import ConfigError
 from core.store import ReplyInFlight, Role, SessionState, StoredMessage, TurnRecord
 
 log = logging.getLogger(__name__)
@@ -98,28 +100,73 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 
 async def connect(path: Path) -> aiosqlite.Connection:
-    """A connection in autocommit mode with WAL (readers never wait for the writer), creating the folder."""
+    """A connection in autocommit mode with WAL (readers never wait for the writer), creating the folder.
+
+    ``busy_timeout`` is set first, so that switching a fresh file to WAL while another process does the
+    same waits for it instead of failing with "database is locked". The connection is closed again when
+    a pragma fails: an open aiosqlite connection is a live thread that keeps the process from exiting.
+    """
     if str(path) != ":memory:":
         path.parent.mkdir(parents=True, exist_ok=True)
     db = await aiosqlite.connect(path, isolation_level=None)
-    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=5000"):
-        await db.execute(f"PRAGMA {pragma}")
+    try:
+        for pragma in ("busy_timeout=5000", "journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
+            await db.execute(f"PRAGMA {pragma}")
+    except BaseException:
+        await db.close()
+        raise
     return db
+
+
+async def _roll_back(db: aiosqlite.Connection) -> None:
+    """Roll back whatever transaction is open, so the connection takes the next write.
+
+    ``ROLLBACK`` is always sent, not only when a transaction looks open: a cancelled ``BEGIN`` or ``COMMIT``
+    still runs on the database thread, and the rollback queued behind it runs after it. With nothing open
+    SQLite answers "no transaction is active", which is fine. Called while another exception is on its way
+    up: any other failure here is logged, not raised over it.
+    """
+    try:
+        await db.execute("ROLLBACK")
+    except sqlite3.OperationalError:
+        if db.in_transaction:
+            log.exception("rolling back a failed transaction failed")
+    except Exception:
+        log.exception("rolling back a failed transaction failed")
 
 
 @asynccontextmanager
 async def write_transaction(
     db: aiosqlite.Connection, lock: asyncio.Lock
 ) -> AsyncIterator[aiosqlite.Connection]:
-    """One write transaction at a time on a shared connection: ``BEGIN IMMEDIATE``, then commit or roll back."""
+    """One write transaction at a time on a shared connection: ``BEGIN IMMEDIATE``, then commit.
+
+    Any failure rolls back, a failed ``COMMIT`` included (a deferred constraint, ``SQLITE_BUSY``): SQLite
+    leaves the transaction open then, and without the rollback every later write on the connection fails.
+    """
     async with lock:
-        await db.execute("BEGIN IMMEDIATE")
         try:
+            await db.execute("BEGIN IMMEDIATE")
             yield db
+            await db.execute("COMMIT")
         except BaseException:
-            await db.execute("ROLLBACK")
+            await _roll_back(db)
             raise
-        await db.execute("COMMIT")
+
+
+def schema_statements(script: str) -> list[str]:
+    """The SQL statements of ``script``, one each (a trigger's ``BEGIN ... END`` body stays whole)."""
+    statements: list[str] = []
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n\t;"):
+                statements.append(pending.strip())
+            pending = ""
+    if pending.strip(" \n\t;"):
+        statements.append(pending.strip())
+    return statements
 
 
 class SQLiteStore:
@@ -137,30 +184,38 @@ class SQLiteStore:
         return self._db
 
     async def open(self) -> None:
-        self._db = await connect(self.path)
-        await self._migrate()
+        """Connect and bring the schema up to date; on failure nothing is left open."""
+        try:
+            self._db = await connect(self.path)
+        except sqlite3.Error as exc:
+            raise ConfigError(f"cannot open the database {self.path} ({exc}); check CHATBOT_DB") from exc
+        try:
+            await self._migrate()
+        except BaseException:
+            await self.close()
+            raise
 
     async def _migrate(self) -> None:
-        async with self.db.execute("PRAGMA user_version") as cursor:
-            row = await cursor.fetchone()
-        version = int(row[0]) if row else 0
-        if version > SCHEMA_VERSION:
-            raise RuntimeError(
-                f"{self.path} has schema version {version}, newer than this bot knows ({SCHEMA_VERSION}); "
-                "upgrade the bot"
-            )
-        for number in range(version, SCHEMA_VERSION):
-            async with self._write_lock:
-                script = (
-                    f"BEGIN IMMEDIATE;\n{MIGRATIONS[number]};\nPRAGMA user_version = {number + 1};\nCOMMIT;"
+        """Apply the missing migrations in one ``BEGIN IMMEDIATE`` transaction.
+
+        The version is read inside the write lock, so of several processes starting on one fresh file
+        the first migrates and the others wait, then find the schema current. ``executescript`` is not
+        used: it commits whatever transaction is open before it runs.
+        """
+        async with write_transaction(self.db, self._write_lock) as db:
+            async with db.execute("PRAGMA user_version") as cursor:
+                row = await cursor.fetchone()
+            version = int(row[0]) if row else 0
+            if version > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"{self.path} has schema version {version}, newer than this bot knows "
+                    f"({SCHEMA_VERSION}); upgrade the bot"
                 )
-                try:
-                    await self.db.executescript(script)
-                except BaseException:
-                    if self.db.in_transaction:
-                        await self.db.execute("ROLLBACK")
-                    raise
-            log.info("database %s migrated to schema version %d", self.path, number + 1)
+            for number in range(version, SCHEMA_VERSION):
+                for statement in schema_statements(MIGRATIONS[number]):
+                    await db.execute(statement)
+                await db.execute(f"PRAGMA user_version = {number + 1}")
+                log.info("database %s migrated to schema version %d", self.path, number + 1)
 
     def _transaction(self) -> AbstractAsyncContextManager[aiosqlite.Connection]:
         return write_transaction(self.db, self._write_lock)

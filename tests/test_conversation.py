@@ -103,7 +103,7 @@ async def test_commands_reset_and_help(fake_model: FakeOpenAI, db_path: Path) ->
     async with engine_for(fake_model.base_url, db_path) as engine:
         await engine.reply_text(said("console:a", "remember this"))
         assert "forgotten" in await engine.reply_text(said("console:a", "/reset"))
-        assert "/reset" in await engine.reply_text(said("console:a", "/help@my_bot"))
+        assert "/reset" in await engine.reply_text(said("console:a", "/HELP me"))
         await engine.reply_text(said("console:a", "fresh start"))
     assert [m["content"] for m in fake_model.last_messages()[1:]] == ["fresh start"]
     assert len(fake_model.chat_requests) == 2  # commands never reach the model
@@ -152,3 +152,13 @@ async def test_reported_usage_corrects_the_estimate(fake_model: FakeOpenAI, db_p
         for i in range(5):
             await engine.reply_text(said("console:a", f"message number {i} with some words in it"))
         assert engine.counter.correction > before * 1.3
+
+
+async def test_a_command_naming_another_bot_is_plain_text_and_resets_nothing(
+    fake_model: FakeOpenAI, db_path: Path
+) -> None:
+    async with engine_for(fake_model.base_url, db_path) as engine:
+        await engine.reply_text(said("console:a", "remember the blue door"))
+        assert await engine.reply_text(said("console:a", "/reset@other_bot")) == "You said: /reset@other_bot"
+        await engine.reply_text(said("console:a", "what did I say?"))
+    assert "remember the blue door" in [m["content"] for m in fake_model.last_messages()]

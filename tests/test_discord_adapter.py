@@ -17,6 +17,7 @@ import discord
 import pytest
 
 from adapters.discord.runner import REFUSED, TEXT_ONLY, DiscordRunner
+from adapters.discord.sessions import FollowedThreads
 from bots.app import open_engine, running_platforms
 from core.clock import Clock
 from core.config import Settings
@@ -433,3 +434,51 @@ async def test_rejected_token_is_a_config_error_without_the_token(
             pass
     assert "DISCORD_BOT_TOKEN" in str(caught.value) and TOKEN not in str(caught.value)
     assert real_base == discord.http.Route.BASE
+
+
+async def test_a_text_command_naming_another_bot_does_not_reset(
+    fake_model: FakeOpenAI, fake_discord: FakeDiscord, db_path: Path
+) -> None:
+    async with discord_bot(fake_model, fake_discord, db_path) as (engine, _runner):
+        await fake_discord.user_says("remember the blue door", channel_id=DM_ID)
+        await fake_discord.wait_for_reply(DM_ID)
+        await fake_discord.user_says("/reset@OtherBot", channel_id=DM_ID)
+        texts = await fake_discord.wait_for_reply(DM_ID, count=2)
+        await fake_discord.user_says("/reset@OtherBot", channel_id=GENERAL_ID, mention_bot=True)
+        await fake_discord.wait_for_reply(GENERAL_ID)
+        left = await engine.store.count_messages(f"discord:dm:{DM_ID}")
+    assert texts[1] == "You said: /reset@OtherBot"
+    assert left == 4
+    assert "remember the blue door" in user_texts(fake_model, -2)
+
+
+async def test_a_thread_dropped_from_the_bounded_memory_is_still_followed(
+    fake_model: FakeOpenAI, fake_discord: FakeDiscord, db_path: Path
+) -> None:
+    async with discord_bot(fake_model, fake_discord, db_path) as (_engine, runner):
+        await fake_discord.user_says("hello thread", channel_id=THREAD_ID, mention_bot=True)
+        await fake_discord.wait_for_reply(THREAD_ID)
+        runner._followed = FollowedThreads(size=1)
+        runner._followed.add("discord:1:some-other-thread")  # the thread above is no longer remembered
+        await fake_discord.user_says("and a follow-up", channel_id=THREAD_ID)
+        texts = await fake_discord.wait_for_reply(THREAD_ID, count=2)
+    assert texts[1] == "You said: and a follow-up"
+    assert len(runner._followed) == 1
+
+
+async def test_model_text_never_pings_anyone_on_discord(
+    fake_model: FakeOpenAI, fake_discord: FakeDiscord, db_path: Path
+) -> None:
+    fake_model.queue(Reply(text=f"@everyone @here look, <@{BOB_ID}> and <@&{MEMBER_ROLE_ID}>!", chunk_size=9))
+    async with discord_bot(fake_model, fake_discord, db_path):
+        await fake_discord.user_says("ping them all", channel_id=GENERAL_ID, mention_bot=True)
+        await fake_discord.wait_for_reply(GENERAL_ID)
+    writes = [
+        call
+        for call in fake_discord.calls
+        if call.method in ("POST", "PATCH") and re.search(r"/channels/\d+/messages", call.path)
+    ]
+    assert writes
+    for call in writes:  # Discord pings only what allowed_mentions lets through: nothing here
+        mentions = call.body["allowed_mentions"]
+        assert mentions["parse"] == [] and not mentions.get("users") and not mentions.get("roles")

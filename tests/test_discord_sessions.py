@@ -16,6 +16,7 @@ from discord.state import ConnectionState
 from adapters.discord.runner import COMMANDS, DiscordOptions, command_tree, intents_for
 from adapters.discord.sessions import (
     Access,
+    FollowedThreads,
     Seen,
     Verdict,
     decide,
@@ -302,3 +303,17 @@ def test_intents_and_commands() -> None:
     tree = command_tree(client, runner=None)  # type: ignore[arg-type]
     commands = [c for c in tree.get_commands() if isinstance(c, discord.app_commands.Command)]
     assert {c.name: c.description for c in commands} == COMMANDS
+
+
+def test_followed_threads_are_bounded_and_the_least_recently_used_go_first() -> None:
+    followed = FollowedThreads(size=3)
+    for thread in ("a", "b", "c"):
+        followed.add(thread)
+    assert "a" in followed  # used again: now the newest
+    followed.add("d")
+    assert len(followed) == 3
+    assert "b" not in followed and all(t in followed for t in ("a", "c", "d"))
+    many = FollowedThreads()
+    for number in range(10_001):
+        many.add(f"discord:1:{number}")
+    assert len(many) == 10_000 and "discord:1:0" not in many

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from core.guardrails import redact_secrets
+from core.guardrails import find_secret, redact_secrets
 from core.incoming import IncomingMessage
+from core.log_setup import RedactSecrets
 from core.sqlite_store import SQLiteStore
 from tests.fakes.openai_server import FakeOpenAI
 from tests.support.cli import run_chatbot
@@ -151,3 +152,61 @@ async def test_a_pasted_key_never_reaches_the_database_or_the_log(
         stored = " ".join(row[0] for row in db.execute("SELECT content FROM messages"))
     assert key not in stored and "[redacted]" in stored
     assert key not in caplog.text
+
+
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+PASTED_CREDENTIALS = [
+    (f"aws_secret_access_key = {AWS_SECRET}", AWS_SECRET),
+    (f'"SecretAccessKey": "{AWS_SECRET}"', AWS_SECRET),
+    (f"my keys are AKIAIOSFODNN7EXAMPLE and {AWS_SECRET}", AWS_SECRET),
+    ("connect with postgres://app:Tr0ub4dor@db.internal:5432/app please", "Tr0ub4dor"),
+    ("mysql://root:hunter2@10.0.0.5/shop", "hunter2"),
+    ("mongodb+srv://admin:S3cr3t!x@cluster0.abcde.mongodb.net/test", "S3cr3t!x"),
+    ("REDIS_URL=redis://:redispass@cache:6379/0", "redispass"),
+    ("amqp://guest:p@ssw0rd@rabbit/vhost", "p@ssw0rd"),
+]
+NOT_CREDENTIALS = [
+    "Fixed in commit 3f786850e387550fdab836ed7e6dc881de23001b yesterday.",
+    "The request id was 123e4567-e89b-12d3-a456-426614174000.",
+    "Clone it from https://alice@git.example.com/team/repo.git",
+    "The server listens on http://localhost:8080/a@b",
+    "The word U29tZSBiYXNlNjQgdGV4dA== looks like base64 but is just prose.",
+    "Trace 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 in the log.",
+    "password: see the docs",
+    "Use postgres://user:<password>@host/db with your own password.",
+    "The format is postgres://user:password@localhost:5432/mydb (put in your own).",
+    "DATABASE_URL=mysql://app:${DB_PASSWORD}@db/app or redis://:changeme@cache:6379",
+    "Write to bob@example.com or see https://example.com/help",
+]
+
+
+@pytest.mark.parametrize(("text", "secret"), PASTED_CREDENTIALS)
+def test_pasted_aws_keys_and_database_passwords_are_found_and_redacted(text: str, secret: str) -> None:
+    assert find_secret(text) is not None
+    redacted = redact_secrets(text)
+    assert secret not in redacted and "[redacted]" in redacted
+    assert secret not in RedactSecrets([]).redact(text)  # the log filter too
+
+
+@pytest.mark.parametrize("text", NOT_CREDENTIALS)
+def test_ordinary_ids_urls_and_prose_are_not_taken_for_credentials(text: str) -> None:
+    assert find_secret(text) is None
+    assert redact_secrets(text) == text
+
+
+async def test_a_pasted_database_url_is_refused_stored_redacted_and_kept_out_of_the_log(
+    fake_model: FakeOpenAI, db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    text = f"why does postgres://app:Tr0ub4dor@db.internal/app fail? aws_secret_access_key={AWS_SECRET}"
+    async with engine_for(fake_model.base_url, db_path) as engine:
+        reply = await engine.reply_text(said("telegram:5", text, user="telegram:5"))
+        logging.getLogger("chatbot.test").warning("user pasted %s", text)
+    assert "revoke" in reply
+    assert fake_model.chat_requests == []
+    with sqlite3.connect(db_path) as db:
+        stored = " ".join(row[0] for row in db.execute("SELECT content FROM messages"))
+    assert "Tr0ub4dor" not in stored and AWS_SECRET not in stored
+    assert "postgres://app:[redacted]@db.internal/app" in stored
+    filtered = [RedactSecrets([]).redact(record.getMessage()) for record in caplog.records]
+    assert not any("Tr0ub4dor" in line or AWS_SECRET in line for line in filtered)

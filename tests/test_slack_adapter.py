@@ -7,6 +7,8 @@ was sent.
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable
@@ -397,3 +399,67 @@ async def test_a_refused_token_stops_the_start_with_a_clear_error(
     key = "SLACK_APP_TOKEN" if socket_mode else "SLACK_BOT_TOKEN"
     assert key in str(failure.value) and "invalid_auth" in str(failure.value)
     assert wrong not in str(failure.value)
+
+
+async def test_a_command_naming_another_bot_does_not_reset(
+    fake_model: FakeOpenAI, slack: FakeSlack, db_path: Path
+) -> None:
+    def dm(text: str, ts: str) -> dict[str, Any]:
+        return message(text, channel="D0ALICE", channel_type="im", ts=ts)
+
+    async with slack_bot(fake_model, slack, db_path) as (runner, engine):
+        await slack.post_event(dm("remember the blue door", "1100.000001"))
+        await replies(slack, runner, "D0ALICE", None)
+        await slack.post_event(dm("!reset@otherbot", "1100.000002"))
+        await replies(slack, runner, "D0ALICE", None, count=2)
+        await slack.post_event(dm("/reset@otherbot", "1100.000003"))
+        await replies(slack, runner, "D0ALICE", None, count=3)
+        await slack.post_event(mention(f"<@{BOT_USER}> /reset@otherbot", ts="1100.000004"))
+        await replies(slack, runner, CHANNEL, "1100.000004")
+        left = await engine.store.count_messages("slack:T0TEAM:D0ALICE")
+    assert left == 6
+    assert "remember the blue door" in [m["content"] for m in fake_model.chat_requests[2]["messages"]]
+
+
+async def test_a_bad_signature_is_refused_before_the_body_is_read_or_logged(
+    fake_model: FakeOpenAI, slack: FakeSlack, db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    marker = "BODY-MARKER-7f3a"
+    big = json.dumps({"type": "event_callback", "padding": marker * 50_000}).encode()  # ~900 KB
+    async with slack_bot(fake_model, slack, db_path):
+        forged = [await slack.post_body(big, secret="not-the-signing-secret") for _ in range(3)]
+        unsigned = await slack.post_body(big, signed=False)
+        odd_stamp = await slack.post_body(b"{}", timestamp="yesterday")
+    assert [status for status, _ in forged] == [401, 401, 401]
+    assert unsigned[0] == 401 and odd_stamp[0] == 401
+    assert marker not in caplog.text
+    assert "Traceback" not in caplog.text and not any(r.levelno >= logging.ERROR for r in caplog.records)
+
+
+async def test_a_signed_unreadable_body_is_a_400_without_a_traceback_and_events_still_work(
+    fake_model: FakeOpenAI, slack: FakeSlack, db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with slack_bot(fake_model, slack, db_path) as (runner, _engine):
+        not_json = await slack.post_body(b"this is not json")
+        not_an_object = await slack.post_body(b"[1, 2, 3]")
+        not_utf8 = await slack.post_body(b"{\xff\xfe}")
+        bad_payload = await slack.post_body(
+            b"payload=%7Bnot+json", content_type="application/x-www-form-urlencoded"
+        )
+        await slack.post_event(mention(f"<@{BOT_USER}> still there?", ts="1200.000001"))
+        answered = await replies(slack, runner, CHANNEL, "1200.000001")
+    assert [not_json[0], not_an_object[0], not_utf8[0], bad_payload[0]] == [400, 400, 400, 400]
+    assert "Traceback" not in caplog.text and not any(r.levelno >= logging.ERROR for r in caplog.records)
+    assert [m.text for m in answered] == ["You said: still there?"]
+
+
+async def test_a_body_over_one_megabyte_is_refused_with_413(
+    fake_model: FakeOpenAI, slack: FakeSlack, db_path: Path
+) -> None:
+    huge = json.dumps({"type": "event_callback", "padding": "x" * 1_100_000}).encode()
+    async with slack_bot(fake_model, slack, db_path):
+        status, _ = await slack.post_body(huge)
+    assert status == 413
+    assert fake_model.requests == []

@@ -178,6 +178,29 @@ def test_markdown_to_mrkdwn(markdown: str, mrkdwn: str) -> None:
     assert to_mrkdwn(markdown) == mrkdwn
 
 
+@pytest.mark.parametrize(
+    ("markdown", "mrkdwn"),
+    [
+        ("[x](!channel)", "x"),
+        ("[all of you](!here)", "all of you"),
+        ("![everyone](!everyone)", "everyone"),
+        ("[team](!subteam^S123)", "team"),
+        ("[boss](@U123)", "boss"),
+        ("[room](#C123)", "room"),
+        ("[x](http://a|<!channel>)", "x"),
+        (
+            "say <!channel> and <@U1> and <#C1|general>",
+            "say &lt;!channel&gt; and &lt;@U1&gt; and &lt;#C1|general&gt;",
+        ),
+        ("[mail](mailto:a@b.io)", "<mailto:a@b.io|mail>"),
+    ],
+)
+def test_model_text_can_never_mention_a_channel_a_group_or_a_user(markdown: str, mrkdwn: str) -> None:
+    rendered = to_mrkdwn(markdown)
+    assert rendered == mrkdwn
+    assert not any(mention in rendered for mention in ("<!", "<@", "<#"))
+
+
 def test_previews_are_escaped_plain_text_and_the_final_text_is_mrkdwn() -> None:
     assert render("**a** < b ▌", final=False) == "**a** &lt; b ▌"
     assert render("**a** < b", final=True) == "*a* &lt; b"

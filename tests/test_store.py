@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import multiprocessing
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from core.sqlite_store import SCHEMA_VERSION, SQLiteStore
+from core.sqlite_store import SCHEMA_VERSION, SQLiteStore, write_transaction
 from core.store import TurnRecord
+from tests.fakes.openai_server import FakeOpenAI
+from tests.support.cli import run_chatbot
 
 
 async def test_schema_is_versioned_and_wal(db_path: Path) -> None:
@@ -118,3 +122,129 @@ async def test_a_complete_reply_completes_its_question_and_a_failed_one_does_not
             ("answered question", 1),
             ("the answer", 1),
         ]
+
+
+async def test_a_write_after_a_failed_commit_is_stored(db_path: Path) -> None:
+    """COMMIT fails for real (a deferred foreign key); the connection must take the next write."""
+    store = SQLiteStore(db_path)
+    await store.open()
+    await store.db.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+    await store.db.execute(
+        "CREATE TABLE child (parent_id INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)"
+    )
+    with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+        async with write_transaction(store.db, asyncio.Lock()) as db:
+            await db.execute("INSERT INTO child (parent_id) VALUES (99)")  # fails only at COMMIT
+
+    await store.add_message("s", "user", "still here", 3)
+    turn = TurnRecord("s", "still here", "yes", 0.0, 1.0, 3, 1, "ok", "m")
+    await store.save_reply("s", "yes", 1, complete=True, turn=turn)
+    await store.close()
+
+    with sqlite3.connect(db_path) as db:
+        assert db.execute("SELECT role, content FROM messages ORDER BY id").fetchall() == [
+            ("user", "still here"),
+            ("assistant", "yes"),
+        ]
+        assert db.execute("SELECT count(*) FROM child").fetchone()[0] == 0
+
+
+async def test_eight_connections_opening_one_fresh_database_at_once_all_succeed(db_path: Path) -> None:
+    stores = [SQLiteStore(db_path) for _ in range(8)]
+    results = await asyncio.gather(*(store.open() for store in stores), return_exceptions=True)
+    for store in stores:
+        await store.close()
+    assert [r for r in results if r is not None] == []
+    with sqlite3.connect(db_path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"sessions", "messages", "turns"} <= tables
+
+
+def _open_store_in_a_process(path: str) -> str:
+    async def main() -> None:
+        store = SQLiteStore(path)
+        await store.open()
+        await store.close()
+
+    try:
+        asyncio.run(main())
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return ""
+
+
+def test_eight_processes_starting_on_one_fresh_database_all_succeed(db_path: Path) -> None:
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(8) as pool:
+        errors = pool.map(_open_store_in_a_process, [str(db_path)] * 8)
+    assert errors == [""] * 8
+    with sqlite3.connect(db_path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+async def test_a_database_path_that_is_a_folder_stops_chat_with_one_line(
+    fake_model: FakeOpenAI, tmp_path: Path
+) -> None:
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    env = {"OPENAI_BASE_URL": fake_model.base_url, "CHATBOT_MODEL": "gpt-4", "CHATBOT_DB": str(folder)}
+    code, _out, err = await run_chatbot(["chat"], b"hello\n", tmp_path, env)
+    assert code != 0
+    assert err.strip().count("\n") == 0 and "Traceback" not in err, err
+    assert "database" in err and str(folder) in err
+
+
+async def test_a_database_with_a_newer_schema_stops_run_with_one_line(
+    fake_model: FakeOpenAI, tmp_path: Path
+) -> None:
+    path = tmp_path / "chatbot.db"
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    env = {
+        "OPENAI_BASE_URL": fake_model.base_url,
+        "CHATBOT_MODEL": "gpt-4",
+        "CHATBOT_DB": str(path),
+        "TELEGRAM_BOT_TOKEN": "1:x",
+        "TELEGRAM_BASE_URL": "http://127.0.0.1:9",
+    }
+    code, _out, err = await run_chatbot(["run", "--platform", "telegram"], b"", tmp_path, env)
+    assert code != 0
+    assert err.strip().count("\n") == 0 and "Traceback" not in err, err
+    assert "newer than this bot knows" in err
+
+
+async def test_a_write_cancelled_while_waiting_for_the_database_lock_leaves_the_store_writable(
+    db_path: Path,
+) -> None:
+    store = SQLiteStore(db_path)
+    await store.open()
+    other = sqlite3.connect(db_path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the write lock: our BEGIN waits for it
+    waiting = asyncio.create_task(store.reset("s"))
+    await asyncio.sleep(0.3)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    other.execute("ROLLBACK")  # the cancelled BEGIN now goes through on the database thread
+    other.close()
+
+    turn = TurnRecord("s", "after", "yes", 0.0, 1.0, 3, 1, "ok", "m")
+    await store.save_reply("s", "yes", 1, complete=True, turn=turn)
+    await store.close()
+    with sqlite3.connect(db_path) as db:
+        assert db.execute("SELECT content FROM messages").fetchall() == [("yes",)]
+
+
+async def test_six_chat_commands_started_together_on_a_fresh_database_all_answer(
+    fake_model: FakeOpenAI, tmp_path: Path
+) -> None:
+    path = tmp_path / "fresh" / "chatbot.db"
+    env = {"OPENAI_BASE_URL": fake_model.base_url, "CHATBOT_MODEL": "gpt-4", "CHATBOT_DB": str(path)}
+    results = await asyncio.gather(
+        *(run_chatbot(["chat", "--session", f"s{n}"], b"hello\n", tmp_path, env) for n in range(6))
+    )
+    assert [(code, "Traceback" in err) for code, _out, err in results] == [(0, False)] * 6
+    assert all("You said: hello" in out for _code, out, _err in results)
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

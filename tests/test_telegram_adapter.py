@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import socket
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -118,7 +119,7 @@ async def test_private_chat_reply_streams_by_editing_and_ends_complete(
     fake_model.queue(Reply(text=text, chunk_size=12, delay=0.02, first_delay=0.25))
     chat = telegram.private_chat(1001)
     async with running(fake_model, telegram, db_path) as (runner, _engine):
-        assert [c["command"] for c in telegram.commands] == ["start", "help", "reset"]
+        assert [c["command"] for c in telegram.commands] == ["start", "help", "reset", "forget"]
         telegram.user_message(chat, "tell me words")
         assert await replies(telegram, runner, 1001) == [text]
     message = telegram.bot_messages(1001)[0]
@@ -405,3 +406,73 @@ async def test_target_translates_telegram_errors(telegram: FakeTelegram) -> None
         await target.typing()
         assert telegram.calls_to("sendChatAction")[-1].params["action"] == "typing"
     await asyncio.sleep(0)
+
+
+async def test_a_command_for_another_bot_leaves_a_private_conversation_intact(
+    fake_model: FakeOpenAI, telegram: FakeTelegram, db_path: Path
+) -> None:
+    chat = telegram.private_chat(1001)
+    async with running(fake_model, telegram, db_path) as (runner, _engine):
+        telegram.user_message(chat, "remember the blue door")
+        await replies(telegram, runner, 1001)
+        telegram.user_message(chat, "/reset@other_bot")
+        texts = await replies(telegram, runner, 1001, count=2)
+        assert texts[1] == "You said: /reset@other_bot"  # plain text: answered, nothing wiped
+        telegram.user_message(chat, "what did I say?")
+        await replies(telegram, runner, 1001, count=3)
+    history = [m["content"] for m in fake_model.last_messages()]
+    assert "remember the blue door" in history
+
+
+async def test_a_command_for_another_bot_in_a_group_reply_leaves_the_conversation_intact(
+    fake_model: FakeOpenAI, telegram: FakeTelegram, db_path: Path
+) -> None:
+    group = telegram.group_chat(-100700)
+    async with running(fake_model, telegram, db_path) as (runner, _engine):
+        telegram.user_message(group, "@test_bot remember the blue door", user_id=1001)
+        await replies(telegram, runner, -100700)
+        first = telegram.bot_messages(-100700)[0]
+        telegram.user_message(group, "/reset@other_bot", user_id=1001, reply_to=first)
+        await replies(telegram, runner, -100700, count=2)
+        telegram.user_message(group, "@test_bot what did I say?", user_id=1001)
+        await replies(telegram, runner, -100700, count=3)
+    history = [m["content"] for m in fake_model.last_messages()]
+    assert "remember the blue door" in history
+
+
+async def test_a_command_with_our_own_name_still_resets(
+    fake_model: FakeOpenAI, telegram: FakeTelegram, db_path: Path
+) -> None:
+    chat = telegram.private_chat(1001)
+    group = telegram.group_chat(-100800)
+    async with running(fake_model, telegram, db_path) as (runner, _engine):
+        telegram.user_message(chat, "remember the blue door")
+        await replies(telegram, runner, 1001)
+        telegram.user_message(chat, "/reset@test_bot")
+        texts = await replies(telegram, runner, 1001, count=2)
+        assert texts[1].startswith("Done")
+        telegram.user_message(chat, "fresh start")
+        await replies(telegram, runner, 1001, count=3)
+        assert [m["content"] for m in fake_model.last_messages()[1:]] == ["fresh start"]
+
+        telegram.user_message(group, "@test_bot remember the red door", user_id=1001)
+        await replies(telegram, runner, -100800)
+        telegram.user_message(group, "/reset@TEST_BOT", user_id=1001)
+        texts = await replies(telegram, runner, -100800, count=2)
+        assert texts[1].startswith("Done")
+
+
+async def test_a_bare_forget_in_a_group_works_and_is_in_the_command_menu(
+    fake_model: FakeOpenAI, telegram: FakeTelegram, db_path: Path
+) -> None:
+    group = telegram.group_chat(-100900)
+    async with running(fake_model, telegram, db_path) as (runner, _engine):
+        assert "forget" in [c["command"] for c in telegram.commands]
+        telegram.user_message(group, "@test_bot remember the blue door", user_id=1001)
+        await replies(telegram, runner, -100900)
+        telegram.user_message(group, "/forget", user_id=1001)
+        texts = await replies(telegram, runner, -100900, count=2)
+        assert "deleted" in texts[1].lower(), texts[1]
+    assert len(fake_model.chat_requests) == 1  # the command never reached the model
+    with sqlite3.connect(db_path) as db:
+        assert db.execute("SELECT count(*) FROM messages WHERE user_id = 'telegram:1001'").fetchone()[0] == 0

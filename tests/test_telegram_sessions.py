@@ -209,3 +209,23 @@ def test_render_final_falls_back_to_plain_text() -> None:
     long_bold = "**" + "x" * 5000 + "**"
     assert render_final(long_bold, 4096, utf16_len) is None
     assert render_final("**" + "x" * 4090 + "**", 4096, utf16_len) is not None  # counted after parsing
+
+
+def test_our_own_name_is_taken_off_a_command_and_another_bots_is_kept() -> None:
+    def text_of(text: str, chat: dict[str, Any]) -> str | None:
+        length = utf16_len(text.split()[0])
+        entities = [{"type": "bot_command", "offset": 0, "length": length}]
+        found = route(update({"chat": chat, "text": text, "entities": entities}), ME)
+        return found.text if found is not None else None
+
+    private = PRIVATE
+    assert text_of("/reset@helper_bot now", private) == "/reset now"
+    assert text_of("/RESET@Helper_Bot", GROUP) == "/RESET"
+    assert text_of("/reset@other_bot", private) == "/reset@other_bot"  # the engine takes it for text
+    assert text_of("/reset@helper_botty", private) == "/reset@helper_botty"
+    assert text_of("/forget", GROUP) is None  # not ours unless the runner says /forget is registered
+    forget = update(
+        {"chat": GROUP, "text": "/forget", "entities": [{"type": "bot_command", "offset": 0, "length": 7}]}
+    )
+    found = route(forget, ME, commands=frozenset({"reset", "forget"}))
+    assert found is not None and found.text == "/forget"

@@ -19,8 +19,10 @@ import yarl
 from discord import app_commands
 
 from adapters.base import ReplyDispatcher
+from adapters.bounded import BoundedRateGates
 from adapters.discord.sessions import (
     Access,
+    FollowedThreads,
     Seen,
     Verdict,
     decide,
@@ -33,7 +35,6 @@ from core.config import Settings
 from core.conversation import ConversationEngine
 from core.errors import ConfigError, PlatformError
 from core.incoming import IncomingMessage
-from core.pacing import RateGates
 from core.streaming import PlatformLimits
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ class DiscordOptions:
     # Gateway Intents) before DISCORD_MESSAGE_CONTENT, or Discord refuses the connection.
     message_content: bool = False
     sync_commands: bool = True
+    followed_threads: int = 10_000  # threads remembered as answered in; older ones are looked up in the store
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DiscordOptions:
@@ -159,7 +161,7 @@ class DiscordRunner:
         self.options = options or DiscordOptions.from_settings(settings)
         self.access = Access.from_settings(settings)
         self.dispatcher = ReplyDispatcher(engine, engine.clock)
-        self.gates = RateGates(self.options.channel_rate, self.options.channel_per, engine.clock)
+        self.gates = BoundedRateGates(self.options.channel_rate, self.options.channel_per, engine.clock)
         self.limits = PlatformLimits(
             max_chars=MAX_CHARS,
             min_edit_interval=self.options.edit_interval,
@@ -170,7 +172,7 @@ class DiscordRunner:
         self._task: asyncio.Task[None] | None = None
         self._endpoints = _Endpoints()
         self._order = asyncio.Lock()
-        self._followed: set[str] = set()  # threads the bot has answered in since it started
+        self._followed = FollowedThreads(self.options.followed_threads)  # threads it answered in lately
         self._closing = False
 
     # -- lifecycle ---------------------------------------------------------------------------------------
@@ -290,7 +292,10 @@ class DiscordRunner:
     async def _answered_in(self, seen: Seen) -> bool:
         if seen.session_id in self._followed:
             return True
-        return await self.engine.store.count_messages(seen.session_id) > 0
+        if await self.engine.store.count_messages(seen.session_id) > 0:
+            self._followed.add(seen.session_id)
+            return True
+        return False
 
     @staticmethod
     def _incoming(seen: Seen, message: discord.Message) -> IncomingMessage:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import discord
@@ -147,6 +148,32 @@ def decide(
         if not (seen.is_dm or seen.mentions_bot):
             return Verdict.IGNORE
     return Verdict.ANSWER
+
+
+class FollowedThreads:
+    """The threads the bot has answered in, most recently used last, at most ``size`` of them.
+
+    Forgetting the oldest costs nothing but a look-up: a thread with stored messages is followed again.
+    """
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._size = size
+        self._threads: OrderedDict[str, None] = OrderedDict()
+
+    def add(self, session: str) -> None:
+        self._threads[session] = None
+        self._threads.move_to_end(session)
+        while len(self._threads) > self._size:
+            self._threads.popitem(last=False)
+
+    def __contains__(self, session: object) -> bool:
+        if session not in self._threads:
+            return False
+        self._threads.move_to_end(str(session))
+        return True
+
+    def __len__(self) -> int:
+        return len(self._threads)
 
 
 def _strip_mentions(message: discord.Message, bot_id: int, own_role_id: int | None) -> str:

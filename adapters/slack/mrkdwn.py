@@ -3,7 +3,8 @@
 Slack never rejects mrkdwn, it only shows what it does not understand as it is, so this is best effort:
 bold, italics, strikethrough, links, images, headings and bullets are converted; code blocks and inline
 code are kept verbatim (minus the language tag Slack would print). ``&``, ``<`` and ``>`` are escaped
-everywhere, as Slack asks, so a model's ``a < b`` or ``<div>`` is shown and not taken as markup.
+everywhere, as Slack asks, so a model's ``a < b`` or ``<div>`` is shown and not taken as markup, and a link
+is only made to a URL: a model's text can never mention ``@channel``, ``@here``, a user group or a user.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ _IMAGE = re.compile(r"!\[([^\]\n]*)\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 _LINK = re.compile(r"\[([^\]\n]+)\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 _BULLET = re.compile(r"^([ \t]*)[-*+][ \t]+(?=\S)", re.MULTILINE)
 _QUOTE = re.compile(r"^([ \t]*)&gt;", re.MULTILINE)  # a blockquote marker, not a "greater than"
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\s|]+")  # with a scheme (https:, mailto:): never ! @ #
 _RULE = re.compile(r"^[ \t]*([-*_])(?:[ \t]*\1){2,}[ \t]*$", re.MULTILINE)
 
 # Private-use characters stand in for converted bold while italics are converted.
@@ -72,8 +74,8 @@ def _convert_inline(text: str) -> str:
         links.append(rendered)
         return f"\ue002{len(links) - 1}\ue003"
 
-    text = _IMAGE.sub(lambda m: keep(f"<{escape(m.group(2))}|{escape(m.group(1) or m.group(2))}>"), text)
-    text = _LINK.sub(lambda m: keep(f"<{escape(m.group(2))}|{escape(m.group(1))}>"), text)
+    text = _IMAGE.sub(lambda m: keep(_link(m.group(2), m.group(1) or m.group(2))), text)
+    text = _LINK.sub(lambda m: keep(_link(m.group(2), m.group(1))), text)
     text = escape(text)
     text = _RULE.sub("──────────", text)
     text = _HEADING.sub(lambda m: f"{_BOLD_OPEN}{_strip_bold(m.group(1))}{_BOLD_CLOSE}", text)
@@ -84,6 +86,18 @@ def _convert_inline(text: str) -> str:
     text = _QUOTE.sub(r"\1>", text)
     text = text.replace(_BOLD_OPEN, "*").replace(_BOLD_CLOSE, "*")
     return re.sub("\ue002(\\d+)\ue003", lambda m: links[int(m.group(1))], text)
+
+
+def _link(target: str, label: str) -> str:
+    """A Markdown link as a Slack link when its target is a URL with a scheme; otherwise its label as text.
+
+    Slack reads ``<!channel>``, ``<!here>``, ``<!everyone>``, ``<!subteam^ID>``, ``<@U123>`` and ``<#C123>``
+    as mentions, so a model's ``[x](!channel)`` must never become ``<!channel|x>``: it would notify a
+    whole channel.
+    """
+    if not _URL.fullmatch(target):
+        return escape(label)
+    return f"<{escape(target)}|{escape(label)}>"
 
 
 def _bold_body(match: re.Match[str]) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 from collections.abc import Awaitable
 from typing import Any
 
@@ -34,6 +35,7 @@ from adapters.slack.sessions import (
     prompt_text,
     team_of,
 )
+from adapters.slack.signing import MAX_BODY, refusal
 from adapters.slack.target import SlackReplyTarget, WorkspaceGate
 from core.config import Settings, id_list
 from core.conversation import ConversationEngine
@@ -85,6 +87,7 @@ class SlackRunner:
         self.client = AsyncWebClient(
             token=settings.slack_bot_token.get_secret_value(), base_url=_with_slash(settings.slack_api_url)
         )
+        self._signing_secret = secret
         self.app = AsyncApp(
             client=self.client,
             signing_secret=secret,
@@ -124,7 +127,7 @@ class SlackRunner:
             await self._socket.connect_async()  # type: ignore[no-untyped-call]
             log.info("slack: connected in Socket Mode")
             return
-        web_app = web.Application()
+        web_app = web.Application(client_max_size=MAX_BODY)
         web_app.router.add_post(EVENTS_PATH, self.handle_http)
         self._web = web.AppRunner(web_app, access_log=None)
         await self._web.setup()
@@ -145,9 +148,24 @@ class SlackRunner:
             await self.client.session.close()
 
     async def handle_http(self, request: web.Request) -> web.Response:
-        """bolt's aiohttp adapter: signature check, url_verification, ack, then our listeners."""
+        """Size, signature and body checked first (:mod:`adapters.slack.signing`), then bolt's aiohttp
+        adapter: url_verification, ack, our listeners. A refused request's body is never logged."""
+        if request.content_length is not None and request.content_length > MAX_BODY:
+            return self._refuse(request, 413, "request body too large")
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:  # no Content-Length, but more than client_max_size arrived
+            return self._refuse(request, 413, "request body too large")
+        refused = refusal(self._signing_secret, body, request.headers, time.time())
+        if refused is not None:
+            return self._refuse(request, *refused)
         response = await self.app.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(response)
+
+    @staticmethod
+    def _refuse(request: web.Request, status: int, reason: str) -> web.Response:
+        log.info("slack: refused a request from %s: %s (HTTP %d)", request.remote, reason, status)
+        return web.Response(status=status, text=reason)
 
     # ----- events
 

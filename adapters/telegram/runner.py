@@ -21,14 +21,15 @@ from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
 from adapters.base import ReplyDispatcher
-from adapters.telegram.sessions import BotIdentity, Route, route
+from adapters.bounded import BoundedRateGates
+from adapters.telegram.sessions import OWN_COMMANDS, BotIdentity, Route, route
 from adapters.telegram.target import TelegramTarget
 from core.clock import SystemClock
 from core.config import Settings, id_list
 from core.conversation import ConversationEngine
 from core.errors import ConfigError
 from core.incoming import IncomingMessage
-from core.pacing import AllGates, Gate, RateGates
+from core.pacing import AllGates, Gate
 from core.splitting import utf16_len
 from core.streaming import PlatformLimits
 
@@ -45,6 +46,8 @@ COMMANDS = (
     BotCommand("help", "What I can do"),
     BotCommand("reset", "Forget this conversation"),
 )
+# Menu texts of the commands features may register; one without an entry here shows its name.
+FEATURE_COMMANDS = {"forget": "Delete everything I've stored about you"}
 AnyApplication: TypeAlias = "Application[Any, Any, Any, Any, Any, Any]"
 _SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 
@@ -96,9 +99,9 @@ class TelegramRunner:
         self.engine = engine
         self.clock = SystemClock()
         self.dispatcher = ReplyDispatcher(engine, self.clock)
-        self._gates = RateGates(self.tuning.group_rate, self.tuning.group_per, self.clock)
+        self._gates = BoundedRateGates(self.tuning.group_rate, self.tuning.group_per, self.clock)
         # about one message or edit a second in any chat, whatever number of replies stream into it
-        self._chat_gates = RateGates(1, self.tuning.private_edit_interval, self.clock)
+        self._chat_gates = BoundedRateGates(1, self.tuning.private_edit_interval, self.clock)
         self.app: AnyApplication | None = None
         self.me: BotIdentity | None = None
 
@@ -198,16 +201,26 @@ class TelegramRunner:
 
     async def _register_commands(self, app: AnyApplication) -> None:
         try:
-            await app.bot.set_my_commands(COMMANDS)
+            await app.bot.set_my_commands(self.menu())
         except TelegramError as exc:  # a missing command menu is no reason not to run
             log.warning("telegram: could not register the command menu: %s", self._redact(exc.message))
+
+    def commands(self) -> frozenset[str]:
+        """The command names (without ``/``) the engine answers: the built-in ones and the features'."""
+        return OWN_COMMANDS | {name.lstrip("/").lower() for name in self.engine.hooks.commands}
+
+    def menu(self) -> list[BotCommand]:
+        """The command menu (``setMyCommands``): every command the engine answers."""
+        built_in = {command.command for command in COMMANDS}
+        extra = sorted(self.commands() - built_in)
+        return [*COMMANDS, *(BotCommand(name, FEATURE_COMMANDS.get(name, name)) for name in extra)]
 
     # -- updates ---------------------------------------------------------------------------------
 
     async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         if self.me is None:
             return
-        found = route(update.to_dict(), self.me, per_user=self._per_user)
+        found = route(update.to_dict(), self.me, per_user=self._per_user, commands=self.commands())
         if found is None:
             return
         target = self.target_for(found, context.bot)

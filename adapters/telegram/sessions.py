@@ -7,15 +7,19 @@ and returns plain values, so it is tested against literal payloads.
 - Group or supergroup: ``telegram:<chat_id>``, or ``telegram:<chat_id>:<thread_id>`` inside a forum topic,
   with ``:u<user_id>`` appended when sessions are per user. Answered only when addressed: a ``@botname``
   mention, a reply to one of the bot's messages, or a command meant for this bot.
+- Commands: ``/reset@thisbot`` reaches the engine as ``/reset``; ``/reset@otherbot`` is left as it is, and
+  the engine takes it for plain text (it is another bot's command), in private chats and groups alike.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-# Commands the engine answers itself; in a group, these are ours even without "@botname".
+# Commands the engine answers itself; in a group, these are ours even without "@botname". The runner adds
+# the commands features register (``/forget``).
 OWN_COMMANDS = frozenset({"start", "help", "reset"})
 GROUP_TYPES = frozenset({"group", "supergroup"})
 # Message fields that carry user content the bot cannot read (yet). Anything else without text is a
@@ -140,7 +144,9 @@ def _is_own_mention(text: str, entity: Json, me: BotIdentity) -> bool:
     return False
 
 
-def _command_for_us(text: str, entities: Sequence[Json], me: BotIdentity) -> bool:
+def _command_for_us(
+    text: str, entities: Sequence[Json], me: BotIdentity, commands: frozenset[str] = OWN_COMMANDS
+) -> bool:
     """A leading ``/command`` addressed to this bot: ``/cmd@thisbot``, or one of ours without ``@``."""
     for entity in entities:
         if entity.get("type") == "bot_command" and entity.get("offset") == 0:
@@ -148,8 +154,13 @@ def _command_for_us(text: str, entities: Sequence[Json], me: BotIdentity) -> boo
             name, _, target = command.partition("@")
             if target:
                 return target.lower() == me.username.lower()
-            return name.lower() in OWN_COMMANDS
+            return name.lower() in commands
     return False
+
+
+def strip_own_command_target(text: str, me: BotIdentity) -> str:
+    """``/reset@thisbot now`` -> ``/reset now``; a command for another bot (or none) is left as it is."""
+    return re.sub(rf"^(\s*/\w+)@{re.escape(me.username)}(?=\s|$)", r"\1", text, count=1, flags=re.IGNORECASE)
 
 
 def _replies_to_bot(message: Json, me: BotIdentity) -> bool:
@@ -161,10 +172,10 @@ def _replies_to_bot(message: Json, me: BotIdentity) -> bool:
     return (replied.get("from") or {}).get("id") == me.id
 
 
-def addressed(message: Json, me: BotIdentity) -> bool:
+def addressed(message: Json, me: BotIdentity, commands: frozenset[str] = OWN_COMMANDS) -> bool:
     """Whether a group message is meant for the bot: mention, reply to it, or a command for it."""
     text, entities = _entities(message)
-    if _command_for_us(text, entities, me):
+    if _command_for_us(text, entities, me, commands):
         return True
     if any(_is_own_mention(text, entity, me) for entity in entities):
         return True
@@ -194,8 +205,13 @@ def _has_content(message: Json) -> bool:
     return any(message.get(key) for key in NON_TEXT_CONTENT)
 
 
-def route(update: Json, me: BotIdentity, *, per_user: bool = False) -> Route | None:
-    """Where to answer an update, or ``None`` when the bot should stay silent (and call no model)."""
+def route(
+    update: Json, me: BotIdentity, *, per_user: bool = False, commands: frozenset[str] = OWN_COMMANDS
+) -> Route | None:
+    """Where to answer an update, or ``None`` when the bot should stay silent (and call no model).
+
+    ``commands`` are the command names (without ``/``) that are ours in a group even without ``@botname``.
+    """
     message = _message(update)
     if message is None:
         return None
@@ -215,7 +231,7 @@ def route(update: Json, me: BotIdentity, *, per_user: bool = False) -> Route | N
     if not has_text and not _has_content(message):
         return None  # a service message
     in_group = chat_type in GROUP_TYPES
-    if in_group and not addressed(message, me):
+    if in_group and not addressed(message, me, commands):
         return None
     sid = session_id(update, per_user=per_user)
     if sid is None:
@@ -223,7 +239,7 @@ def route(update: Json, me: BotIdentity, *, per_user: bool = False) -> Route | N
     text: str | None = None
     if has_text:
         raw, entities = _entities(message)
-        text = strip_mentions(raw, entities, me) if in_group else raw
+        text = strip_own_command_target(strip_mentions(raw, entities, me) if in_group else raw, me)
     message_id = int(message.get("message_id", 0))
     return Route(
         session_id=sid,

@@ -29,7 +29,7 @@ import numpy.typing as npt
 
 from core.knowledge.chunking import Chunk
 from core.knowledge.embeddings import Matrix
-from core.sqlite_store import connect, write_transaction
+from core.sqlite_store import connect, schema_statements, write_transaction
 
 log = logging.getLogger(__name__)
 
@@ -222,15 +222,20 @@ class KnowledgeStore:
     async def open(self, *, create: bool = True) -> bool:
         """Connect; create the tables when ``create``. Return whether the tables exist."""
         self._db = await connect(self.path)
-        if create:
-            async with self._write_lock:
-                await self.db.executescript(f"BEGIN IMMEDIATE;\n{SCHEMA}\nCOMMIT;")
-            return True
-        async with self.db.execute(
-            "SELECT count(*) FROM sqlite_master WHERE name IN ('knowledge_chunks', 'knowledge_fts')"
-        ) as cursor:
-            row = await cursor.fetchone()
-        return bool(row and row[0] == 2)
+        try:
+            if create:
+                async with self._transaction() as db:
+                    for statement in schema_statements(SCHEMA):
+                        await db.execute(statement)
+                return True
+            async with self.db.execute(
+                "SELECT count(*) FROM sqlite_master WHERE name IN ('knowledge_chunks', 'knowledge_fts')"
+            ) as cursor:
+                row = await cursor.fetchone()
+            return bool(row and row[0] == 2)
+        except BaseException:  # an open connection is a live thread that keeps the process running
+            await self.close()
+            raise
 
     async def close(self) -> None:
         if self._db is not None:
