@@ -463,3 +463,21 @@ async def test_a_body_over_one_megabyte_is_refused_with_413(
         status, _ = await slack.post_body(huge)
     assert status == 413
     assert fake_model.requests == []
+
+
+async def test_a_slack_event_leaves_the_turn_log_at_the_configured_level(
+    fake_model: FakeOpenAI, slack: FakeSlack, db_path: Path
+) -> None:
+    """bolt sets the level of the logger named after the app; named "chatbot", that silenced the turn log
+    ("chatbot.turns") for good whenever Slack started while the root logger was at WARNING."""
+    root = logging.getLogger()
+    before = root.level
+    root.setLevel(logging.WARNING)
+    try:
+        async with slack_bot(fake_model, slack, db_path) as (runner, _engine):
+            await slack.post_event(mention(f"<@{BOT_USER}> hello", ts="990.000001"))
+            await replies(slack, runner, CHANNEL, "990.000001")
+        root.setLevel(logging.INFO)
+        assert logging.getLogger("chatbot.turns").isEnabledFor(logging.INFO)
+    finally:
+        root.setLevel(before)

@@ -91,7 +91,7 @@ class SlackRunner:
         self.app = AsyncApp(
             client=self.client,
             signing_secret=secret,
-            name="chatbot",
+            name="chatbot-slack",  # not "chatbot": bolt sets the level of the logger named after the app
         )
         self.app.event("app_mention")(self.on_event)
         self.app.event("message")(self.on_event)
