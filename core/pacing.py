@@ -17,6 +17,8 @@ from typing import Protocol
 
 from core.clock import Clock
 
+MAX_GATES = 10_000  # per-key gates a process keeps (one per chat or channel it has spoken in lately)
+
 
 class Gate(Protocol):
     """What the streaming engine asks of a shared limit."""
@@ -105,7 +107,7 @@ class RateGates:
     """
 
     def __init__(
-        self, rate: int, per: float, clock: Clock, *, reserve: float = 0.2, max_size: int = 4096
+        self, rate: int, per: float, clock: Clock, *, reserve: float = 0.2, max_size: int = MAX_GATES
     ) -> None:
         if max_size < 1:
             raise ValueError("max_size must be at least 1")

@@ -19,7 +19,6 @@ import yarl
 from discord import app_commands
 
 from adapters.base import ReplyDispatcher
-from adapters.bounded import BoundedRateGates
 from adapters.discord.sessions import (
     Access,
     FollowedThreads,
@@ -35,6 +34,7 @@ from core.config import Settings
 from core.conversation import ConversationEngine
 from core.errors import ConfigError, PlatformError
 from core.incoming import IncomingMessage
+from core.pacing import RateGates
 from core.streaming import PlatformLimits
 
 log = logging.getLogger(__name__)
@@ -161,7 +161,7 @@ class DiscordRunner:
         self.options = options or DiscordOptions.from_settings(settings)
         self.access = Access.from_settings(settings)
         self.dispatcher = ReplyDispatcher(engine, engine.clock)
-        self.gates = BoundedRateGates(self.options.channel_rate, self.options.channel_per, engine.clock)
+        self.gates = RateGates(self.options.channel_rate, self.options.channel_per, engine.clock)
         self.limits = PlatformLimits(
             max_chars=MAX_CHARS,
             min_edit_interval=self.options.edit_interval,

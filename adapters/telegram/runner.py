@@ -21,7 +21,6 @@ from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
 from adapters.base import ReplyDispatcher
-from adapters.bounded import BoundedRateGates
 from adapters.telegram.sessions import OWN_COMMANDS, BotIdentity, Route, route
 from adapters.telegram.target import TelegramTarget
 from core.clock import SystemClock
@@ -29,7 +28,7 @@ from core.config import Settings, id_list
 from core.conversation import ConversationEngine
 from core.errors import ConfigError
 from core.incoming import IncomingMessage
-from core.pacing import AllGates, Gate
+from core.pacing import AllGates, Gate, RateGates
 from core.splitting import utf16_len
 from core.streaming import PlatformLimits
 
@@ -99,9 +98,9 @@ class TelegramRunner:
         self.engine = engine
         self.clock = SystemClock()
         self.dispatcher = ReplyDispatcher(engine, self.clock)
-        self._gates = BoundedRateGates(self.tuning.group_rate, self.tuning.group_per, self.clock)
+        self._gates = RateGates(self.tuning.group_rate, self.tuning.group_per, self.clock)
         # about one message or edit a second in any chat, whatever number of replies stream into it
-        self._chat_gates = BoundedRateGates(1, self.tuning.private_edit_interval, self.clock)
+        self._chat_gates = RateGates(1, self.tuning.private_edit_interval, self.clock)
         self.app: AnyApplication | None = None
         self.me: BotIdentity | None = None
 
