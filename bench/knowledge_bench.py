@@ -26,12 +26,12 @@ from pathlib import Path
 import numpy as np
 
 from bench.report import table
-from core.knowledge.chunking import Chunk
-from core.knowledge.embeddings import Embedder, Matrix, normalise
-from core.knowledge.ingest import Ingestor
-from core.knowledge.retrieval import Retriever
-from core.knowledge.store import KnowledgeStore, NewDocument
 from core.tokens import TokenCounter
+from features.knowledge.chunking import Chunk
+from features.knowledge.embeddings import Embedder, Matrix, normalise
+from features.knowledge.ingest import Ingestor
+from features.knowledge.retrieval import Retriever
+from features.knowledge.store import KnowledgeStore, NewDocument
 
 DIMENSIONS = 1536
 VOCABULARY = 5_000

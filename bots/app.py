@@ -7,9 +7,9 @@ import importlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bots.features import FeatureContext, install_features
 from bots.registry import get_bot
 from core.clock import Clock, SystemClock
 from core.config import Settings
@@ -18,11 +18,14 @@ from core.errors import ConfigError
 from core.model_client import OpenAIChatModel
 from core.sqlite_store import SQLiteStore
 from core.tokens import TokenCounter
+from features import FeatureContext, install_features
 
 if TYPE_CHECKING:
     from adapters.base import PlatformRunner
 
 log = logging.getLogger(__name__)
+
+DATA_ROOT = Path(__file__).resolve().parent / "data"  # bots/data/<bot name>: rules, eval cases, documents
 
 PLATFORM_MODULES = {
     "telegram": "adapters.telegram",
@@ -97,7 +100,10 @@ async def open_engine(
         store = SQLiteStore(settings.db_path)
         await store.open()
         context = FeatureContext(
-            settings, ConversationEngine(bot, store, model, counter, clock=clock or SystemClock())
+            settings,
+            ConversationEngine(bot, store, model, counter, clock=clock or SystemClock()),
+            data_root=DATA_ROOT,
+            secrets=secrets_of(settings),
         )
         try:
             if features:

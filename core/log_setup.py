@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from io import TextIOWrapper
 from pathlib import Path
 
-from core.guardrails import redact_secrets
+from core.secrets import redact_secrets
 
 REDACTED = "[redacted]"
 MAX_LINE_CHARS = 8_000  # of a log record's message, and of its exception text

@@ -1,4 +1,4 @@
-"""Dependencies point one way: bots -> adapters -> core. Nothing runs at import time."""
+"""Dependencies point one way: bots -> adapters and features -> core. Nothing runs at import time."""
 
 from __future__ import annotations
 
@@ -24,14 +24,21 @@ def imports_of(package: str) -> dict[str, set[str]]:
     return found
 
 
-def test_core_imports_no_adapter_bot_or_platform_sdk() -> None:
+def test_core_imports_no_adapter_feature_bot_or_platform_sdk() -> None:
     for path, names in imports_of("core").items():
-        assert not names & ({"adapters", "bots"} | PLATFORM_SDKS), f"{path} imports {names & PLATFORM_SDKS}"
+        wrong = names & ({"adapters", "features", "bots"} | PLATFORM_SDKS)
+        assert not wrong, f"{path} imports {wrong}"
 
 
-def test_adapters_never_import_bots() -> None:
+def test_adapters_never_import_bots_or_features() -> None:
     for path, names in imports_of("adapters").items():
-        assert "bots" not in names, path
+        assert not names & {"bots", "features"}, path
+
+
+def test_features_import_only_core_and_no_platform_sdk() -> None:
+    for path, names in imports_of("features").items():
+        wrong = names & ({"adapters", "bots"} | (PLATFORM_SDKS - {"aiohttp"}))  # metrics serves HTTP
+        assert not wrong, f"{path} imports {wrong}"
 
 
 def test_importing_everything_starts_nothing() -> None:

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 REQUIREMENTS = [Requirement(line) for line in PROJECT["dependencies"]]
 DEV_REQUIREMENTS = [Requirement(line) for line in PROJECT["optional-dependencies"]["dev"]]
-OWN_PACKAGES = {"core", "adapters", "bots"}
+OWN_PACKAGES = {"core", "adapters", "features", "bots"}
 
 
 def pins() -> dict[str, Version]:

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from bots.features import DATA_ROOT
+from bots.app import DATA_ROOT
 from core.errors import ConfigError
-from core.evaluation import (
+from core.sqlite_store import SQLiteStore
+from features.evaluation.evaluator import (
     EXPECTATION_KEYS,
     JUDGE_SYSTEM,
     CaseSuite,
@@ -23,7 +24,6 @@ from core.evaluation import (
     parse_verdict,
     seed_database,
 )
-from core.sqlite_store import SQLiteStore
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.support.cli import run_chatbot
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from core import conversation as conv
 from core.conversation import ConversationEngine
 from core.incoming import IncomingMessage
-from core.usage_limits import UsageLimits
+from features.limits.usage import UsageLimits
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.support.engines import engine_for
 

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from bots.orbit import SYSTEM_PROMPT
-from core.guardrails import DEFAULT_REFUSALS, GuardRules, find_attack, is_flooding
 from core.hooks import Retraction
 from core.incoming import IncomingMessage
 from core.streaming import PlatformLimits, stream_reply
+from features.guardrails.rules import DEFAULT_REFUSALS, GuardRules, find_attack, is_flooding
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.support.engines import engine_for
 from tests.support.recording_target import RecordingTarget
@@ -298,7 +298,7 @@ async def test_model_check_fails_open(
     fake_model: FakeOpenAI, db_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     fake_model.default = classifier
-    caplog.set_level(logging.WARNING, logger="core.guardrails")
+    caplog.set_level(logging.WARNING, logger="features.guardrails.rules")
     async with engine_for(fake_model.base_url, db_path, CHATBOT_GUARD_MODEL_CHECK=True) as engine:
         reply = await engine.reply_text(msg("classifier down, still answer me"))
     assert reply == "You said: classifier down, still answer me"

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from core.knowledge.chunking import chunk_document, chunk_paragraphs
-from core.knowledge.readers import (
+from core.tokens import TokenCounter
+from features.knowledge.chunking import chunk_document, chunk_paragraphs
+from features.knowledge.readers import (
     Document,
     Section,
     UnreadableFile,
@@ -19,7 +20,6 @@ from core.knowledge.readers import (
     parse_text,
     read_document,
 )
-from core.tokens import TokenCounter
 
 ORBIT_DOCS = Path(__file__).resolve().parent.parent / "bots" / "data" / "orbit" / "docs"
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from openai import AsyncOpenAI
 
-from core.knowledge.embeddings import Embedder
-from core.knowledge.ingest import Ingestor
-from core.knowledge.store import KnowledgeStore
 from core.tokens import TokenCounter
+from features.knowledge.embeddings import Embedder
+from features.knowledge.ingest import Ingestor
+from features.knowledge.store import KnowledgeStore
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.support.cli import run_chatbot
 from tests.test_knowledge_chunking import make_pdf

@@ -10,11 +10,11 @@ import pytest
 from openai import AsyncOpenAI
 
 from core.errors import ModelUnavailable
-from core.knowledge.embeddings import Embedder
-from core.knowledge.ingest import Ingestor
-from core.knowledge.retrieval import Retriever, relevance
-from core.knowledge.store import KnowledgeStore
 from core.tokens import TokenCounter
+from features.knowledge.embeddings import Embedder
+from features.knowledge.ingest import Ingestor
+from features.knowledge.retrieval import Retriever, relevance
+from features.knowledge.store import KnowledgeStore
 from tests.fakes.openai_server import FakeOpenAI
 from tests.support.engines import engine_for, said
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from core.guardrails import find_secret, redact_secrets
 from core.incoming import IncomingMessage
 from core.log_setup import RedactSecrets
+from core.secrets import find_secret, redact_secrets
 from core.sqlite_store import SQLiteStore
 from tests.fakes.openai_server import FakeOpenAI
 from tests.support.cli import run_chatbot

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from core.hooks import Verdict
 from core.incoming import IncomingMessage
-from core.review import DEFAULT_REVIEW_PHRASES, find_phrase, parse_phrases
+from features.review.flags import DEFAULT_REVIEW_PHRASES, find_phrase, parse_phrases
 from tests.fakes.openai_server import FakeOpenAI
 from tests.support.cli import run_chatbot
 from tests.support.engines import engine_for, said

@@ -11,9 +11,9 @@ import pytest
 from core.conversation import ConversationEngine
 from core.errors import ConfigError
 from core.incoming import IncomingMessage
-from core.pricing import PriceTable, cost
 from core.store import TurnRecord
-from core.usage_limits import TokenLedger, UsageLimits, format_wait, utc_day_start
+from features.limits.pricing import PriceTable, cost
+from features.limits.usage import TokenLedger, UsageLimits, format_wait, utc_day_start
 from tests.fakes.openai_server import FakeOpenAI
 from tests.support.engines import engine_for
 

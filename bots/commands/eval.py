@@ -16,12 +16,19 @@ import tempfile
 import time
 from pathlib import Path
 
-from bots.app import open_engine
-from bots.features import DATA_ROOT
+from bots.app import DATA_ROOT, open_engine
 from bots.registry import BOTS, get_bot
 from core.config import Settings
 from core.errors import ConfigError
-from core.evaluation import CaseResult, EvalCase, Evaluator, Judge, load_suite, report_json, seed_database
+from features.evaluation.evaluator import (
+    CaseResult,
+    EvalCase,
+    Evaluator,
+    Judge,
+    load_suite,
+    report_json,
+    seed_database,
+)
 
 NAME = "eval"
 HELP = "run a bot's evaluation cases (input / expectation pairs) and print a pass/fail table"

@@ -15,10 +15,10 @@ from pathlib import Path
 from bots.app import connect_model
 from bots.registry import BOTS, get_bot
 from core.config import Settings
-from core.knowledge.embeddings import Embedder
-from core.knowledge.ingest import Ingestor, IngestReport
-from core.knowledge.store import KnowledgeStore
 from core.tokens import TokenCounter
+from features.knowledge.embeddings import Embedder
+from features.knowledge.ingest import Ingestor, IngestReport
+from features.knowledge.store import KnowledgeStore
 
 NAME = "ingest"
 HELP = "add documents (Markdown, text, HTML, PDF; folders recursively) to a bot's knowledge base"

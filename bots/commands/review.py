@@ -8,8 +8,8 @@ import textwrap
 import time
 
 from core.config import Settings
-from core.review import STATUS_PREFIX, ContextMessage, ReviewFlag, ReviewRepository
 from core.sqlite_store import SQLiteStore
+from features.review.flags import STATUS_PREFIX, ContextMessage, ReviewFlag, ReviewRepository
 
 NAME = "review"
 HELP = "list conversations flagged for review (a user said 'that is wrong', a guard blocked a message)"

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from core.config import Settings
-from core.pricing import PriceTable
 from core.sqlite_store import SQLiteStore
+from features.limits.pricing import PriceTable
 
 NAME = "stats"
 HELP = "turns, users, latency p50/p95, tokens and cost per day, platform and bot"

@@ -1,12 +1,12 @@
-"""Usage limits: messages a minute per user, daily token budgets per user and per bot (core.usage_limits)."""
+"""Usage limits: messages a minute per user, daily token budgets per user and per bot (features.limits.usage)."""
 
 from __future__ import annotations
 
 import logging
 
-from bots.features import FeatureContext
 from core.sqlite_store import SQLiteStore
-from core.usage_limits import Limits, SQLiteTokenLedger, TokenLedger, UsageLimits
+from features import FeatureContext
+from features.limits.usage import Limits, SQLiteTokenLedger, TokenLedger, UsageLimits
 
 ORDER = 10  # first: a user over their limit costs nothing more, not even a guard model call
 

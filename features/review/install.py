@@ -1,9 +1,9 @@
-"""Review triggers: flag conversations for a human to read (see :mod:`core.review`, ``chatbot review``)."""
+"""Review triggers: flag conversations for a human to read (see :mod:`features.review.flags`, ``chatbot review``)."""
 
 from __future__ import annotations
 
-from bots.features import FeatureContext
-from core.review import ReviewRepository, ReviewTrigger, parse_phrases
+from features import FeatureContext
+from features.review.flags import ReviewRepository, ReviewTrigger, parse_phrases
 
 ORDER = 50
 

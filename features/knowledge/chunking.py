@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from core.knowledge.readers import Document
 from core.tokens import TokenCounter
+from features.knowledge.readers import Document
 
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+(?=\S)")
 PARAGRAPH_GAP = "\n\n"

@@ -16,9 +16,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.knowledge.chunking import Chunk, chunk_document
-from core.knowledge.embeddings import Embedder
-from core.knowledge.readers import (
+from core.tokens import TokenCounter
+from features.knowledge.chunking import Chunk, chunk_document
+from features.knowledge.embeddings import Embedder
+from features.knowledge.readers import (
     Document,
     UnreadableFile,
     content_hash,
@@ -26,8 +27,7 @@ from core.knowledge.readers import (
     kind_of,
     parse_document,
 )
-from core.knowledge.store import DocumentInfo, KnowledgeStore, NewDocument
-from core.tokens import TokenCounter
+from features.knowledge.store import DocumentInfo, KnowledgeStore, NewDocument
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Installed when the bot has a knowledge base (``chatbot ingest --bot NAME PATH...`` has stored passages for
 it). Each turn, the question and the previous exchange retrieve the best passages (see
-:mod:`core.knowledge.retrieval`); they are added to the system message with their file and section, within
+:mod:`features.knowledge.retrieval`); they are added to the system message with their file and section, within
 the token allowance the engine grants context sources (the engine counts them into the prompt budget), and
 the model is asked to cite the file names in brackets. When nothing relevant is found, the model is told
 so, and to say it does not know rather than guess.
@@ -17,14 +17,14 @@ import logging
 
 from openai import AsyncOpenAI
 
-from bots.features import FeatureContext
 from core.conversation import ConversationEngine
 from core.incoming import IncomingMessage
-from core.knowledge.embeddings import Embedder
-from core.knowledge.retrieval import Passage, Retriever
-from core.knowledge.store import KnowledgeStore
 from core.tokens import TokenCounter
 from core.trimming import cut_to_tokens
+from features import FeatureContext
+from features.knowledge.embeddings import Embedder
+from features.knowledge.retrieval import Passage, Retriever
+from features.knowledge.store import KnowledgeStore
 
 log = logging.getLogger(__name__)
 

@@ -27,9 +27,9 @@ import aiosqlite
 import numpy as np
 import numpy.typing as npt
 
-from core.knowledge.chunking import Chunk
-from core.knowledge.embeddings import Matrix
 from core.sqlite_store import connect, schema_statements, write_transaction
+from features.knowledge.chunking import Chunk
+from features.knowledge.embeddings import Matrix
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import aiosqlite
 
-from core.guardrails import redact_secrets
 from core.incoming import IncomingMessage
+from core.secrets import redact_secrets
 from core.sqlite_store import connect
 from core.store import TurnRecord
 

@@ -1,12 +1,12 @@
-"""Guardrails: the rules layer on input and output, and the optional model check (core.guardrails).
+"""Guardrails: the rules layer on input and output, and the optional model check (features.guardrails.rules).
 
 Per-bot wording, forbidden topics and output rules come from ``bots/data/<bot>/guardrails.json``.
 """
 
 from __future__ import annotations
 
-from bots.features import FeatureContext
-from core.guardrails import Guardrails, GuardRules, ModelCheck
+from features import FeatureContext
+from features.guardrails.rules import Guardrails, GuardRules, ModelCheck
 
 ORDER = 20
 

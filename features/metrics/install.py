@@ -11,11 +11,11 @@ import logging
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
-from bots.features import FeatureContext
 from core.errors import ConfigError
 from core.incoming import IncomingMessage
-from core.pricing import PriceTable
 from core.store import TurnRecord
+from features import FeatureContext
+from features.limits.pricing import PriceTable
 
 ORDER = 60
 DEFAULT_HOST = "127.0.0.1"

@@ -26,8 +26,8 @@ import logging
 from dataclasses import dataclass
 
 from core.errors import ModelError
-from core.knowledge.embeddings import Embedder, Matrix, normalise
-from core.knowledge.store import KnowledgeStore, VectorIndex
+from features.knowledge.embeddings import Embedder, Matrix, normalise
+from features.knowledge.store import KnowledgeStore, VectorIndex
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ and credentials pasted into a chat are refused before they reach the model.
 - ``CHATBOT_RETENTION_DAYS`` > 0: at start and then every hour, messages and turns older than that many
   days are deleted (``store.delete_older_than``), with rows of feature tables that have both ``user_id``
   and ``created_at`` columns.
-- :class:`core.guardrails.SecretGuard`: a message with an API key, token or private key in it is refused
+- :class:`features.guardrails.rules.SecretGuard`: a message with an API key, token or private key in it is refused
   (the model never sees it) and a reply with one is withdrawn. Always on, whatever ``CHATBOT_GUARDRAILS``.
 """
 
@@ -21,13 +21,12 @@ from pathlib import Path
 
 import aiosqlite
 
-from bots.app import secrets_of
-from bots.features import FeatureContext
-from bots.features.guardrails import load_rules
-from core.guardrails import SecretGuard
 from core.incoming import IncomingMessage
 from core.sqlite_store import SQLiteStore, connect
 from core.store import ConversationStore
+from features import FeatureContext
+from features.guardrails.install import load_rules
+from features.guardrails.rules import SecretGuard
 
 ORDER = 90
 
@@ -177,7 +176,7 @@ async def install(ctx: FeatureContext) -> None:
         tables = await FeatureTables.open(store.path)
         ctx.closers.append(tables.close)
 
-    secrets = SecretGuard(load_rules(ctx), secrets_of(settings))
+    secrets = SecretGuard(load_rules(ctx), ctx.secrets)
     # First in line although installed last: a pasted key must not even reach the guard model's classifier.
     engine.hooks.input_guards.insert(0, secrets)
     engine.hooks.output_guards.insert(0, secrets)

@@ -1,0 +1,1 @@
+"""Evaluation: a bot's cases run against the configured model (``chatbot eval``)."""

@@ -1,0 +1,1 @@
+"""Guardrails: checks on both sides of the model (rules layer always on, optional model check)."""

@@ -1,0 +1,1 @@
+"""Metrics: turns, latency and tokens on a Prometheus ``/metrics`` endpoint."""

@@ -1,0 +1,1 @@
+"""Privacy: ``/forget``, retention, and the pasted-credential guard."""
