@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 ChatMessage = dict[str, str]
 
+
 @dataclass(slots=True)
 class Usage:
     prompt_tokens: int
@@ -279,7 +280,9 @@ class _OpenAIStream:
             overflow = overflow_from(str(exc.message), exc.body, getattr(exc, "code", None))
             if overflow is not None:
                 raise overflow from exc
-            raise StreamIncomplete(f"the model server sent an error inside the stream: {exc.message}") from exc
+            raise StreamIncomplete(
+                f"the model server sent an error inside the stream: {exc.message}"
+            ) from exc
         except Exception as exc:
             raise translate_error(exc, owner.base_url) from exc
         finally:
@@ -307,7 +310,9 @@ class _OpenAIStream:
         except Exception as exc:
             raise translate_error(exc, owner.base_url) from exc
         choice = response.choices[0] if response.choices else None
-        self.finish_reason = (str(choice.finish_reason) if choice.finish_reason else "stop") if choice else None
+        self.finish_reason = (
+            (str(choice.finish_reason) if choice.finish_reason else "stop") if choice else None
+        )
         if response.usage is not None:
             self.usage = Usage(response.usage.prompt_tokens, response.usage.completion_tokens)
         return (choice.message.content or "") if choice else ""
