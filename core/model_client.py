@@ -75,7 +75,7 @@ def translate_error(exc: Exception, base_url: str) -> ModelError:
         overflow = context_error(exc)
         if overflow is not None:
             return overflow
-        return ModelRejected(f"the model server refused the request: {exc.message}")
+        return ModelRejected(f"the model server refused the request: {server_message(exc)}")
     if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
         return ModelRejected("the model server rejected the API key (check OPENAI_API_KEY)")
     if isinstance(exc, openai.NotFoundError):
@@ -95,9 +95,18 @@ def translate_error(exc: Exception, base_url: str) -> ModelError:
     return ModelUnavailable(f"the model call failed: {type(exc).__name__}")
 
 
+def server_message(exc: openai.APIError) -> str:
+    """The server's own words: openai's message, plus the body when it is a bare string (LM Studio sends
+    ``{"error": "..."}``, which openai leaves out of the message)."""
+    message = str(exc.message)
+    if isinstance(exc.body, str) and exc.body and exc.body not in message:
+        message = f"{message} - {exc.body}"
+    return message
+
+
 def context_error(exc: openai.APIError) -> ContextTooLong | None:
     """The overflow this error reports, with the server's numbers, or ``None``."""
-    return overflow_from(str(exc.message), exc.body, getattr(exc, "code", None))
+    return overflow_from(server_message(exc), exc.body, getattr(exc, "code", None))
 
 
 def is_context_error(exc: openai.APIError) -> bool:

@@ -76,6 +76,9 @@ class Reply:
     # end the stream with [DONE] after this many content chunks, without a finish_reason
     interrupt_after: int | None = None
     finish_reason: str = "stop"
+    # wait ``pause`` seconds before content chunk number ``pause_at`` (a server that stalls mid-reply)
+    pause_at: int | None = None
+    pause: float = 0.0
 
 
 EMBED_DIMENSIONS = 256
@@ -444,6 +447,8 @@ class FakeOpenAI:
                 return response
             if reply.delay and index:
                 await asyncio.sleep(reply.delay)
+            if reply.pause_at == index:
+                await asyncio.sleep(reply.pause)
             if self.on_chunk is not None:
                 self.on_chunk(body, index, index == len(pieces) - 1)
             await send(chunk({"content": piece}))
