@@ -15,7 +15,7 @@ from pathlib import Path
 from bots.app import connect_model
 from bots.registry import BOTS, get_bot
 from core.config import Settings
-from core.knowledge.embeddings import Embedder
+from core.knowledge.embeddings import Embedder, embedding_client
 from core.knowledge.ingest import Ingestor, IngestReport
 from core.knowledge.store import KnowledgeStore
 from core.tokens import TokenCounter
@@ -62,13 +62,19 @@ async def list_documents(store: KnowledgeStore, bot: str) -> int:
 
 async def ingest(store: KnowledgeStore, bot: str, paths: list[Path], settings: Settings) -> int:
     model = connect_model(settings)
+    client, own_client = embedding_client(settings, model.client)
     try:
         counter = await asyncio.to_thread(
             TokenCounter, settings.embedding_model, allow_download=settings.tiktoken_download
         )
         ingestor = Ingestor(
             store,
-            Embedder(model.client, settings.embedding_model),
+            Embedder(
+                client,
+                settings.embedding_model,
+                max_input_tokens=settings.embedding_max_tokens,
+                count=counter.count,
+            ),
             counter,
             chunk_tokens=settings.chunk_tokens,
             chunk_overlap=settings.chunk_overlap,
@@ -76,6 +82,8 @@ async def ingest(store: KnowledgeStore, bot: str, paths: list[Path], settings: S
         )
         report = await ingestor.ingest(bot, paths)
     finally:
+        if own_client:
+            await client.close()
         await model.close()
     print(summary(bot, report))
     return 1 if report.failed else 0

@@ -123,6 +123,7 @@ class FakeOpenAI:
     on_chunk: Callable[[dict[str, Any], int, bool], None] | None = None
     default: Callable[[dict[str, Any]], str | Reply] | None = None
     requests: list[dict[str, Any]] = field(default_factory=list)
+    embedding_keys: list[str] = field(default_factory=list)  # the bearer key of each embeddings request
     request_times: list[tuple[float, float]] = field(default_factory=list)
     script: deque[Reply] = field(default_factory=deque)
     base_url: str = ""
@@ -168,6 +169,7 @@ class FakeOpenAI:
     async def _embeddings(self, request: web.Request) -> web.Response:
         body = await request.json()
         self.requests.append(body)
+        self.embedding_keys.append(request.headers.get("Authorization", "").removeprefix("Bearer "))
         if self.embedding_failures:
             self.embedding_failures -= 1
             return self._error(500, "embedding backend hiccup")
