@@ -19,6 +19,7 @@ from core.bot_profile import ModelParams
 from core.errors import ContextTooLong, ModelError, StreamIncomplete
 from core.model_client import OpenAIChatModel, ReplyStream
 from core.model_servers import discover_window
+from core.model_tokenize import ServerTokenCounter
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.support.engines import engine_for, said, settings_for
 
@@ -278,3 +279,19 @@ async def test_a_model_error_never_leaks_to_the_caller_as_another_type(
         await model.close()
     assert error is None or isinstance(error, ModelError)
     assert text.startswith("You said:")
+
+
+@pytest.mark.parametrize(("dialect", "exact"), [("llama-server", True), ("vllm", True), ("ollama", False)])
+async def test_exact_token_counts_come_from_servers_that_can_count(
+    start_server: Start, db_path: Path, dialect: str, exact: bool
+) -> None:
+    server = await start_server(dialect)
+    model = model_for(server, db_path)
+    counter = ServerTokenCounter(model.client, "fake-model", dialect)
+    try:
+        first = await counter.count("x" * 400)
+        again = await counter.count("x" * 400)
+    finally:
+        await model.close()
+    assert first == again == (100 if exact else None)  # the fake counts 4 characters a token
+    assert len([r for r in server.requests if "content" in r or "prompt" in r]) == (1 if exact else 0)
