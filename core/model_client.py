@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -181,12 +182,13 @@ class _OpenAIStream:
                 f"no model slot became free within {limits.total:g} s", phase="total", limit=limits.total
             ) from None
         try:
-            async for piece in self._attempts():
-                yield piece
+            async with aclosing(self._attempts()) as pieces:
+                async for piece in pieces:
+                    yield piece
         finally:
             owner.call_limit.release()
 
-    async def _attempts(self) -> AsyncIterator[str]:
+    async def _attempts(self) -> AsyncGenerator[str]:
         """One streamed try, and one more when the first ended wrong before any text (safe to repeat).
 
         The retry after an empty stream is a non-streamed request: llama-cpp-python answers a streamed
@@ -200,9 +202,10 @@ class _OpenAIStream:
         first_deadline = start + limits.first_token
         yielded = False
         try:
-            async for piece in self._once(first_deadline, total_deadline):
-                yielded = True
-                yield piece
+            async with aclosing(self._once(first_deadline, total_deadline)) as pieces:
+                async for piece in pieces:
+                    yielded = True
+                    yield piece
             return
         except StreamIncomplete as exc:
             if yielded:
@@ -215,8 +218,9 @@ class _OpenAIStream:
             if text:
                 yield text
             return
-        async for piece in self._once(retry_deadline, total_deadline):
-            yield piece
+        async with aclosing(self._once(retry_deadline, total_deadline)) as pieces:
+            async for piece in pieces:
+                yield piece
 
     def _timeout(self, phase: str) -> ModelTimeout:
         limits = self._owner.limits
@@ -236,7 +240,7 @@ class _OpenAIStream:
             f"the reply took longer than {limits.total:g} s", phase="total", limit=limits.total
         )
 
-    async def _once(self, first_deadline: float, total_deadline: float) -> AsyncIterator[str]:
+    async def _once(self, first_deadline: float, total_deadline: float) -> AsyncGenerator[str]:
         owner = self._owner
         loop = asyncio.get_running_loop()
         self.finish_reason = None

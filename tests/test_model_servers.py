@@ -295,3 +295,18 @@ async def test_exact_token_counts_come_from_servers_that_can_count(
         await model.close()
     assert first == again == (100 if exact else None)  # the fake counts 4 characters a token
     assert len([r for r in server.requests if "content" in r or "prompt" in r]) == (1 if exact else 0)
+
+
+async def test_a_reply_stopped_early_frees_its_model_slot(fake_model: FakeOpenAI, db_path: Path) -> None:
+    fake_model.queue(Reply(text="a long reply " * 20, chunk_size=4, delay=0.05), "next")
+    model = model_for(fake_model, db_path, CHATBOT_MAX_CONCURRENT_CALLS=1)
+    try:
+        pieces = aiter(model.stream("fake-model", [{"role": "user", "content": "a"}], PARAMS))
+        assert await anext(pieces)
+        await pieces.aclose()  # type: ignore[attr-defined]  # what the engine does when a guard stops a reply
+        text, error = await asyncio.wait_for(
+            run(model.stream("fake-model", [{"role": "user", "content": "b"}], PARAMS)), timeout=5
+        )
+    finally:
+        await model.close()
+    assert (text, error) == ("next", None)
