@@ -42,7 +42,7 @@ _WINDOW = [
         r"maximum context length is (\d+)",
         r"available context size \((\d+) tokens\)",
         r"exceed context window of (\d+)",
-        r"n_ctx\"?:? ?(\d+)",
+        r"n_ctx\"?:? ?\(?(\d+)",
         r"context length of only (\d+)",
     )
 ]
@@ -52,7 +52,7 @@ _REQUESTED = [
         r"you requested (\d+) tokens",
         r"request \((\d+) tokens\)",
         r"requested tokens \((\d+)\)",
-        r"n_keep\"?:? ?(\d+)",
+        r"n_keep\"?:? ?\(?(\d+)",
         r"keep the first (\d+) tokens",
     )
 ]

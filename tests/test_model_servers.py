@@ -18,7 +18,7 @@ from core import conversation as conv
 from core.bot_profile import ModelParams
 from core.errors import ContextTooLong, ModelError, StreamIncomplete
 from core.model_client import OpenAIChatModel, ReplyStream
-from core.model_servers import discover_window
+from core.model_servers import ServerWindow, WindowChoice, choose_window, discover_window, overflow_from
 from core.model_tokenize import ServerTokenCounter
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.support.engines import engine_for, said, settings_for
@@ -310,3 +310,48 @@ async def test_a_reply_stopped_early_frees_its_model_slot(fake_model: FakeOpenAI
     finally:
         await model.close()
     assert (text, error) == ("next", None)
+
+
+@pytest.mark.parametrize(
+    ("message", "window", "requested"),
+    [
+        (
+            "'max_tokens' or 'max_completion_tokens' is too large: 8000. This model's maximum context length is "
+            "4096 tokens and your request has 2778 input tokens (8000 > 4096 - 2778). None",
+            4096,
+            10778,
+        ),
+        (
+            "Trying to keep the first 10136 tokens when context the overflows. However, the model is loaded "
+            "with context length of only 7866 tokens, which is not enough.",
+            7866,
+            10136,
+        ),
+        ("Cannot truncate prompt with n_keep (15028) >= n_ctx (7424)", 7424, 15028),
+    ],
+)
+def test_overflow_messages_of_other_server_versions_carry_their_numbers(
+    message: str, window: int | None, requested: int | None
+) -> None:
+    found = overflow_from(message)
+    assert found is not None
+    assert (found.window, found.requested) == (window, requested)
+
+
+def test_a_configured_window_smaller_than_the_servers_wins_and_a_larger_one_loses() -> None:
+    exact = ServerWindow("llama-server", 4096, "llama.cpp /props")
+    guess = ServerWindow("ollama", 4096, "ollama default num_ctx (guess)", exact=False)
+    assert choose_window(exact, 2048, None, 8192).window == 2048
+    assert choose_window(exact, 32768, None, 8192).window == 4096
+    assert choose_window(guess, 32768, None, 8192).window == 32768
+    assert choose_window(None, None, 128000, 8192) == WindowChoice(128000, "known-model table")
+
+
+async def test_a_system_prompt_that_leaves_no_room_for_history_is_warned_about_with_the_numbers(
+    start_server: Start, db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = await start_server("llama-server", context_limit=512)
+    with caplog.at_level("WARNING"):
+        async with engine_for(server.base_url, db_path, bot="orbit", CHATBOT_MODEL="local-model"):
+            pass
+    assert "little room for history: window 512" in caplog.text
