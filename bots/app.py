@@ -113,6 +113,7 @@ async def fit_to_server(
         known_context_window(bot.model_name),
         DEFAULT_CONTEXT_TOKENS,
     )
+    model.server = found
     log.info("context window %d tokens (from %s)", choice.window, choice.source)
     if found is not None and found.slots and settings.max_concurrent_calls is None:
         model.set_max_concurrent(found.slots)

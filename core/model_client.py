@@ -28,7 +28,7 @@ from core.errors import (
     StreamIncomplete,
 )
 from core.model_limits import CallLimit
-from core.model_servers import overflow_from
+from core.model_servers import ServerWindow, overflow_from
 
 log = logging.getLogger(__name__)
 
@@ -351,6 +351,7 @@ class OpenAIChatModel:
         self.stream_usage = True
         self.limits = limits or ReplyLimits()
         self.call_limit = CallLimit(max_concurrent)
+        self.server: ServerWindow | None = None  # what window discovery learned (set at start)
 
     @classmethod
     def connect(
