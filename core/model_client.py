@@ -269,6 +269,9 @@ class _OpenAIStream:
                 except StopAsyncIteration:
                     break
                 except TimeoutError:
+                    if self.finish_reason is not None:
+                        log.debug("the stream went quiet after its finish_reason; the reply is complete")
+                        break
                     raise self._timeout(phase) from None
                 chunks += 1
                 usage = getattr(chunk, "usage", None)
@@ -286,6 +289,10 @@ class _OpenAIStream:
                     yield text
         except ModelError:
             raise
+        except openai.APIConnectionError as exc:
+            if self.finish_reason is None:
+                raise translate_error(exc, owner.base_url) from exc
+            log.debug("the stream broke after its finish_reason; the reply is complete")
         except openai.APIStatusError as exc:
             raise translate_error(exc, owner.base_url) from exc
         except openai.APIError as exc:

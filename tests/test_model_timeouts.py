@@ -133,3 +133,16 @@ async def test_time_limits_default_to_15_20_and_180_seconds(fake_model: FakeOpen
     await model.close()
     assert (model.limits.first_token, model.limits.stall, model.limits.total) == (15, 20, 180)
     await asyncio.sleep(0)
+
+
+async def test_a_server_that_goes_quiet_after_finishing_the_reply_does_not_cost_the_reply(
+    fake_model: FakeOpenAI, db_path: Path
+) -> None:
+    fake_model.queue(Reply(text="all said", hang_at_end=3))  # 6x the stall limit
+    async with engine_for(fake_model.base_url, db_path, **FAST) as engine:
+        started = time.monotonic()
+        reply = await engine.reply_text(said("console:a", "go"))
+        waited = time.monotonic() - started
+    assert reply == "all said"
+    assert waited < 5
+    assert rows(db_path, "SELECT status FROM turns") == [("ok",)]

@@ -79,6 +79,8 @@ class Reply:
     # wait ``pause`` seconds before content chunk number ``pause_at`` (a server that stalls mid-reply)
     pause_at: int | None = None
     pause: float = 0.0
+    # after the finish_reason chunk, wait this long before the usage chunk and [DONE]
+    hang_at_end: float = 0.0
 
 
 EMBED_DIMENSIONS = 256
@@ -154,7 +156,8 @@ class FakeOpenAI:
             app.router.add_get("/api/ps", self._ollama_ps)
         if self.dialect == "lmstudio":
             app.router.add_get("/api/v0/models", self._lmstudio_models)
-        self._runner = web.AppRunner(app, access_log=None)
+        # handlers still sleeping (a scripted hang) must not hold up a test's teardown for a minute
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
@@ -455,6 +458,8 @@ class FakeOpenAI:
                 self.on_chunk(body, index, index == len(pieces) - 1)
             await send(chunk({"content": piece}))
         await send(chunk({}, reply.finish_reason))
+        if reply.hang_at_end:
+            await asyncio.sleep(reply.hang_at_end)
         streams_usage = self.dialect != "llamacpp-python"  # it never reports usage in streams
         if reply.usage and streams_usage and (body.get("stream_options") or {}).get("include_usage"):
             await send(
