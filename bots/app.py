@@ -7,15 +7,19 @@ import importlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bots.registry import get_bot
+from core.bot_profile import BotProfile
 from core.clock import Clock, SystemClock
-from core.config import Settings
+from core.config import OPENAI_DEFAULT_URL, Settings
 from core.conversation import ConversationEngine
 from core.errors import ConfigError
-from core.model_client import OpenAIChatModel
+from core.model_client import OpenAIChatModel, ReplyLimits
+from core.model_servers import ServerWindow, choose_window, discover_window
+from core.model_windows import DEFAULT_CONTEXT_TOKENS, known_context_window
 from core.sqlite_store import SQLiteStore
 from core.tokens import TokenCounter
 from features import FeatureContext, install_features
@@ -67,13 +71,85 @@ def secrets_of(settings: Settings) -> list[str]:
 
 
 def connect_model(settings: Settings) -> OpenAIChatModel:
-    """The client of the configured OpenAI-compatible server, with the settings' timeout and retries."""
+    """The client of the configured OpenAI-compatible server, with the settings' timeouts and retries."""
     return OpenAIChatModel.connect(
         settings.openai_base_url,
         settings.api_key(),
         timeout=settings.request_timeout,
         max_retries=settings.max_retries,
+        limits=ReplyLimits(
+            first_token=settings.first_token_timeout,
+            stall=settings.stall_timeout,
+            total=settings.reply_timeout,
+        ),
+        max_concurrent=settings.max_concurrent_calls or 0,
     )
+
+
+MIN_HISTORY_SHARE = 0.25  # below this share of the window left for history, the budget is starved
+
+
+async def fit_to_server(
+    bot: BotProfile,
+    settings: Settings,
+    model: OpenAIChatModel,
+    counter: TokenCounter,
+    *,
+    configured: int | None = None,
+) -> BotProfile:
+    """``bot`` with the window the server reports (logged with its source), ``max_tokens`` capped to a share
+    of it, and the model client's concurrency limit set to the server's slot count when none is configured.
+
+    A 512-token llama.cpp server with the default ``max_tokens`` of 1024 left 128 tokens of budget, no
+    history from turn 2 and no warning (issue 13): now ``max_tokens`` is cut to ``CHATBOT_MAX_TOKENS_SHARE``
+    of the window and a warning gives the numbers when history is still short of room.
+    """
+    found: ServerWindow | None = None
+    if settings.discover_window and settings.openai_base_url.rstrip("/") != OPENAI_DEFAULT_URL:
+        try:
+            found = await discover_window(model.client, bot.model_name)
+        except Exception:
+            log.warning("asking the model server for its context window failed", exc_info=True)
+    choice = choose_window(
+        found,
+        configured,
+        known_context_window(bot.model_name),
+        DEFAULT_CONTEXT_TOKENS,
+    )
+    model.server = found
+    log.info("context window %d tokens (from %s)", choice.window, choice.source)
+    if found is not None and found.slots and settings.max_concurrent_calls is None:
+        model.set_max_concurrent(found.slots)
+        log.info("at most %d concurrent model calls (the server's slots)", found.slots)
+    max_tokens = bot.params.max_tokens
+    cap = max(16, int(choice.window * settings.max_tokens_share))
+    if max_tokens > cap:
+        log.warning(
+            "max_tokens %d is too large for a %d-token window; capped to %d (%.0f%%) to leave room for "
+            "history (set CHATBOT_MAX_TOKENS or CHATBOT_MAX_TOKENS_SHARE to change)",
+            max_tokens,
+            choice.window,
+            cap,
+            settings.max_tokens_share * 100,
+        )
+        max_tokens = cap
+    fitted = replace(bot, context_tokens=choice.window, params=replace(bot.params, max_tokens=max_tokens))
+    system_tokens = counter.count(fitted.system_prompt)
+    budget = int(choice.window * fitted.trim.threshold) - max_tokens
+    history = budget - system_tokens
+    if history < choice.window * MIN_HISTORY_SHARE * fitted.trim.threshold:
+        log.warning(
+            "little room for history: window %d x threshold %.2f = %d, minus max_tokens %d and the system "
+            "prompt %d leaves %d tokens; use a larger context (server or CHATBOT_CONTEXT_TOKENS) or lower "
+            "CHATBOT_MAX_TOKENS",
+            choice.window,
+            fitted.trim.threshold,
+            int(choice.window * fitted.trim.threshold),
+            max_tokens,
+            system_tokens,
+            history,
+        )
+    return fitted
 
 
 @asynccontextmanager
@@ -86,7 +162,8 @@ async def open_engine(
     features: bool = True,
 ) -> AsyncIterator[ConversationEngine]:
     """A ready engine for ``bot_name`` (default: the settings' bot) with its features, closed on exit."""
-    bot = get_bot(bot_name or settings.bot).with_settings(settings)
+    definition = get_bot(bot_name or settings.bot)
+    bot = definition.with_settings(settings)
     model = connect_model(settings)
     try:
         if check_model:
@@ -96,6 +173,9 @@ async def open_engine(
             bot.model_name,
             allow_download=settings.tiktoken_download,
             safety_margin=bot.trim.safety_margin,
+        )
+        bot = await fit_to_server(
+            bot, settings, model, counter, configured=settings.context_tokens or definition.context_tokens
         )
         store = SQLiteStore(settings.db_path)
         await store.open()

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from bots.app import secrets_of
 from bots.commands import commands
 from core.config import load_settings
-from core.errors import ConfigError, ModelError
+from core.errors import ConfigError, ModelError, ModelUnavailable
 from core.log_setup import configure_logging
 
 log = logging.getLogger("chatbot")
@@ -49,9 +49,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except ModelError as exc:
-        print(
-            f"error: {exc}. Is the server running? Check OPENAI_BASE_URL and OPENAI_API_KEY.", file=sys.stderr
+        # Only a server we could not reach gets the "is it running" hint; other errors carry their own.
+        hint = (
+            ". Is the server running? Check OPENAI_BASE_URL and OPENAI_API_KEY."
+            if isinstance(exc, ModelUnavailable) and str(exc).startswith("cannot reach")
+            else ""
         )
+        print(f"error: {exc}{hint}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

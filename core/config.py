@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     context_tokens: int | None = Field(default=None, gt=0, alias="CHATBOT_CONTEXT_TOKENS")
     request_timeout: float = Field(default=60.0, gt=0, alias="CHATBOT_REQUEST_TIMEOUT")
     max_retries: int = Field(default=3, ge=0, le=10, alias="CHATBOT_MAX_RETRIES")
+    first_token_timeout: float = Field(default=15.0, gt=0, alias="CHATBOT_FIRST_TOKEN_TIMEOUT")
+    stall_timeout: float = Field(default=20.0, gt=0, alias="CHATBOT_STALL_TIMEOUT")
+    reply_timeout: float = Field(default=180.0, gt=0, alias="CHATBOT_REPLY_TIMEOUT")
+    max_concurrent_calls: int | None = Field(default=None, ge=0, alias="CHATBOT_MAX_CONCURRENT_CALLS")
+    discover_window: bool = Field(default=True, alias="CHATBOT_DISCOVER_WINDOW")
+    max_tokens_share: float = Field(default=0.25, gt=0, lt=1, alias="CHATBOT_MAX_TOKENS_SHARE")
 
     # Model parameters (unset: the bot definition's values).
     temperature: float | None = Field(default=None, ge=0, le=2, alias="CHATBOT_TEMPERATURE")
@@ -73,6 +79,9 @@ class Settings(BaseSettings):
 
     # Knowledge base (retrieval-augmented answers).
     embedding_model: str = Field(default="text-embedding-3-small", alias="CHATBOT_EMBEDDING_MODEL")
+    embedding_base_url: str | None = Field(default=None, alias="CHATBOT_EMBEDDING_BASE_URL")
+    embedding_api_key: SecretStr | None = Field(default=None, alias="CHATBOT_EMBEDDING_API_KEY")
+    embedding_max_tokens: int = Field(default=8191, gt=0, alias="CHATBOT_EMBEDDING_MAX_TOKENS")
     knowledge_top_k: int = Field(default=4, gt=0, alias="CHATBOT_KNOWLEDGE_TOP_K")
     knowledge_min_score: float = Field(default=0.3, alias="CHATBOT_KNOWLEDGE_MIN_SCORE")
     chunk_tokens: int = Field(default=300, gt=20, alias="CHATBOT_CHUNK_TOKENS")
@@ -120,6 +129,23 @@ class Settings(BaseSettings):
             raise ConfigError(
                 "OPENAI_API_KEY is not set: put it in .env (see .env.example), "
                 "or set OPENAI_BASE_URL to a local OpenAI-compatible server."
+            )
+        return "not-needed"
+
+    def embedding_url(self) -> str:
+        """The embeddings server: ``CHATBOT_EMBEDDING_BASE_URL``, else the chat server."""
+        return self.embedding_base_url or self.openai_base_url
+
+    def embedding_key(self) -> str:
+        """The key for the embeddings server: ``CHATBOT_EMBEDDING_API_KEY``, else the chat key."""
+        if self.embedding_api_key is not None and self.embedding_api_key.get_secret_value():
+            return self.embedding_api_key.get_secret_value()
+        if self.openai_api_key is not None and self.openai_api_key.get_secret_value():
+            return self.openai_api_key.get_secret_value()
+        if self.embedding_url().rstrip("/") == OPENAI_DEFAULT_URL:
+            raise ConfigError(
+                "no API key for OpenAI embeddings: set CHATBOT_EMBEDDING_API_KEY or OPENAI_API_KEY, "
+                "or CHATBOT_EMBEDDING_BASE_URL to a local server."
             )
         return "not-needed"
 

@@ -7,9 +7,10 @@ with ``stream_options``; a server that rejects the option is asked again without
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -18,17 +19,20 @@ from openai import AsyncOpenAI, AsyncStream
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from core.bot_profile import ModelParams
-from core.errors import ContextTooLong, ModelError, ModelRejected, ModelUnavailable
+from core.errors import (
+    ContextTooLong,
+    ModelError,
+    ModelRejected,
+    ModelTimeout,
+    ModelUnavailable,
+    StreamIncomplete,
+)
+from core.model_limits import CallLimit
+from core.model_servers import ServerWindow, overflow_from
 
 log = logging.getLogger(__name__)
 
 ChatMessage = dict[str, str]
-
-_CONTEXT_WORDS = re.compile(
-    r"context[ _]length|context window|maximum context|too many tokens|prompt is too long|"
-    r"exceeds? (the )?(model'?s? )?(maximum|max|context)",
-    re.IGNORECASE,
-)
 
 
 @dataclass(slots=True)
@@ -38,9 +42,14 @@ class Usage:
 
 
 class ReplyStream(Protocol):
-    """Text deltas of one reply; ``usage`` is set once the stream ends, if the server reported it."""
+    """Text deltas of one reply; ``usage`` is set once the stream ends, if the server reported it.
+
+    ``finish_reason`` is the server's (``stop``, ``length``, ``content_filter``, ...) once the stream ended
+    well; a stream that ends without one raises :class:`core.errors.StreamIncomplete` instead.
+    """
 
     usage: Usage | None
+    finish_reason: str | None
 
     def __aiter__(self) -> AsyncIterator[str]: ...
 
@@ -60,13 +69,14 @@ def translate_error(exc: Exception, base_url: str) -> ModelError:
     if isinstance(exc, ModelError):
         return exc
     if isinstance(exc, openai.APITimeoutError):
-        return ModelUnavailable(f"the model server at {base_url} timed out")
+        return ModelTimeout(f"the model server at {base_url} timed out", phase="request", limit=0.0)
     if isinstance(exc, openai.APIConnectionError):
         return ModelUnavailable(f"cannot reach the model server at {base_url}")
     if isinstance(exc, openai.BadRequestError | openai.UnprocessableEntityError):
-        if is_context_error(exc):
-            return ContextTooLong(str(exc.message))
-        return ModelRejected(f"the model server refused the request: {exc.message}")
+        overflow = context_error(exc)
+        if overflow is not None:
+            return overflow
+        return ModelRejected(f"the model server refused the request: {server_message(exc)}")
     if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
         return ModelRejected("the model server rejected the API key (check OPENAI_API_KEY)")
     if isinstance(exc, openai.NotFoundError):
@@ -74,24 +84,53 @@ def translate_error(exc: Exception, base_url: str) -> ModelError:
     if isinstance(exc, openai.RateLimitError):
         return ModelUnavailable("the model server is rate limiting us")
     if isinstance(exc, openai.APIStatusError):
+        overflow = context_error(exc)  # LM Studio and some proxies answer an overflow with a 5xx
+        if overflow is not None:
+            return overflow
         return ModelUnavailable(f"the model server answered HTTP {exc.status_code}")
     if isinstance(exc, openai.APIError):
-        if is_context_error(exc):
-            return ContextTooLong(str(exc.message))
+        overflow = context_error(exc)
+        if overflow is not None:
+            return overflow
         return ModelUnavailable(f"the model server failed: {exc.message}")
     return ModelUnavailable(f"the model call failed: {type(exc).__name__}")
 
 
+def server_message(exc: openai.APIError) -> str:
+    """The server's own words: openai's message, plus the body when it is a bare string (LM Studio sends
+    ``{"error": "..."}``, which openai leaves out of the message)."""
+    message = str(exc.message)
+    if isinstance(exc.body, str) and exc.body and exc.body not in message:
+        message = f"{message} - {exc.body}"
+    return message
+
+
+def context_error(exc: openai.APIError) -> ContextTooLong | None:
+    """The overflow this error reports, with the server's numbers, or ``None``."""
+    return overflow_from(server_message(exc), exc.body, getattr(exc, "code", None))
+
+
 def is_context_error(exc: openai.APIError) -> bool:
-    code = getattr(exc, "code", None)
-    if code == "context_length_exceeded":
-        return True
-    return bool(_CONTEXT_WORDS.search(str(exc.message)))
+    return context_error(exc) is not None
 
 
 def _mentions_stream_options(exc: openai.APIError) -> bool:
     text = str(exc.message).lower()
     return "stream_options" in text or "include_usage" in text
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyLimits:
+    """How long a reply may take, in seconds (issue 11 item 9).
+
+    ``first_token`` covers connecting, the client's own retries and waiting for the first content delta;
+    ``stall`` is the longest silence between chunks once text flows; ``total`` bounds the whole reply
+    (and the wait for a free model slot).
+    """
+
+    first_token: float = 15.0
+    stall: float = 20.0
+    total: float = 180.0
 
 
 class _OpenAIStream:
@@ -103,20 +142,25 @@ class _OpenAIStream:
         self._messages = list(messages)
         self._params = params
         self.usage: Usage | None = None
+        self.finish_reason: str | None = None
 
     def __aiter__(self) -> AsyncIterator[str]:
         return self._run()
 
-    async def _open(self) -> Any:
-        owner = self._owner
+    def _body(self, *, stream: bool) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self._model,
             "messages": self._messages,
-            "stream": True,
+            "stream": stream,
             **_param_kwargs(self._params),
         }
-        if owner.stream_usage:
+        if stream and self._owner.stream_usage:
             body["stream_options"] = {"include_usage": True}
+        return body
+
+    async def _open(self) -> Any:
+        owner = self._owner
+        body = self._body(stream=True)
         try:
             return await owner.post_chat(body, stream=True)
         except openai.BadRequestError as exc:
@@ -128,24 +172,139 @@ class _OpenAIStream:
             raise
 
     async def _run(self) -> AsyncIterator[str]:
-        base_url = self._owner.base_url
+        owner = self._owner
+        limits = owner.limits
         try:
-            stream = await self._open()
+            async with asyncio.timeout(limits.total):
+                await owner.call_limit.acquire()
+        except TimeoutError:
+            raise ModelTimeout(
+                f"no model slot became free within {limits.total:g} s", phase="total", limit=limits.total
+            ) from None
+        try:
+            async with aclosing(self._attempts()) as pieces:
+                async for piece in pieces:
+                    yield piece
+        finally:
+            owner.call_limit.release()
+
+    async def _attempts(self) -> AsyncGenerator[str]:
+        """One streamed try, and one more when the first ended wrong before any text (safe to repeat).
+
+        The retry after an empty stream is a non-streamed request: llama-cpp-python answers a streamed
+        overflow with an empty 200 stream but a non-streamed one with a 400 that carries the numbers, and
+        any other server simply gives the whole reply.
+        """
+        limits = self._owner.limits
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        total_deadline = start + limits.total
+        first_deadline = start + limits.first_token
+        yielded = False
+        try:
+            async with aclosing(self._once(first_deadline, total_deadline)) as pieces:
+                async for piece in pieces:
+                    yielded = True
+                    yield piece
+            return
+        except StreamIncomplete as exc:
+            if yielded:
+                raise
+            log.warning("%s; asking once more", exc)
+            empty = exc.empty
+        retry_deadline = max(first_deadline, loop.time() + limits.first_token / 3)
+        if empty:
+            text = await self._probe(min(retry_deadline, total_deadline))
+            if text:
+                yield text
+            return
+        async with aclosing(self._once(retry_deadline, total_deadline)) as pieces:
+            async for piece in pieces:
+                yield piece
+
+    def _timeout(self, phase: str) -> ModelTimeout:
+        limits = self._owner.limits
+        if phase == "first_token":
+            return ModelTimeout(
+                f"the model server did not start answering within {limits.first_token:g} s",
+                phase=phase,
+                limit=limits.first_token,
+            )
+        if phase == "stall":
+            return ModelTimeout(
+                f"the model server stopped sending for {limits.stall:g} s in the middle of a reply",
+                phase=phase,
+                limit=limits.stall,
+            )
+        return ModelTimeout(
+            f"the reply took longer than {limits.total:g} s", phase="total", limit=limits.total
+        )
+
+    async def _once(self, first_deadline: float, total_deadline: float) -> AsyncGenerator[str]:
+        owner = self._owner
+        loop = asyncio.get_running_loop()
+        self.finish_reason = None
+        deadline = min(first_deadline, total_deadline)
+        try:
+            async with asyncio.timeout_at(deadline):
+                stream = await self._open()
+        except TimeoutError:
+            raise self._timeout("first_token" if deadline < total_deadline else "total") from None
         except Exception as exc:
-            raise translate_error(exc, base_url) from exc
+            raise translate_error(exc, owner.base_url) from exc
+        chunks = 0
+        text_length = 0
+        iterator = aiter(stream)
         try:
-            async for chunk in stream:
+            while True:
+                if text_length:
+                    deadline, phase = loop.time() + owner.limits.stall, "stall"
+                else:
+                    deadline, phase = first_deadline, "first_token"
+                if deadline >= total_deadline:
+                    deadline, phase = total_deadline, "total"
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        chunk = await anext(iterator)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    if self.finish_reason is not None:
+                        log.debug("the stream went quiet after its finish_reason; the reply is complete")
+                        break
+                    raise self._timeout(phase) from None
+                chunks += 1
                 usage = getattr(chunk, "usage", None)
                 if usage is not None:
                     self.usage = Usage(int(usage.prompt_tokens or 0), int(usage.completion_tokens or 0))
                 if not chunk.choices:
                     continue
-                delta = chunk.choices[0].delta
+                choice = chunk.choices[0]
+                if choice.finish_reason:
+                    self.finish_reason = str(choice.finish_reason)
+                delta = choice.delta
                 text = getattr(delta, "content", None) if delta is not None else None
                 if text:
+                    text_length += len(text)
                     yield text
+        except ModelError:
+            raise
+        except openai.APIConnectionError as exc:
+            if self.finish_reason is None:
+                raise translate_error(exc, owner.base_url) from exc
+            log.debug("the stream broke after its finish_reason; the reply is complete")
+        except openai.APIStatusError as exc:
+            raise translate_error(exc, owner.base_url) from exc
+        except openai.APIError as exc:
+            # An error event inside a 200 stream (llama-server with shared slots, a crashed backend).
+            overflow = overflow_from(str(exc.message), exc.body, getattr(exc, "code", None))
+            if overflow is not None:
+                raise overflow from exc
+            raise StreamIncomplete(
+                f"the model server sent an error inside the stream: {exc.message}"
+            ) from exc
         except Exception as exc:
-            raise translate_error(exc, base_url) from exc
+            raise translate_error(exc, owner.base_url) from exc
         finally:
             close = getattr(stream, "close", None)
             if close is not None:
@@ -153,6 +312,30 @@ class _OpenAIStream:
                     await close()
                 except Exception:
                     log.debug("closing the model stream failed", exc_info=True)
+        if chunks == 0:
+            raise StreamIncomplete("the model server sent an empty stream", empty=True)
+        if self.finish_reason is None:
+            raise StreamIncomplete(
+                f"the model stream ended without a finish_reason after {text_length} characters"
+            )
+
+    async def _probe(self, deadline: float) -> str:
+        """The same request, not streamed: tells an overflow (a 400 with numbers) from a broken stream."""
+        owner = self._owner
+        try:
+            async with asyncio.timeout_at(deadline):
+                response = await owner.post_chat(self._body(stream=False), stream=False)
+        except TimeoutError:
+            raise self._timeout("first_token") from None
+        except Exception as exc:
+            raise translate_error(exc, owner.base_url) from exc
+        choice = response.choices[0] if response.choices else None
+        self.finish_reason = (
+            (str(choice.finish_reason) if choice.finish_reason else "stop") if choice else None
+        )
+        if response.usage is not None:
+            self.usage = Usage(response.usage.prompt_tokens, response.usage.completion_tokens)
+        return (choice.message.content or "") if choice else ""
 
 
 def _param_kwargs(params: ModelParams) -> dict[str, Any]:
@@ -167,16 +350,34 @@ def _param_kwargs(params: ModelParams) -> dict[str, Any]:
 class OpenAIChatModel:
     """:class:`ChatModel` over openai's AsyncOpenAI, pointed at any OpenAI-compatible base URL."""
 
-    def __init__(self, client: AsyncOpenAI) -> None:
+    def __init__(
+        self, client: AsyncOpenAI, *, limits: ReplyLimits | None = None, max_concurrent: int = 0
+    ) -> None:
         self.client = client
         self.base_url = str(client.base_url).rstrip("/")
         self.stream_usage = True
+        self.limits = limits or ReplyLimits()
+        self.call_limit = CallLimit(max_concurrent)
+        self.server: ServerWindow | None = None  # what window discovery learned (set at start)
 
     @classmethod
     def connect(
-        cls, base_url: str, api_key: str, *, timeout: float = 60.0, max_retries: int = 3
+        cls,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float = 60.0,
+        max_retries: int = 3,
+        limits: ReplyLimits | None = None,
+        max_concurrent: int = 0,
     ) -> OpenAIChatModel:
-        return cls(AsyncOpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=max_retries))
+        """A client whose own retries run inside :attr:`limits` (the outer deadlines cancel them)."""
+        client = AsyncOpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=max_retries)
+        return cls(client, limits=limits, max_concurrent=max_concurrent)
+
+    def set_max_concurrent(self, limit: int) -> None:
+        """Change the concurrency limit (before any call is made: at start, after window discovery)."""
+        self.call_limit = CallLimit(limit)
 
     def stream(self, model: str, messages: Sequence[ChatMessage], params: ModelParams) -> ReplyStream:
         return _OpenAIStream(self, model, messages, params)
@@ -199,11 +400,17 @@ class OpenAIChatModel:
     async def complete(
         self, model: str, messages: Sequence[ChatMessage], params: ModelParams
     ) -> tuple[str, Usage | None]:
+        total = self.limits.total
         try:
-            create: Any = self.client.chat.completions.create
-            response = await create(
-                model=model, messages=list(messages), stream=False, **_param_kwargs(params)
-            )
+            async with asyncio.timeout(total), self.call_limit.slot():
+                create: Any = self.client.chat.completions.create
+                response = await create(
+                    model=model, messages=list(messages), stream=False, **_param_kwargs(params)
+                )
+        except TimeoutError:
+            raise ModelTimeout(
+                f"the model server did not answer within {total:g} s", phase="total", limit=total
+            ) from None
         except Exception as exc:
             raise translate_error(exc, self.base_url) from exc
         text = (response.choices[0].message.content or "") if response.choices else ""

@@ -16,7 +16,7 @@ from bots.app import connect_model
 from bots.registry import BOTS, get_bot
 from core.config import Settings
 from core.tokens import TokenCounter
-from features.knowledge.embeddings import Embedder
+from features.knowledge.embeddings import Embedder, embedding_client
 from features.knowledge.ingest import Ingestor, IngestReport
 from features.knowledge.store import KnowledgeStore
 
@@ -69,13 +69,19 @@ def empty_message(bot: str) -> str:
 
 async def ingest(store: KnowledgeStore, bot: str, paths: list[Path], settings: Settings) -> int:
     model = connect_model(settings)
+    client, own_client = embedding_client(settings, model.client)
     try:
         counter = await asyncio.to_thread(
             TokenCounter, settings.embedding_model, allow_download=settings.tiktoken_download
         )
         ingestor = Ingestor(
             store,
-            Embedder(model.client, settings.embedding_model),
+            Embedder(
+                client,
+                settings.embedding_model,
+                max_input_tokens=settings.embedding_max_tokens,
+                count=counter.count,
+            ),
             counter,
             chunk_tokens=settings.chunk_tokens,
             chunk_overlap=settings.chunk_overlap,
@@ -83,6 +89,8 @@ async def ingest(store: KnowledgeStore, bot: str, paths: list[Path], settings: S
         )
         report = await ingestor.ingest(bot, paths)
     finally:
+        if own_client:
+            await client.close()
         await model.close()
     print(summary(bot, report))
     return 1 if report.failed else 0

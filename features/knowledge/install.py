@@ -22,7 +22,7 @@ from core.incoming import IncomingMessage
 from core.tokens import TokenCounter
 from core.trimming import cut_to_tokens
 from features import FeatureContext
-from features.knowledge.embeddings import Embedder
+from features.knowledge.embeddings import Embedder, embedding_client
 from features.knowledge.retrieval import Passage, Retriever
 from features.knowledge.store import KnowledgeStore
 
@@ -102,9 +102,17 @@ async def install(ctx: FeatureContext) -> None:
     if not await store.open(create=False) or not await store.chunk_count(engine.bot.name):
         await store.close()
         return
+    embed_client, own_client = embedding_client(settings, client)
+    if own_client:
+        ctx.closers.append(embed_client.close)
     retriever = Retriever(
         store,
-        Embedder(client, settings.embedding_model),
+        Embedder(
+            embed_client,
+            settings.embedding_model,
+            max_input_tokens=settings.embedding_max_tokens,
+            count=engine.counter.count,
+        ),
         engine.bot.name,
         top_k=settings.knowledge_top_k,
         min_score=settings.knowledge_min_score,

@@ -5,6 +5,37 @@ Serves ``POST /v1/chat/completions`` (streaming SSE with the usage chunk, or one
 script it answers ``You said: <last user message>``. Every request body is recorded, so tests can assert
 what the model was sent. ``context_limit`` makes it answer ``context_length_exceeded`` like OpenAI does
 when a prompt's (estimated) tokens exceed it.
+
+``dialect`` makes it behave like one real server family (issue 13; facts measured on real servers are in
+PLATFORMS.md "Real model servers seen here"); each behaviour below names its source:
+
+- ``openai``: today's behaviour (the default).
+- ``vllm``: overflow is a 400 whose body is the error itself, not wrapped in ``"error"``
+  (vllm/entrypoints/openai/serving_engine.py ``create_error_response``, ErrorResponse in protocol.py) with
+  "This model's maximum context length is N tokens. However, you requested M tokens (P in the messages, C in
+  the completion)..." (serving_engine.py ``_validate_input``); ``GET /v1/models`` lists ``max_model_len``
+  (protocol.py ModelCard); ``POST /tokenize`` answers ``count``, ``max_model_len``, ``tokens``.
+- ``llamacpp-python``: a streamed overflow is a 200 with an empty event stream (no data, no ``[DONE]``), a
+  non-streamed one a 400 "Requested tokens (M) exceed context window of N" (llama_cpp/llama.py); no
+  ``usage`` in streams; ``Reply.interrupt_after`` ends a stream with ``[DONE]`` and no ``finish_reason``
+  (what it does when another request arrives); embeddings on a chat model are a 500 "Llama model must be
+  created with embedding=True to call this method" (all measured, PLATFORMS.md).
+- ``llama-server``: overflow is a 400 ``{"error":{"code":400,"message":"request (M tokens) exceeds the
+  available context size (N tokens), try increasing it","type":"exceed_context_size_error",
+  "n_prompt_tokens":M,"n_ctx":N}}`` (tools/server/utils.hpp, measured); with ``slot_overflow`` (several slots
+  sharing one cache) an error event inside a 200 stream, ``{"error":{"code":500,"message":"Context size has
+  been exceeded.","type":"server_error"}}`` (measured); ``GET /props`` answers ``n_ctx``,
+  ``default_generation_settings.n_ctx`` and ``total_slots``; ``POST /tokenize`` answers ``tokens``
+  (tools/server/README.md); without ``--embeddings``, ``/v1/embeddings`` is a 501 ``not_supported_error``.
+- ``ollama``: never reports an overflow, it truncates the prompt silently (docs/context-length.mdx, docs
+  faq.md); ``POST /api/show`` answers ``model_info`` (``<arch>.context_length``, the trained maximum) and
+  ``parameters`` (``num_ctx N`` when the Modelfile sets it); ``GET /api/ps`` the loaded ``context_length``
+  (docs/api.md).
+- ``lmstudio``: overflow is a 400 whose ``error`` is a plain string, "The number of tokens to keep from
+  the initial prompt is greater than the context length (n_keep: M>= n_ctx: N). Try to load the model with a
+  larger context length, or provide a shorter input." (lmstudio-bug-tracker issues 546, 2205);
+  ``GET /api/v0/models`` lists ``max_context_length`` and ``loaded_context_length``
+  (lmstudio.ai/docs/app/api/endpoints/rest).
 """
 
 from __future__ import annotations
@@ -42,6 +73,14 @@ class Reply:
     error_message: str = "scripted error"
     fail_after: int | None = None
     usage: bool = True
+    # end the stream with [DONE] after this many content chunks, without a finish_reason
+    interrupt_after: int | None = None
+    finish_reason: str = "stop"
+    # wait ``pause`` seconds before content chunk number ``pause_at`` (a server that stalls mid-reply)
+    pause_at: int | None = None
+    pause: float = 0.0
+    # after the finish_reason chunk, wait this long before the usage chunk and [DONE]
+    hang_at_end: float = 0.0
 
 
 EMBED_DIMENSIONS = 256
@@ -71,6 +110,14 @@ class FakeOpenAI:
     """The server and its knobs. ``await start()`` returns the base URL to give the client."""
 
     context_limit: int | None = None
+    dialect: str = "openai"
+    slots: int = 1
+    slot_overflow: bool = False
+    serves_embeddings: bool = True
+    embedding_token_limit: int | None = None
+    ollama_num_ctx: int | None = None
+    ollama_loaded_context: int | None = None
+    trained_context: int = 131072
     reject_stream_options: bool = False
     usage_factor: float = 1.0
     embedding_failures: int = 0
@@ -78,6 +125,7 @@ class FakeOpenAI:
     on_chunk: Callable[[dict[str, Any], int, bool], None] | None = None
     default: Callable[[dict[str, Any]], str | Reply] | None = None
     requests: list[dict[str, Any]] = field(default_factory=list)
+    embedding_keys: list[str] = field(default_factory=list)  # the bearer key of each embeddings request
     request_times: list[tuple[float, float]] = field(default_factory=list)
     script: deque[Reply] = field(default_factory=deque)
     base_url: str = ""
@@ -99,7 +147,17 @@ class FakeOpenAI:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/embeddings", self._embeddings)
-        self._runner = web.AppRunner(app, access_log=None)
+        if self.dialect == "llama-server":
+            app.router.add_get("/props", self._props)
+        if self.dialect in ("llama-server", "vllm"):
+            app.router.add_post("/tokenize", self._tokenize)
+        if self.dialect == "ollama":
+            app.router.add_post("/api/show", self._ollama_show)
+            app.router.add_get("/api/ps", self._ollama_ps)
+        if self.dialect == "lmstudio":
+            app.router.add_get("/api/v0/models", self._lmstudio_models)
+        # handlers still sleeping (a scripted hang) must not hold up a test's teardown for a minute
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
@@ -114,9 +172,32 @@ class FakeOpenAI:
     async def _embeddings(self, request: web.Request) -> web.Response:
         body = await request.json()
         self.requests.append(body)
+        self.embedding_keys.append(request.headers.get("Authorization", "").removeprefix("Bearer "))
         if self.embedding_failures:
             self.embedding_failures -= 1
             return self._error(500, "embedding backend hiccup")
+        if not self.serves_embeddings:
+            if self.dialect == "llama-server":
+                return web.json_response(
+                    {
+                        "error": {
+                            "code": 501,
+                            "message": "This server does not support embeddings. Start it with `--embeddings`",
+                            "type": "not_supported_error",
+                        }
+                    },
+                    status=501,
+                )
+            return self._error(500, "Llama model must be created with embedding=True to call this method")
+        if self.embedding_token_limit is not None:
+            longest = max(
+                len(str(t)) // 4
+                for t in (body["input"] if isinstance(body["input"], list) else [body["input"]])
+            )
+            if longest > self.embedding_token_limit:
+                # llama-server: tools/server/server.cpp, "input is too large to process. increase the
+                # physical batch size"
+                return self._error(500, "input is too large to process. increase the physical batch size")
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
         data = [
             {"object": "embedding", "index": i, "embedding": embed(str(text))}
@@ -132,8 +213,142 @@ class FakeOpenAI:
             }
         )
 
+    @property
+    def window(self) -> int:
+        """The context size the server reports about itself."""
+        return self.context_limit or 4096
+
     async def _models(self, request: web.Request) -> web.Response:
-        return web.json_response({"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
+        entry: dict[str, Any] = {"id": "fake-model", "object": "model"}
+        if self.dialect == "vllm":
+            entry["max_model_len"] = self.window
+        return web.json_response({"object": "list", "data": [entry]})
+
+    async def _props(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "default_generation_settings": {"n_ctx": self.window, "params": {}},
+                "n_ctx": self.window,
+                "total_slots": self.slots,
+                "model_path": "/models/fake.gguf",
+            }
+        )
+
+    async def _tokenize(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.requests.append(body)
+        text = str(body.get("content", body.get("prompt", "")))
+        tokens = list(range(max(0, len(text) // 4)))
+        if self.dialect == "vllm":
+            return web.json_response({"count": len(tokens), "max_model_len": self.window, "tokens": tokens})
+        return web.json_response({"tokens": tokens})
+
+    async def _ollama_show(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        parameters = 'stop                           "<|eot_id|>"'
+        if self.ollama_num_ctx is not None:
+            parameters += f"\nnum_ctx                        {self.ollama_num_ctx}"
+        return web.json_response(
+            {
+                "modelfile": "FROM /models/fake",
+                "parameters": parameters,
+                "details": {"family": "llama", "parameter_size": "8.0B"},
+                "model_info": {"general.architecture": "llama", "llama.context_length": self.trained_context},
+                "model": body.get("model"),
+            }
+        )
+
+    async def _ollama_ps(self, request: web.Request) -> web.Response:
+        models = []
+        if self.ollama_loaded_context is not None:
+            models.append(
+                {
+                    "name": "fake-model:latest",
+                    "model": "fake-model:latest",
+                    "context_length": self.ollama_loaded_context,
+                }
+            )
+        return web.json_response({"models": models})
+
+    async def _lmstudio_models(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "object": "list",
+                "data": [
+                    {
+                        "id": "fake-model",
+                        "object": "model",
+                        "type": "llm",
+                        "state": "loaded",
+                        "max_context_length": self.trained_context,
+                        "loaded_context_length": self.window,
+                    }
+                ],
+            }
+        )
+
+    def _overflow(self, body: dict[str, Any], prompt_tokens: int) -> web.StreamResponse | None:
+        """The dialect's answer to a prompt over ``context_limit``; ``None``: answer normally."""
+        limit = self.window
+        completion = int(body.get("max_tokens") or 0)
+        requested = prompt_tokens + completion
+        if self.dialect == "vllm":
+            message = (
+                f"This model's maximum context length is {limit} tokens. However, you requested {requested} "
+                f"tokens ({prompt_tokens} in the messages, {completion} in the completion). Please reduce the "
+                "length of the messages or completion."
+            )
+            payload = {
+                "object": "error",
+                "message": message,
+                "type": "BadRequestError",
+                "param": None,
+                "code": 400,
+            }
+            return web.json_response(payload, status=400)
+        if self.dialect == "llamacpp-python":
+            if body.get("stream"):
+                return None  # answered by _answer as an empty stream
+            return self._error(400, f"Requested tokens ({requested}) exceed context window of {limit}")
+        if self.dialect == "llama-server":
+            if self.slot_overflow and body.get("stream"):
+                return None  # answered by _answer as an error event inside the stream
+            error = {
+                "code": 400,
+                "message": f"request ({prompt_tokens} tokens) exceeds the available context size ({limit} "
+                "tokens), try increasing it",
+                "type": "exceed_context_size_error",
+                "n_prompt_tokens": prompt_tokens,
+                "n_ctx": limit,
+            }
+            return web.json_response({"error": error}, status=400)
+        if self.dialect == "lmstudio":
+            message = (
+                "The number of tokens to keep from the initial prompt is greater than the context length "
+                f"(n_keep: {prompt_tokens}>= n_ctx: {limit}). Try to load the model with a larger context "
+                "length, or provide a shorter input."
+            )
+            return web.json_response({"error": message}, status=400)
+        if self.dialect == "ollama":
+            return None  # truncates silently
+        return self._error(
+            400,
+            f"This model's maximum context length is {limit} tokens. However, your messages "
+            f"resulted in {prompt_tokens} tokens. Please reduce the length of the messages.",
+            code="context_length_exceeded",
+        )
+
+    async def _broken_stream(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        """llama-cpp-python: an empty 200 stream; llama-server (shared slots): an error event in a 200."""
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        await response.prepare(request)
+        if self.dialect == "llama-server":
+            error = {"code": 500, "message": "Context size has been exceeded.", "type": "server_error"}
+            await response.write(f"data: {json.dumps({'error': error})}\n\n".encode())
+        await response.write_eof()
+        return response
 
     def _reply_for(self, body: dict[str, Any]) -> Reply:
         if self.script:
@@ -165,16 +380,16 @@ class FakeOpenAI:
         if self.reject_stream_options and "stream_options" in body:
             return self._error(400, "Unrecognized request argument supplied: stream_options")
         prompt_tokens = estimate_prompt_tokens(body["messages"])
-        if (
+        overflowing = (
             self.context_limit is not None
             and prompt_tokens + int(body.get("max_tokens") or 0) > self.context_limit
-        ):
-            return self._error(
-                400,
-                f"This model's maximum context length is {self.context_limit} tokens. However, your messages "
-                f"resulted in {prompt_tokens} tokens. Please reduce the length of the messages.",
-                code="context_length_exceeded",
-            )
+        )
+        if overflowing:
+            answer = self._overflow(body, prompt_tokens)
+            if answer is not None:
+                return answer
+            if self.dialect in ("llamacpp-python", "llama-server"):
+                return await self._broken_stream(request, body)
         reply = self._reply_for(body)
         if reply.status != 200:
             return self._error(reply.status, reply.error_message, reply.error_code, reply.retry_after)
@@ -197,7 +412,7 @@ class FakeOpenAI:
                         {
                             "index": 0,
                             "message": {"role": "assistant", "content": reply.text},
-                            "finish_reason": "stop",
+                            "finish_reason": reply.finish_reason,
                         }
                     ],
                     "usage": usage,
@@ -231,13 +446,22 @@ class FakeOpenAI:
                 )
                 await response.write_eof()
                 return response
+            if reply.interrupt_after is not None and index >= reply.interrupt_after:
+                await response.write(b"data: [DONE]\n\n")
+                await response.write_eof()
+                return response
             if reply.delay and index:
                 await asyncio.sleep(reply.delay)
+            if reply.pause_at == index:
+                await asyncio.sleep(reply.pause)
             if self.on_chunk is not None:
                 self.on_chunk(body, index, index == len(pieces) - 1)
             await send(chunk({"content": piece}))
-        await send(chunk({}, "stop"))
-        if reply.usage and (body.get("stream_options") or {}).get("include_usage"):
+        await send(chunk({}, reply.finish_reason))
+        if reply.hang_at_end:
+            await asyncio.sleep(reply.hang_at_end)
+        streams_usage = self.dialect != "llamacpp-python"  # it never reports usage in streams
+        if reply.usage and streams_usage and (body.get("stream_options") or {}).get("include_usage"):
             await send(
                 {
                     "id": "chatcmpl-fake",
