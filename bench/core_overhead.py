@@ -19,7 +19,7 @@ from pathlib import Path
 from bench.instant_model import InstantModel
 from bench.naive_baseline import NaiveBot
 from bots.registry import get_bot
-from core.config import Settings
+from bots.settings import Settings
 from core.conversation import ConversationEngine
 from core.incoming import IncomingMessage
 from core.sqlite_store import SQLiteStore

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bots.registry import get_bot
+from bots.settings import Settings
 from core.bot_profile import BotProfile
 from core.clock import Clock, SystemClock
-from core.config import OPENAI_DEFAULT_URL, Settings
+from core.config import OPENAI_DEFAULT_URL
 from core.conversation import ConversationEngine
 from core.errors import ConfigError
 from core.model_client import OpenAIChatModel, ReplyLimits

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from bots.app import secrets_of
 from bots.commands import commands
-from core.config import load_settings
+from bots.settings import load_settings
 from core.errors import ConfigError, ModelError, ModelUnavailable
 from core.log_setup import configure_logging
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
-from core.config import Settings, TrimStrategy
+from core.config import EngineSettings, TrimStrategy
 from core.model_windows import DEFAULT_CONTEXT_TOKENS, known_context_window
 
 T = TypeVar("T")
@@ -61,7 +61,7 @@ class BotProfile:
     trim: TrimPolicy = field(default_factory=TrimPolicy)
     max_input_chars: int = 16_000
 
-    def with_settings(self, settings: Settings) -> BotProfile:
+    def with_settings(self, settings: EngineSettings) -> BotProfile:
         """This bot with the deployment's explicit settings applied on top."""
         params = replace(
             self.params,

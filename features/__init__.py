@@ -25,8 +25,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.config import Settings
 from core.conversation import ConversationEngine
+from features.settings import FeatureSettings
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class FeatureContext:
     """What an installer gets: the settings, the engine to plug into, where the bot's data lives, the
     configured secrets (for redaction), and a list to register cleanups in."""
 
-    settings: Settings
+    settings: FeatureSettings
     engine: ConversationEngine
     data_root: Path
     secrets: list[str] = field(default_factory=list)

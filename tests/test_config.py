@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from bots.registry import get_bot
-from core.config import Settings, id_list, load_settings
+from bots.settings import Settings, load_settings
+from core.config import id_list
 from core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -19,8 +19,8 @@ import pytest
 from adapters.discord.runner import REFUSED, TEXT_ONLY, DiscordRunner
 from adapters.discord.sessions import FollowedThreads
 from bots.app import open_engine, running_platforms
+from bots.settings import Settings
 from core.clock import Clock
-from core.config import Settings
 from core.conversation import ConversationEngine
 from core.errors import ConfigError
 from tests.fakes.discord_api import (

@@ -19,7 +19,7 @@ import adapters.telegram.runner as telegram_runner
 from adapters.telegram import TelegramRunner, TelegramTuning
 from adapters.telegram.target import SentMessage, TelegramTarget
 from bots.app import open_engine, running_platforms
-from core.config import Settings
+from bots.settings import Settings
 from core.conversation import ConversationEngine
 from core.errors import ConfigError, MessageTooLong, RateLimited
 from core.splitting import utf16_len

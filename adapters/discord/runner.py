@@ -29,8 +29,8 @@ from adapters.discord.sessions import (
     seen_from_interaction,
     seen_from_message,
 )
+from adapters.discord.settings import DiscordSettings
 from adapters.discord.target import DiscordTarget
-from core.config import Settings
 from core.conversation import ConversationEngine
 from core.errors import ConfigError, PlatformError
 from core.incoming import IncomingMessage
@@ -69,7 +69,7 @@ class DiscordOptions:
     followed_threads: int = 10_000  # threads remembered as answered in; older ones are looked up in the store
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> DiscordOptions:
+    def from_settings(cls, settings: DiscordSettings) -> DiscordOptions:
         return cls(
             edit_interval=settings.discord_edit_interval,
             guild_ready_timeout=settings.discord_guild_ready_timeout,
@@ -154,7 +154,7 @@ class DiscordRunner:
     name = "discord"
 
     def __init__(
-        self, settings: Settings, engine: ConversationEngine, options: DiscordOptions | None = None
+        self, settings: DiscordSettings, engine: ConversationEngine, options: DiscordOptions | None = None
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -335,6 +335,6 @@ class DiscordRunner:
             log.warning("%s: could not answer %s: %s", message.session_id, command, exc)
 
 
-def create_runner(settings: Settings, engine: ConversationEngine) -> DiscordRunner:
+def create_runner(settings: DiscordSettings, engine: ConversationEngine) -> DiscordRunner:
     """The runner ``chatbot run --platform discord`` starts."""
     return DiscordRunner(settings, engine)

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import discord
 
-from core.config import Settings, id_list
+from adapters.discord.settings import DiscordSettings
+from core.config import id_list
 
 CHAT_TYPES = (discord.MessageType.default, discord.MessageType.reply)
 
@@ -84,7 +85,7 @@ class Access:
     roles: frozenset[str] = frozenset()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Access:
+    def from_settings(cls, settings: DiscordSettings) -> Access:
         return cls(
             guilds=id_list(settings.discord_allowed_guilds),
             channels=id_list(settings.discord_allowed_channels),

@@ -6,12 +6,12 @@
 from __future__ import annotations
 
 from adapters.slack.runner import SlackRunner
-from core.config import Settings
+from adapters.slack.settings import SlackSettings
 from core.conversation import ConversationEngine
 
 __all__ = ["SlackRunner", "create_runner"]
 
 
-def create_runner(settings: Settings, engine: ConversationEngine) -> SlackRunner:
+def create_runner(settings: SlackSettings, engine: ConversationEngine) -> SlackRunner:
     """A Slack runner for ``settings``: Socket Mode if ``SLACK_APP_TOKEN`` is set, HTTP mode otherwise."""
     return SlackRunner(settings, engine)

@@ -35,9 +35,10 @@ from adapters.slack.sessions import (
     prompt_text,
     team_of,
 )
+from adapters.slack.settings import SlackSettings
 from adapters.slack.signing import MAX_BODY, refusal
 from adapters.slack.target import SlackReplyTarget, WorkspaceGate
-from core.config import Settings, id_list
+from core.config import id_list
 from core.conversation import ConversationEngine
 from core.errors import ConfigError
 from core.incoming import IncomingMessage
@@ -53,7 +54,7 @@ TEXT_ONLY = "I can only read text for now: please paste the content into a messa
 REFUSAL = "Sorry, I'm not available to you here."
 
 
-def slack_limits(settings: Settings) -> PlatformLimits:
+def slack_limits(settings: SlackSettings) -> PlatformLimits:
     """Slack's limits; ``SLACK_EDIT_INTERVAL`` tunes the edit pace."""
     return PlatformLimits(max_chars=MAX_CHARS, min_edit_interval=settings.slack_edit_interval)
 
@@ -63,7 +64,7 @@ class SlackRunner:
 
     name = "slack"
 
-    def __init__(self, settings: Settings, engine: ConversationEngine) -> None:
+    def __init__(self, settings: SlackSettings, engine: ConversationEngine) -> None:
         if settings.slack_bot_token is None or not settings.slack_bot_token.get_secret_value():
             raise ConfigError("SLACK_BOT_TOKEN is not set: copy the app's Bot User OAuth Token (xoxb-...).")
         self.socket_mode = settings.slack_app_token is not None and bool(

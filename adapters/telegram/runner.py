@@ -22,9 +22,10 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHand
 
 from adapters.base import ReplyDispatcher
 from adapters.telegram.sessions import OWN_COMMANDS, BotIdentity, Route, route
+from adapters.telegram.settings import TelegramSettings
 from adapters.telegram.target import TelegramTarget
 from core.clock import SystemClock
-from core.config import Settings, id_list
+from core.config import id_list
 from core.conversation import ConversationEngine
 from core.errors import ConfigError
 from core.incoming import IncomingMessage
@@ -73,7 +74,7 @@ class TelegramRunner:
     name = "telegram"
 
     def __init__(
-        self, settings: Settings, engine: ConversationEngine, tuning: TelegramTuning | None = None
+        self, settings: TelegramSettings, engine: ConversationEngine, tuning: TelegramTuning | None = None
     ) -> None:
         token = settings.telegram_bot_token.get_secret_value() if settings.telegram_bot_token else ""
         if not token:
@@ -303,7 +304,7 @@ class TelegramRunner:
 
 
 def create_runner(
-    settings: Settings, engine: ConversationEngine, tuning: TelegramTuning | None = None
+    settings: TelegramSettings, engine: ConversationEngine, tuning: TelegramTuning | None = None
 ) -> TelegramRunner:
     """The runner ``chatbot run --platform telegram`` starts."""
     return TelegramRunner(settings, engine, tuning)

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from types import ModuleType
 from typing import Protocol
 
-from core.config import Settings
+from bots.settings import Settings
 
 
 class Command(Protocol):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from bots.registry import BOTS
-from core.config import Settings
+from bots.settings import Settings
 
 NAME = "bots"
 HELP = "list the bots"

@@ -7,7 +7,7 @@ import argparse
 from adapters.terminal import TerminalChat
 from bots.app import open_engine
 from bots.registry import BOTS
-from core.config import Settings
+from bots.settings import Settings
 
 NAME = "chat"
 HELP = "talk to a bot in this terminal (or pipe messages in, one per line)"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bots.app import DATA_ROOT, open_engine
 from bots.registry import BOTS, get_bot
-from core.config import Settings
+from bots.settings import Settings
 from core.errors import ConfigError
 from features.evaluation.evaluator import (
     CaseResult,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bots.app import connect_model
 from bots.registry import BOTS, get_bot
-from core.config import Settings
+from bots.settings import Settings
 from core.tokens import TokenCounter
 from features.knowledge.embeddings import Embedder, embedding_client
 from features.knowledge.ingest import Ingestor, IngestReport

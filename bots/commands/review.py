@@ -7,7 +7,7 @@ import shutil
 import textwrap
 import time
 
-from core.config import Settings
+from bots.settings import Settings
 from core.sqlite_store import SQLiteStore
 from features.review.flags import STATUS_PREFIX, ContextMessage, ReviewFlag, ReviewRepository
 

@@ -10,7 +10,7 @@ import sys
 
 from bots.app import PLATFORM_KEYS, PLATFORM_MODULES, configured_platforms, open_engine, running_platforms
 from bots.registry import BOTS
-from core.config import Settings
+from bots.settings import Settings
 
 NAME = "run"
 HELP = "run the bot on every platform whose token is set"

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from core.config import Settings
+from bots.settings import Settings
 from core.sqlite_store import SQLiteStore
 from features.limits.pricing import PriceTable
 

@@ -22,9 +22,9 @@ import numpy.typing as npt
 import openai
 from openai import AsyncOpenAI
 
-from core.config import Settings
 from core.errors import ModelError, ModelRejected, ModelUnavailable
 from core.model_client import server_message, translate_error
+from features.knowledge.settings import KnowledgeSettings
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def cut_to_tokens(text: str, limit: int, count: Callable[[str], int] | None) -> 
     return text
 
 
-def embedding_client(settings: Settings, chat: AsyncOpenAI | None) -> tuple[AsyncOpenAI, bool]:
+def embedding_client(settings: KnowledgeSettings, chat: AsyncOpenAI | None) -> tuple[AsyncOpenAI, bool]:
     """The client for embeddings and whether it is a client of its own (the caller closes it then): the chat
     client unless ``CHATBOT_EMBEDDING_BASE_URL`` or ``CHATBOT_EMBEDDING_API_KEY`` is set."""
     if chat is not None and not settings.embedding_base_url and settings.embedding_api_key is None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bots.app import open_engine
-from core.config import Settings
+from bots.settings import Settings
 from core.conversation import ConversationEngine
 from core.incoming import IncomingMessage
 from core.prompt import PromptBuilder
