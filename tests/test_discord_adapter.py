@@ -482,3 +482,35 @@ async def test_model_text_never_pings_anyone_on_discord(
     for call in writes:  # Discord pings only what allowed_mentions lets through: nothing here
         mentions = call.body["allowed_mentions"]
         assert mentions["parse"] == [] and not mentions.get("users") and not mentions.get("roles")
+
+
+async def test_a_second_runner_still_reaches_its_discord_after_the_first_stops(
+    fake_model: FakeOpenAI, fake_discord: FakeDiscord, db_path: Path
+) -> None:
+    real_base = discord.http.Route.BASE
+    settings = discord_settings(fake_model, fake_discord, db_path)
+    async with open_engine(settings) as engine:
+        first, second = DiscordRunner(settings, engine), DiscordRunner(settings, engine)
+        await first.start()
+        try:
+            await second.start()
+            await first.stop()
+            await fake_discord.user_says("still there?", channel_id=DM_ID)
+            assert await fake_discord.wait_for_reply(DM_ID) == ["You said: still there?"]
+        finally:
+            await first.stop()
+            await second.stop()
+    assert real_base == discord.http.Route.BASE  # put back when the last runner stopped
+
+
+async def test_a_second_runner_pointed_elsewhere_is_refused_and_the_first_goes_on(
+    fake_model: FakeOpenAI, fake_discord: FakeDiscord, db_path: Path
+) -> None:
+    elsewhere = discord_settings(
+        fake_model, fake_discord, db_path, DISCORD_API_BASE_URL="http://127.0.0.1:9/api/v10"
+    )
+    async with discord_bot(fake_model, fake_discord, db_path) as (engine, _runner):
+        with pytest.raises(ConfigError, match="one process talks to one Discord"):
+            await DiscordRunner(elsewhere, engine).start()
+        await fake_discord.user_says("are you there?", channel_id=DM_ID)
+        assert await fake_discord.wait_for_reply(DM_ID) == ["You said: are you there?"]
