@@ -29,7 +29,9 @@ class Reply:
     """One scripted answer.
 
     ``status`` other than 200 answers an error (``retry_after`` sets the header); ``fail_after`` chunks
-    ends the stream with an error event; ``delay`` waits before each chunk; ``first_delay`` before the first.
+    ends the stream with an error event; ``delay`` waits before each chunk; ``first_delay`` before the first;
+    ``hold``, when given, keeps the first chunk back until the test sets it (a model that is still thinking
+    for exactly as long as the test needs, instead of a guessed delay).
     """
 
     text: str = ""
@@ -42,6 +44,7 @@ class Reply:
     error_message: str = "scripted error"
     fail_after: int | None = None
     usage: bool = True
+    hold: asyncio.Event | None = None
 
 
 EMBED_DIMENSIONS = 256
@@ -187,6 +190,8 @@ class FakeOpenAI:
         if not body.get("stream"):
             if reply.first_delay:
                 await asyncio.sleep(reply.first_delay)
+            if reply.hold is not None:
+                await reply.hold.wait()
             return web.json_response(
                 {
                     "id": "chatcmpl-fake",
@@ -223,6 +228,8 @@ class FakeOpenAI:
         await send(chunk({"role": "assistant", "content": ""}))
         if reply.first_delay:
             await asyncio.sleep(reply.first_delay)
+        if reply.hold is not None:
+            await reply.hold.wait()
         pieces = [reply.text[i : i + reply.chunk_size] for i in range(0, len(reply.text), reply.chunk_size)]
         for index, piece in enumerate(pieces):
             if reply.fail_after is not None and index >= reply.fail_after:
