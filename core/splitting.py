@@ -104,13 +104,3 @@ def _split_inside_code(text: str, limit: int, measure: Measure, fence: re.Match[
     reopen = fence.group(0).strip() + "\n"
     tail = reopen + text[cut:].lstrip("\n")
     return head, tail
-
-
-def split_all(text: str, limit: int, measure: Measure = len) -> list[str]:
-    """Every part of ``text`` cut to ``limit``, in order."""
-    parts: list[str] = []
-    rest = text
-    while rest:
-        head, rest = split_text(rest, limit, measure)
-        parts.append(head)
-    return parts

@@ -185,7 +185,10 @@ async def test_rate_limited_edit_survives_and_other_channels_go_on(
     slow = "Alice, this reply is streamed slowly so it gets edited a few times."
     fake_model.default = lambda body: f"Quick answer for Bob: {len(body['messages'])}"
     fake_model.queue(Reply(text=slow, chunk_size=6, delay=0.03))
-    fake_discord.rate_limit("PATCH", rf"/channels/{DM_ID}/messages/\d+", retry_after=1.5)
+    # discord.py sleeps out a 429 below max_ratelimit_timeout itself, on the real clock: the wait is long
+    # enough that Bob's answer (tens of milliseconds) comes first even on a slow, busy machine.
+    retry_after = 4.0
+    fake_discord.rate_limit("PATCH", rf"/channels/{DM_ID}/messages/\d+", retry_after=retry_after)
     async with discord_bot(fake_model, fake_discord, db_path):
         await fake_discord.user_says("tell me slowly", channel_id=DM_ID)
         await fake_discord.wait_until(
@@ -193,14 +196,14 @@ async def test_rate_limited_edit_survives_and_other_channels_go_on(
         )
         # discord.py is now waiting out Alice's 429; Bob's DM is answered meanwhile.
         await fake_discord.user_says("quick one", channel_id=DM2_ID, author_id=BOB_ID)
-        assert await fake_discord.wait_for_reply(DM2_ID, within=1.2) == ["Quick answer for Bob: 2"]
+        assert await fake_discord.wait_for_reply(DM2_ID, within=retry_after) == ["Quick answer for Bob: 2"]
         assert fake_discord.texts(DM_ID)[0].endswith(MARKER)  # Alice's reply is still waiting
-        assert await fake_discord.wait_for_reply(DM_ID) == [slow]
+        assert await fake_discord.wait_for_reply(DM_ID, within=2 * retry_after) == [slow]
     limited = [c for c in fake_discord.calls if c.status == 429]
     retried = [
         c for c in fake_discord.calls_to("PATCH", rf"/channels/{DM_ID}/messages/\d+") if c.status == 200
     ]
-    assert len(limited) == 1 and retried[0].at - limited[0].at >= 1.4
+    assert len(limited) == 1 and retried[0].at - limited[0].at >= retry_after - 0.1
 
 
 async def test_replies_in_one_channel_keep_to_its_pace(
@@ -482,3 +485,35 @@ async def test_model_text_never_pings_anyone_on_discord(
     for call in writes:  # Discord pings only what allowed_mentions lets through: nothing here
         mentions = call.body["allowed_mentions"]
         assert mentions["parse"] == [] and not mentions.get("users") and not mentions.get("roles")
+
+
+async def test_a_second_runner_still_reaches_its_discord_after_the_first_stops(
+    fake_model: FakeOpenAI, fake_discord: FakeDiscord, db_path: Path
+) -> None:
+    real_base = discord.http.Route.BASE
+    settings = discord_settings(fake_model, fake_discord, db_path)
+    async with open_engine(settings) as engine:
+        first, second = DiscordRunner(settings, engine), DiscordRunner(settings, engine)
+        await first.start()
+        try:
+            await second.start()
+            await first.stop()
+            await fake_discord.user_says("still there?", channel_id=DM_ID)
+            assert await fake_discord.wait_for_reply(DM_ID) == ["You said: still there?"]
+        finally:
+            await first.stop()
+            await second.stop()
+    assert real_base == discord.http.Route.BASE  # put back when the last runner stopped
+
+
+async def test_a_second_runner_pointed_elsewhere_is_refused_and_the_first_goes_on(
+    fake_model: FakeOpenAI, fake_discord: FakeDiscord, db_path: Path
+) -> None:
+    elsewhere = discord_settings(
+        fake_model, fake_discord, db_path, DISCORD_API_BASE_URL="http://127.0.0.1:9/api/v10"
+    )
+    async with discord_bot(fake_model, fake_discord, db_path) as (engine, _runner):
+        with pytest.raises(ConfigError, match="one process talks to one Discord"):
+            await DiscordRunner(elsewhere, engine).start()
+        await fake_discord.user_says("are you there?", channel_id=DM_ID)
+        assert await fake_discord.wait_for_reply(DM_ID) == ["You said: are you there?"]

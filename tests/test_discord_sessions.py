@@ -1,18 +1,18 @@
 """The pure side of the Discord adapter: session ids, whether to answer, allowlists, and the facts read off
-discord.py messages built from literal gateway payloads.
+discord.py messages: literal MESSAGE_CREATE payloads sent through the loopback gateway
+(tests/fakes/discord_api.py) to a plain discord.py client, which parses them as it parses Discord's.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import discord
 import pytest
-from discord.http import HTTPClient
-from discord.state import ConnectionState
 
+from adapters.discord import endpoints
 from adapters.discord.runner import COMMANDS, DiscordOptions, command_tree, intents_for
 from adapters.discord.sessions import (
     Access,
@@ -31,7 +31,7 @@ from tests.fakes.discord_api import (
     GUILD_ID,
     MEMBER_ROLE_ID,
     THREAD_ID,
-    guild_payload,
+    FakeDiscord,
 )
 
 BOT = BOT_ID
@@ -181,48 +181,50 @@ def payload(**fields: Any) -> dict[str, Any]:
     return base | fields
 
 
+class Listener(discord.Client):
+    """A bare discord.py client that keeps every message it is given (its public ``on_message`` event)."""
+
+    def __init__(self) -> None:
+        super().__init__(intents=intents_for(DiscordOptions()), guild_ready_timeout=0.02)
+        self.received: asyncio.Queue[discord.Message] = asyncio.Queue()
+
+    async def on_message(self, message: discord.Message) -> None:
+        await self.received.put(message)
+
+
+Parse = Callable[[dict[str, Any]], Awaitable[discord.Message]]
+
+
 @pytest.fixture
-async def parse() -> AsyncIterator[Any]:
-    """discord.py's own gateway parsing (READY + the fake's GUILD_CREATE), turning payloads into Messages."""
-    seen: list[discord.Message] = []
-    loop = asyncio.get_running_loop()
+async def parse() -> AsyncIterator[Parse]:
+    """Send a payload as a MESSAGE_CREATE through the fake gateway; get the ``discord.Message`` it became."""
+    fake = FakeDiscord()
+    await fake.start()
+    endpoints.use(endpoints.Endpoints(fake.api_url, fake.gateway_url))
+    client = Listener()
+    running = asyncio.create_task(client.start("discord-test-token"))
+    try:
+        await asyncio.wait_for(client.wait_until_ready(), timeout=30)
 
-    def dispatch(event: str, *args: Any) -> None:
-        if event == "message":
-            seen.append(args[0])
+        async def message(data: dict[str, Any]) -> discord.Message:
+            await fake.dispatch("MESSAGE_CREATE", data)
+            return await asyncio.wait_for(client.received.get(), timeout=30)
 
-    state: ConnectionState[Any] = ConnectionState(
-        dispatch=dispatch, handlers={}, hooks={}, http=HTTPClient(loop), intents=discord.Intents.default()
-    )
-    state.loop = loop
-    state.parse_ready(
-        {  # type: ignore[typeddict-item]
-            "v": 10,
-            "user": BOT_USER,
-            "guilds": [],
-            "session_id": "s",
-            "resume_gateway_url": "ws://127.0.0.1/",
-            "application": {"id": str(BOT), "flags": 0},
-        }
-    )
-    state.parse_guild_create(guild_payload())
-
-    def message(data: dict[str, Any]) -> discord.Message:
-        state.parse_message_create(data)  # type: ignore[arg-type]
-        return seen[-1]
-
-    yield message
-    if state._ready_task is not None:
-        state._ready_task.cancel()
+        yield message
+    finally:
+        await client.close()
+        await asyncio.gather(running, return_exceptions=True)
+        endpoints.release()
+        await fake.stop()
 
 
-def test_dm_payload(parse: Any) -> None:
-    seen = seen_from_message(parse(payload(content="  hello there ")), BOT)
+async def test_dm_payload(parse: Parse) -> None:
+    seen = seen_from_message(await parse(payload(content="  hello there ")), BOT)
     assert seen == Seen(guild_id=None, channel_id=7, author_id=5, text="hello there")
     assert seen.session_id == "discord:dm:7" and decide_for(seen) is Verdict.ANSWER
 
 
-def test_mention_payload_loses_the_mention_and_keeps_others_readable(parse: Any) -> None:
+async def test_mention_payload_loses_the_mention_and_keeps_others_readable(parse: Parse) -> None:
     data = payload(
         channel_id=str(GENERAL),
         guild_id=str(GUILD),
@@ -230,31 +232,31 @@ def test_mention_payload_loses_the_mention_and_keeps_others_readable(parse: Any)
         content=f"<@!{BOT}> ask <@6> about it",
         mentions=[BOT_USER, BOB],
     )
-    seen = seen_from_message(parse(data), BOT)
+    seen = seen_from_message(await parse(data), BOT)
     assert seen.text == "ask @Bob about it"
     assert seen.mentions_bot and not seen.in_thread and seen.parent_id is None
     assert seen.role_ids == {GUILD, MEMBER_ROLE} and seen.session_id == f"discord:{GUILD}:{GENERAL}"
     assert decide_for(seen) is Verdict.ANSWER
 
 
-def test_mention_of_the_bots_role_counts(parse: Any) -> None:
+async def test_mention_of_the_bots_role_counts(parse: Parse) -> None:
     data = payload(
         channel_id=str(GENERAL), guild_id=str(GUILD), member=MEMBER, content=f"<@&{BOT_ROLE}> hi",
         mention_roles=[str(BOT_ROLE)],
     )  # fmt: skip
-    seen = seen_from_message(parse(data), BOT)
+    seen = seen_from_message(await parse(data), BOT)
     assert seen.mentions_bot and seen.text == "hi"
 
 
-def test_thread_payload(parse: Any) -> None:
+async def test_thread_payload(parse: Parse) -> None:
     data = payload(channel_id=str(THREAD), guild_id=str(GUILD), member=MEMBER, content="follow-up")
-    seen = seen_from_message(parse(data), BOT)
+    seen = seen_from_message(await parse(data), BOT)
     assert seen.in_thread and seen.parent_id == GENERAL and not seen.addressed
     assert seen.session_id == f"discord:{GUILD}:{THREAD}"
     assert decide_for(seen, answered=True) is Verdict.ANSWER
 
 
-def test_reply_payload(parse: Any) -> None:
+async def test_reply_payload(parse: Parse) -> None:
     bot_message = payload(
         id="999", channel_id=str(GENERAL), guild_id=str(GUILD), author=BOT_USER, content="earlier"
     )
@@ -267,12 +269,12 @@ def test_reply_payload(parse: Any) -> None:
         message_reference={"message_id": "999", "channel_id": str(GENERAL), "guild_id": str(GUILD)},
         referenced_message=bot_message,
     )
-    seen = seen_from_message(parse(reply), BOT)
+    seen = seen_from_message(await parse(reply), BOT)
     assert seen.replies_to_bot and not seen.mentions_bot and seen.is_chat
     assert decide_for(seen) is Verdict.ANSWER
 
 
-def test_attachment_and_system_payloads(parse: Any) -> None:
+async def test_attachment_and_system_payloads(parse: Parse) -> None:
     attachment = {
         "id": "1",
         "filename": "a.png",
@@ -280,18 +282,18 @@ def test_attachment_and_system_payloads(parse: Any) -> None:
         "url": "https://x.invalid/a",
         "proxy_url": "https://x.invalid/a",
     }
-    seen = seen_from_message(parse(payload(attachments=[attachment])), BOT)
+    seen = seen_from_message(await parse(payload(attachments=[attachment])), BOT)
     assert seen.has_attachments and decide_for(seen) is Verdict.TEXT_ONLY
     pinned = payload(channel_id=str(GENERAL), guild_id=str(GUILD), member=MEMBER, type=6, mentions=[BOT_USER])
-    assert decide_for(seen_from_message(parse(pinned), BOT)) is Verdict.IGNORE
+    assert decide_for(seen_from_message(await parse(pinned), BOT)) is Verdict.IGNORE
 
 
-def test_webhook_payload_counts_as_a_bot(parse: Any) -> None:
+async def test_webhook_payload_counts_as_a_bot(parse: Parse) -> None:
     data = payload(
         channel_id=str(GENERAL), guild_id=str(GUILD), webhook_id="4242", content=f"<@{BOT}> deploy done",
         mentions=[BOT_USER],
     )  # fmt: skip
-    seen = seen_from_message(parse(data), BOT)
+    seen = seen_from_message(await parse(data), BOT)
     assert seen.author_is_bot and decide_for(seen) is Verdict.IGNORE
 
 

@@ -15,10 +15,11 @@ from features.knowledge.readers import (
     Section,
     UnreadableFile,
     find_files,
+    parse_document,
     parse_html,
     parse_markdown,
     parse_text,
-    read_document,
+    read_file,
 )
 
 ORBIT_DOCS = Path(__file__).resolve().parent.parent / "bots" / "data" / "orbit" / "docs"
@@ -130,7 +131,7 @@ def test_plain_text_paragraphs() -> None:
 def test_pdf_pages_become_sections(tmp_path: Path) -> None:
     path = tmp_path / "sla.pdf"
     path.write_bytes(make_pdf([["Orbit SLA", "Business gets 99.9% uptime."], ["Page two text."]]))
-    document = read_document(path, "sla.pdf")
+    document = parse_document(path, "sla.pdf", read_file(path))
     assert [s.title for s in document.sections] == ["page 1", "page 2"]
     assert document.sections[0].paragraphs == ("Orbit SLA Business gets 99.9% uptime.",)
 
@@ -149,7 +150,7 @@ def test_unreadable_files_say_why(tmp_path: Path, name: str, data: bytes, reason
     path = tmp_path / name
     path.write_bytes(data)
     with pytest.raises(UnreadableFile) as caught:
-        read_document(path, name)
+        parse_document(path, name, read_file(path))
     assert reason in caught.value.reason and caught.value.path == path
 
 
@@ -204,6 +205,6 @@ def test_chunks_never_span_sections_and_keep_source_and_title(counter: TokenCoun
 
 def test_orbit_docs_chunk_within_the_default_limit(counter: TokenCounter) -> None:
     for path in find_files(ORBIT_DOCS):
-        chunks = chunk_document(read_document(path, path.name), counter, 300, 40)
+        chunks = chunk_document(parse_document(path, path.name, read_file(path)), counter, 300, 40)
         assert chunks, path
         assert all(0 < c.tokens <= 300 and c.section for c in chunks), path

@@ -1,13 +1,14 @@
-"""The Slack adapter's pure parts against literal event payloads: sessions, decisions, text, mrkdwn, errors."""
+"""The Slack adapter's pure parts against literal event payloads (sessions, decisions, text, mrkdwn), and its
+error translation on the errors slack_sdk raises for the fake Slack's refusals."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
-from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from adapters.slack.mrkdwn import to_mrkdwn
 from adapters.slack.sessions import (
@@ -22,6 +23,7 @@ from adapters.slack.sessions import (
 )
 from adapters.slack.target import render, translate
 from core.errors import MessageTooLong, PlatformError, RateLimited
+from tests.fakes.slack_api import BOT_TOKEN, FakeSlack
 
 BOT = "U0BOT"
 
@@ -206,26 +208,31 @@ def test_previews_are_escaped_plain_text_and_the_final_text_is_mrkdwn() -> None:
     assert render("**a** < b", final=True) == "*a* &lt; b"
 
 
-def _api_error(status: int, data: dict[str, Any], headers: dict[str, str] | None = None) -> SlackApiError:
-    response = AsyncSlackResponse(
-        client=AsyncWebClient(token="xoxb-x"),
-        http_verb="POST",
-        api_url="http://127.0.0.1/api/chat.update",
-        req_args={},
-        data=data,
-        headers=headers or {},
-        status_code=status,
-    )
-    return SlackApiError("failed", response)  # type: ignore[no-untyped-call]
+async def _api_error(call: Awaitable[Any]) -> SlackApiError:
+    """The error slack_sdk raises for a call the fake Slack refuses."""
+    with pytest.raises(SlackApiError) as caught:
+        await call
+    return caught.value
 
 
-def test_slack_errors_become_core_errors() -> None:
-    limited = translate(
-        "chat.update", _api_error(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "7"})
-    )
+async def test_slack_errors_become_core_errors() -> None:
+    slack = FakeSlack()
+    await slack.start()
+    try:
+        client = AsyncWebClient(token=BOT_TOKEN, base_url=slack.base_url)
+        slack.rate_limit("chat.update", retry_after=7)
+        limited = translate(
+            "chat.update", await _api_error(client.chat_update(channel="C0GENERAL", ts="1.000001", text="x"))
+        )
+        too_long = translate(
+            "chat.update",
+            await _api_error(client.chat_update(channel="C0GENERAL", ts="1.000001", text="x" * 40_001)),
+        )
+        other = translate(
+            "chat.update", await _api_error(client.chat_update(channel="C0GENERAL", ts="1.000001", text="x"))
+        )
+    finally:
+        await slack.stop()
     assert isinstance(limited, RateLimited) and limited.retry_after == 7
-    assert isinstance(
-        translate("chat.update", _api_error(200, {"ok": False, "error": "msg_too_long"})), MessageTooLong
-    )
-    other = translate("chat.postMessage", _api_error(200, {"ok": False, "error": "channel_not_found"}))
-    assert type(other) is PlatformError and "channel_not_found" in str(other)
+    assert isinstance(too_long, MessageTooLong)
+    assert type(other) is PlatformError and "message_not_found" in str(other)

@@ -1,4 +1,14 @@
-from core.splitting import split_all, split_text, utf16_len
+from core.splitting import Measure, split_text, utf16_len
+
+
+def split_all(text: str, limit: int, measure: Measure = len) -> list[str]:
+    """Every part of ``text`` cut to ``limit``, in order, as the streaming core cuts a long reply."""
+    parts: list[str] = []
+    rest = text
+    while rest:
+        head, rest = split_text(rest, limit, measure)
+        parts.append(head)
+    return parts
 
 
 def test_text_that_fits_is_left_whole() -> None:

@@ -20,12 +20,14 @@ from adapters.telegram import TelegramRunner, TelegramTuning
 from adapters.telegram.target import SentMessage, TelegramTarget
 from bots.app import open_engine, running_platforms
 from bots.settings import Settings
+from core.clock import Clock
 from core.conversation import ConversationEngine
 from core.errors import ConfigError, MessageTooLong, RateLimited
 from core.splitting import utf16_len
 from core.streaming import PlatformLimits
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.fakes.telegram_api import ApiCall, FakeTelegram
+from tests.support.clock import HeldClock
 from tests.support.engines import settings_for
 
 # PTB's own RetryAfter constructor reads its deprecated int property; nothing in our code does.
@@ -76,10 +78,17 @@ def settings(fake_model: FakeOpenAI, telegram: FakeTelegram, db_path: Path, **ov
 
 @asynccontextmanager
 async def running(
-    fake_model: FakeOpenAI, telegram: FakeTelegram, db_path: Path, **overrides: Any
+    fake_model: FakeOpenAI,
+    telegram: FakeTelegram,
+    db_path: Path,
+    clock: Clock | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[tuple[TelegramRunner, ConversationEngine]]:
     config = settings(fake_model, telegram, db_path, **overrides)
-    async with open_engine(config) as engine, running_platforms(config, engine, ["telegram"]) as runners:
+    async with (
+        open_engine(config, clock=clock) as engine,
+        running_platforms(config, engine, ["telegram"]) as runners,
+    ):
         runner = runners[0]
         assert isinstance(runner, TelegramRunner)
         yield runner, engine
@@ -199,12 +208,14 @@ async def test_a_flood_wait_in_one_chat_does_not_stall_another(
     )
     slow, fast = telegram.private_chat(2001), telegram.private_chat(2002)
     telegram.fail_next("editMessageText", retry_after=1.0, times=2, chat_id=2001)
-    async with running(fake_model, telegram, db_path) as (runner, _engine):
+    clock = HeldClock(hold_from=0.5)  # the slow chat's 1 s flood wait lasts until released below
+    async with running(fake_model, telegram, db_path, clock=clock) as (runner, _engine):
         telegram.user_message(slow, "slow")
-        await telegram.wait_for(lambda: bool(telegram.calls_to("editMessageText", 2001)))
+        await telegram.wait_for(lambda: bool(clock.held))  # the slow chat is in its flood wait
         telegram.user_message(fast, "fast")
-        await telegram.wait_for(lambda: telegram.texts(2002) == [fast_text], within=1.5)
+        await telegram.wait_for(lambda: telegram.texts(2002) == [fast_text])
         assert telegram.texts(2001)[0].endswith(MARKER), "the slow chat should still be waiting"
+        clock.release()
         assert await replies(telegram, runner, 2001) == [slow_text]
 
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import aiohttp
 import discord
-import yarl
 from discord import app_commands
 
 from adapters.base import ReplyDispatcher
+from adapters.discord import endpoints
 from adapters.discord.sessions import (
     Access,
     FollowedThreads,
@@ -85,27 +85,6 @@ def intents_for(options: DiscordOptions) -> discord.Intents:
     return intents
 
 
-class _Endpoints:
-    """discord.py reads its REST base and gateway URL from class attributes: set them, and put them back."""
-
-    def __init__(self) -> None:
-        self._saved: tuple[str, yarl.URL] | None = None
-
-    def apply(self, api_base_url: str | None, gateway_url: str | None) -> None:
-        if not (api_base_url or gateway_url) or self._saved is not None:
-            return
-        self._saved = (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
-        if api_base_url:
-            discord.http.Route.BASE = api_base_url.rstrip("/")
-        if gateway_url:
-            discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
-
-    def restore(self) -> None:
-        if self._saved is not None:
-            discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = self._saved
-            self._saved = None
-
-
 def command_tree(client: discord.Client, runner: DiscordRunner) -> app_commands.CommandTree[discord.Client]:
     """``/reset``, ``/help`` and ``/forget`` as slash commands, answered by the engine like their text forms."""
     tree: app_commands.CommandTree[discord.Client] = app_commands.CommandTree(client)
@@ -170,7 +149,8 @@ class DiscordRunner:
         self.client: ChatClient | None = None
         self.ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._endpoints = _Endpoints()
+        self._endpoints = endpoints.Endpoints(settings.discord_api_base_url, settings.discord_gateway_url)
+        self._uses_endpoints = False  # whether ``stop`` must release them
         self._order = asyncio.Lock()
         self._followed = FollowedThreads(self.options.followed_threads)  # threads it answered in lately
         self._closing = False
@@ -181,7 +161,8 @@ class DiscordRunner:
         token = self.settings.discord_bot_token
         if token is None or not token.get_secret_value().strip():
             raise ConfigError("DISCORD_BOT_TOKEN is not set: put the bot token in .env (see docs/discord.md)")
-        self._endpoints.apply(self.settings.discord_api_base_url, self.settings.discord_gateway_url)
+        if not self._uses_endpoints:
+            self._uses_endpoints = endpoints.use(self._endpoints)
         self._closing = False
         self.ready.clear()
         self.client = client = ChatClient(self, self.options)
@@ -234,7 +215,9 @@ class DiscordRunner:
         finally:
             self.client = None
             self._task = None
-            self._endpoints.restore()
+            if self._uses_endpoints:
+                self._uses_endpoints = False
+                endpoints.release()
 
     async def sync_commands(self, tree: app_commands.CommandTree[discord.Client]) -> None:
         """Register the slash commands when Discord's list differs from ours (a sync is rate limited)."""

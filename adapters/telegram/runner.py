@@ -24,7 +24,6 @@ from adapters.base import ReplyDispatcher
 from adapters.telegram.sessions import OWN_COMMANDS, BotIdentity, Route, route
 from adapters.telegram.settings import TelegramSettings
 from adapters.telegram.target import TelegramTarget
-from core.clock import SystemClock
 from core.config import id_list
 from core.conversation import ConversationEngine
 from core.errors import ConfigError
@@ -97,7 +96,7 @@ class TelegramRunner:
         self._per_user = settings.telegram_group_per_user
         self.tuning = tuning or DEFAULT_TUNING
         self.engine = engine
-        self.clock = SystemClock()
+        self.clock = engine.clock  # injected: replies, pacing and flood waits all wait on it
         self.dispatcher = ReplyDispatcher(engine, self.clock)
         self._gates = RateGates(self.tuning.group_rate, self.tuning.group_per, self.clock)
         # about one message or edit a second in any chat, whatever number of replies stream into it

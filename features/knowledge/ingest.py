@@ -24,8 +24,8 @@ from features.knowledge.readers import (
     UnreadableFile,
     content_hash,
     find_files,
-    kind_of,
     parse_document,
+    read_file,
 )
 from features.knowledge.store import DocumentInfo, KnowledgeStore, NewDocument
 
@@ -129,12 +129,7 @@ class Ingestor:
     ) -> _Pending | None:
         """The file's passages when it needs (re)writing; ``None`` when unchanged or unreadable."""
         try:
-            if kind_of(path) is None:
-                raise UnreadableFile(path, f"unsupported file type {path.suffix or '(none)'!r}")
-            try:
-                data = await asyncio.to_thread(path.read_bytes)
-            except OSError as exc:
-                raise UnreadableFile(path, exc.strerror or type(exc).__name__) from exc
+            data = await asyncio.to_thread(read_file, path)
             digest = content_hash(data)
             if (
                 known is not None

@@ -92,16 +92,14 @@ def find_files(root: Path) -> Iterator[Path]:
                 yield path
 
 
-def read_document(path: Path, source: str) -> Document:
-    """Read and parse one file (blocking: call it in a thread)."""
-    kind = kind_of(path)
-    if kind is None:
+def read_file(path: Path) -> bytes:
+    """The bytes of a file of a supported type (blocking: call it in a thread)."""
+    if kind_of(path) is None:
         raise UnreadableFile(path, f"unsupported file type {path.suffix or '(none)'!r}")
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise UnreadableFile(path, exc.strerror or type(exc).__name__) from exc
-    return parse_document(path, source, data)
 
 
 def parse_document(path: Path, source: str, data: bytes) -> Document:

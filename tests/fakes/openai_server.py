@@ -60,7 +60,9 @@ class Reply:
     """One scripted answer.
 
     ``status`` other than 200 answers an error (``retry_after`` sets the header); ``fail_after`` chunks
-    ends the stream with an error event; ``delay`` waits before each chunk; ``first_delay`` before the first.
+    ends the stream with an error event; ``delay`` waits before each chunk; ``first_delay`` before the first;
+    ``hold``, when given, keeps the first chunk back until the test sets it (a model that is still thinking
+    for exactly as long as the test needs, instead of a guessed delay).
     """
 
     text: str = ""
@@ -81,6 +83,7 @@ class Reply:
     pause: float = 0.0
     # after the finish_reason chunk, wait this long before the usage chunk and [DONE]
     hang_at_end: float = 0.0
+    hold: asyncio.Event | None = None
 
 
 EMBED_DIMENSIONS = 256
@@ -402,6 +405,8 @@ class FakeOpenAI:
         if not body.get("stream"):
             if reply.first_delay:
                 await asyncio.sleep(reply.first_delay)
+            if reply.hold is not None:
+                await reply.hold.wait()
             return web.json_response(
                 {
                     "id": "chatcmpl-fake",
@@ -438,6 +443,8 @@ class FakeOpenAI:
         await send(chunk({"role": "assistant", "content": ""}))
         if reply.first_delay:
             await asyncio.sleep(reply.first_delay)
+        if reply.hold is not None:
+            await reply.hold.wait()
         pieces = [reply.text[i : i + reply.chunk_size] for i in range(0, len(reply.text), reply.chunk_size)]
         for index, piece in enumerate(pieces):
             if reply.fail_after is not None and index >= reply.fail_after:

@@ -1,6 +1,7 @@
-"""A virtual clock: ``sleep`` returns as soon as every other task is idle, with time jumped forward.
+"""Clocks for tests: :class:`VirtualClock` (time jumps forward when every task is idle) and
+:class:`HeldClock` (real time, long waits held until the test lets them go).
 
-Lets tests of pacing run a 60-second stream in milliseconds and assert exact intervals.
+The virtual clock lets tests of pacing run a 60-second stream in milliseconds and assert exact intervals.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import time
 
 
 class VirtualClock:
@@ -49,3 +51,33 @@ class VirtualClock:
             deadline, _, future = heapq.heappop(self._sleepers)
             self.t = max(self.t, deadline)
             future.set_result(None)
+
+
+class HeldClock:
+    """Real time, except that a wait of ``hold_from`` seconds or more also lasts until :meth:`release`.
+
+    Makes "X happens while that wait is on" certain instead of a race against the wait's length: the test
+    holds a long wait (a flood wait, say), checks what must happen meanwhile, then releases it. A released
+    wait still lasts at least its real length, so nothing happens earlier than it would have.
+    """
+
+    def __init__(self, hold_from: float) -> None:
+        self.hold_from = hold_from
+        self.held: list[float] = []  # the waits that were held, in seconds
+        self._released = asyncio.Event()
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds < self.hold_from:
+            await asyncio.sleep(max(0.0, seconds))
+            return
+        self.held.append(seconds)
+        until = time.monotonic() + seconds
+        await self._released.wait()
+        await asyncio.sleep(max(0.0, until - time.monotonic()))
+
+    def release(self) -> None:
+        """Let every held wait, and every later one, end when its time is up."""
+        self._released.set()
