@@ -31,12 +31,13 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
 
 from core.bot_profile import BotProfile
 from core.clock import Clock, SystemClock
+from core.commands import Command, Commands
 from core.errors import ContextTooLong, ModelError, ModelRejected
 from core.hooks import Retraction, TurnHooks, Verdict
 from core.incoming import IncomingMessage
@@ -61,7 +62,6 @@ TOO_LONG = (
 EMPTY_REPLY = "(The model returned an empty reply. Please rephrase or try again.)"
 NOTICE_INPUT_CUT = "ℹ️ Your message was very long; I read only its first {n:,} characters.\n\n"
 
-COMMANDS = ("/reset", "/help", "/start")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # Unicode Cc, less \t \n \r
 
 
@@ -77,21 +77,6 @@ def _has_surrogates(text: str) -> bool:
     except UnicodeEncodeError:
         return True
     return False
-
-
-def parse_command(text: str, extra: Iterable[str] = ()) -> str | None:
-    """``/reset`` for ``/reset`` or ``/RESET now``; ``None`` for anything else.
-
-    ``/reset@somebot`` is another bot's command, so it is not one: adapters take their own bot's name off
-    (Telegram's ``/reset@thisbot`` arrives as ``/reset``), and what still names a bot is plain text.
-    """
-    stripped = text.strip()
-    if not stripped.startswith("/"):
-        return None
-    word = stripped.split(maxsplit=1)[0].lower()
-    if "@" in word:
-        return None
-    return word if word in COMMANDS or word in extra else None
 
 
 MAX_REFUSED_CHARS = 4_000  # of an input a guard refused, what the store keeps
@@ -163,6 +148,13 @@ class ConversationEngine:
         self.clock = clock or SystemClock()
         self.hooks = hooks or TurnHooks()
         self.locks = _SessionLocks()
+        self.commands = Commands(
+            [
+                Command("start", "Say hello", self._start),
+                Command("help", "What I can do and how to talk to me", self._help),
+                Command("reset", "Forget this conversation and start afresh", self._reset),
+            ]
+        )
         self.prompts = PromptBuilder(bot, store, model, counter, context_share=self.hooks.context_share)
 
     async def reply(self, message: IncomingMessage) -> AsyncIterator[str]:
@@ -184,9 +176,9 @@ class ConversationEngine:
         started_wall, started = time.time(), self.clock.now()
         session = message.session_id
         text = clean_text(message.text)
-        command = parse_command(text, self.hooks.commands)
+        command = self.commands.parse(text)
         if command is not None:
-            answer = await self._command(command, message)
+            answer = await command.handler(message)
             turn = self._record(message, text, answer, started_wall, "command")
             await self._observe(message, turn)
             yield answer
@@ -445,33 +437,27 @@ class ConversationEngine:
                 )
             )
 
-    async def _command(self, command: str, message: IncomingMessage) -> str:
-        handler = self.hooks.commands.get(command)
-        if handler is not None:
-            return await handler(message)
-        session = message.session_id
-        if command == "/reset":
-            deleted = await self.store.reset(session)
-            return (
-                "Done: I've forgotten this conversation."
-                if deleted
-                else "Nothing to forget: we're starting fresh."
-            )
-        if command == "/start":
-            return self.bot.greeting
-        return default_help(self.bot, self.hooks.help_lines)
+    async def _start(self, message: IncomingMessage) -> str:
+        return self.bot.greeting
+
+    async def _help(self, message: IncomingMessage) -> str:
+        return help_text(self.bot, self.commands)
+
+    async def _reset(self, message: IncomingMessage) -> str:
+        deleted = await self.store.reset(message.session_id)
+        return (
+            "Done: I've forgotten this conversation."
+            if deleted
+            else "Nothing to forget: we're starting fresh."
+        )
 
 
-def default_help(bot: BotProfile, extra_lines: Iterable[str] = ()) -> str:
+def help_text(bot: BotProfile, commands: Commands) -> str:
+    """What the bot is, how to talk to it, and every command it answers (one line each)."""
     about = bot.description or "I'm a chat bot."
-    lines = [
-        "/reset: forget this conversation and start afresh",
-        *extra_lines,
-        "/help: show this help",
-    ]
     return (
         f"{about}\n\nJust write to me and I'll answer. I remember this conversation until you reset it.\n"
-        + "\n".join(lines)
+        + "\n".join(command.help_line for command in commands)
     )
 
 

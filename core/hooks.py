@@ -5,7 +5,9 @@ without the engine knowing them.
     ContextSource   adds text to the system message (retrieved passages), within a token allowance
     OutputGuard     as the reply accumulates and once complete: may withdraw it with a refusal
     TurnObserver    after every turn, with its record (review triggers, accounting, metrics)
-    commands        extra chat commands (``/forget``) answered without the model
+
+Chat commands (``/forget``) are not hooks: features add them to the engine's registry,
+:class:`core.commands.Commands`.
 
 A withdrawn reply reaches the stream as a :class:`Retraction` chunk: the streaming engine replaces what it
 showed with the retraction's text, so the final messages never contain the blocked text.
@@ -13,7 +15,6 @@ showed with the retraction's text, so the final messages never contain the block
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -61,9 +62,6 @@ class TurnObserver(Protocol):
     async def on_turn(self, message: IncomingMessage, turn: TurnRecord) -> None: ...
 
 
-CommandHandler = Callable[[IncomingMessage], Awaitable[str]]
-
-
 @dataclass
 class TurnHooks:
     """Everything plugged into one engine."""
@@ -72,6 +70,4 @@ class TurnHooks:
     output_guards: list[OutputGuard] = field(default_factory=list)
     context_sources: list[ContextSource] = field(default_factory=list)
     observers: list[TurnObserver] = field(default_factory=list)
-    commands: dict[str, CommandHandler] = field(default_factory=dict)
-    help_lines: list[str] = field(default_factory=list)
     context_share: float = 0.3  # of the prompt budget, at most, for context sources together

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 from typing import Any
 
 import discord
@@ -13,7 +14,7 @@ import pytest
 from discord.http import HTTPClient
 from discord.state import ConnectionState
 
-from adapters.discord.runner import COMMANDS, DiscordOptions, command_tree, intents_for
+from adapters.discord.runner import DiscordOptions, command_tree, intents_for
 from adapters.discord.sessions import (
     Access,
     FollowedThreads,
@@ -24,6 +25,8 @@ from adapters.discord.sessions import (
     seen_from_message,
     session_id,
 )
+from core.commands import Command, Commands
+from core.incoming import IncomingMessage
 from tests.fakes.discord_api import (
     BOT_ID,
     BOT_ROLE_ID,
@@ -300,9 +303,17 @@ def test_intents_and_commands() -> None:
     assert not intents.message_content and intents.guild_messages and intents.dm_messages and intents.guilds
     assert intents_for(DiscordOptions(message_content=True)).message_content
     client = discord.Client(intents=intents)
-    tree = command_tree(client, runner=None)  # type: ignore[arg-type]
+    registry = Commands(
+        [Command("reset", "Forget this conversation", _unused), Command("x_1", "Dummy", _unused)]
+    )
+    runner = SimpleNamespace(engine=SimpleNamespace(commands=registry))
+    tree = command_tree(client, runner=runner)  # type: ignore[arg-type]
     commands = [c for c in tree.get_commands() if isinstance(c, discord.app_commands.Command)]
-    assert {c.name: c.description for c in commands} == COMMANDS
+    assert {c.name: c.description for c in commands} == {c.name: c.description for c in registry}
+
+
+async def _unused(message: IncomingMessage) -> str:
+    return ""
 
 
 def test_followed_threads_are_bounded_and_the_least_recently_used_go_first() -> None:
