@@ -1,9 +1,9 @@
 """Extension points of a turn, so features (guardrails, usage limits, review, retrieval) plug into the engine
 without the engine knowing them.
 
-    InputGuard      before the model: may stop the turn with a reply (a refusal, "slow down")
+    InputGuard      before the model: may stop the turn with a :class:`Refusal` ("I can't", "slow down")
     ContextSource   adds text to the system message (retrieved passages), within a token allowance
-    OutputGuard     as the reply accumulates and once complete: may withdraw it with a refusal
+    OutputGuard     as the reply accumulates and once complete: may withdraw it with a :class:`Refusal`
     TurnObserver    after every turn, with its record (review triggers, accounting, metrics)
 
 Chat commands (``/forget``) are not hooks: features add them to the engine's registry,
@@ -20,16 +20,7 @@ from typing import Protocol
 
 from core.incoming import IncomingMessage
 from core.store import TurnRecord
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """A hook's decision to stop a turn: what the user sees instead, and why (for the log)."""
-
-    reply: str
-    reason: str
-    status: str = "blocked"
-    stored_text: str | None = None  # what to keep of a blocked input instead of its text (e.g. redacted)
+from core.turn import Refusal as Refusal  # what guards return; re-exported for them
 
 
 class Retraction(str):
@@ -39,15 +30,15 @@ class Retraction(str):
 
 
 class InputGuard(Protocol):
-    async def check_input(self, message: IncomingMessage, text: str) -> Verdict | None: ...
+    async def check_input(self, message: IncomingMessage, text: str) -> Refusal | None: ...
 
 
 class OutputGuard(Protocol):
-    def check_partial(self, message: IncomingMessage, text: str) -> Verdict | None:
+    def check_partial(self, message: IncomingMessage, text: str) -> Refusal | None:
         """Cheap check of the reply so far, called as it grows (look at its tail)."""
         ...
 
-    async def check_reply(self, message: IncomingMessage, text: str) -> Verdict | None:
+    async def check_reply(self, message: IncomingMessage, text: str) -> Refusal | None:
         """Check of the complete reply; may be slow (a model call)."""
         ...
 

@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 
 from core.commands import Command
-from core.hooks import Verdict
+from core.hooks import Refusal
 from core.incoming import IncomingMessage
 from core.store import TurnRecord
 from tests.fakes.openai_server import FakeOpenAI, Reply
@@ -14,15 +14,15 @@ from tests.support.engines import engine_for, said
 
 
 class BlockWord:
-    async def check_input(self, message: IncomingMessage, text: str) -> Verdict | None:
-        return Verdict("I can't help with that.", "forbidden word") if "forbidden" in text else None
+    async def check_input(self, message: IncomingMessage, text: str) -> Refusal | None:
+        return Refusal("I can't help with that.", "forbidden word") if "forbidden" in text else None
 
 
 class NoSecrets:
-    def check_partial(self, message: IncomingMessage, text: str) -> Verdict | None:
-        return Verdict("Sorry, I can't share that.", "secret in reply") if "SECRET" in text else None
+    def check_partial(self, message: IncomingMessage, text: str) -> Refusal | None:
+        return Refusal("Sorry, I can't share that.", "secret in reply") if "SECRET" in text else None
 
-    async def check_reply(self, message: IncomingMessage, text: str) -> Verdict | None:
+    async def check_reply(self, message: IncomingMessage, text: str) -> Refusal | None:
         return None
 
 

@@ -22,9 +22,9 @@ from discord import app_commands
 from adapters.base import ReplyDispatcher
 from adapters.discord.sessions import (
     Access,
+    Action,
     FollowedThreads,
     Seen,
-    Verdict,
     decide,
     might_follow_up,
     seen_from_interaction,
@@ -278,18 +278,18 @@ class DiscordRunner:
             seen = seen_from_message(message, bot_id)
             followups = self.settings.discord_thread_followups
             answered = might_follow_up(seen, thread_followups=followups) and await self._answered_in(seen)
-            verdict = decide(
+            action = decide(
                 seen, bot_id=bot_id, access=self.access, thread_followups=followups, answered_here=answered
             )
-            if verdict is Verdict.IGNORE:
+            if action is Action.IGNORE:
                 return
             target = self._target(message.channel, seen.channel_id, message)
-            if verdict is Verdict.ANSWER:
+            if action is Action.ANSWER:
                 if seen.in_thread:
                     self._followed.add(seen.session_id)
                 self.dispatcher.submit(self._incoming(seen, message), target)
                 return
-        self._notice(target, TEXT_ONLY if verdict is Verdict.TEXT_ONLY else REFUSED)
+        self._notice(target, TEXT_ONLY if action is Action.TEXT_ONLY else REFUSED)
 
     async def _answered_in(self, seen: Seen) -> bool:
         if seen.session_id in self._followed:
