@@ -2,7 +2,7 @@
 
 ``ConversationEngine.reply(message)`` yields the text the user should see, as it streams. Per turn:
 
-1. clean the text (odd Unicode), answer commands (``/reset``, ``/help``, ``/start``) and empty input;
+1. clean the text (odd Unicode), answer commands (the registry in :mod:`core.commands`) and empty input;
 2. store the user's message (with its token count) *before* the model is called, as NOT complete: it is
    awaiting its answer. An input a guard refused is stored too (bounded to ``MAX_REFUSED_CHARS``), never
    complete;
@@ -143,7 +143,7 @@ class ConversationEngine:
                 Command("reset", "Forget this conversation and start afresh", self._reset),
             ]
         )
-        self.prompts = PromptBuilder(bot, store, model, counter, context_share=self.hooks.context_share)
+        self.prompts = PromptBuilder(self)  # reads the engine's bot, store, model and counter per prompt
 
     async def reply(self, message: IncomingMessage) -> AsyncIterator[str]:
         """The reply to ``message``, as text chunks to show the user in order."""
