@@ -24,6 +24,7 @@ from core.incoming import IncomingMessage
 from core.splitting import split_text
 from core.store import ReplyInFlight, ReplyJournal, TurnRecord
 from core.streaming import ReplyTarget
+from core.turn import TurnStatus
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +178,7 @@ def _interrupted_turn(engine: ConversationEngine, row: ReplyInFlight) -> TurnRec
         latency_ms=max(0.0, time.time() - row.started_at) * 1000.0,
         prompt_tokens=0,
         completion_tokens=0,
-        status="interrupted",
+        status=TurnStatus.INTERRUPTED,
         model=engine.bot.model_name,
         user_id=row.user_id,
         bot=engine.bot.name,

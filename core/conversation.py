@@ -2,7 +2,7 @@
 
 ``ConversationEngine.reply(message)`` yields the text the user should see, as it streams. Per turn:
 
-1. clean the text (odd Unicode), answer commands (``/reset``, ``/help``, ``/start``) and empty input;
+1. clean the text (odd Unicode), answer commands (the registry in :mod:`core.commands`) and empty input;
 2. store the user's message (with its token count) *before* the model is called, as NOT complete: it is
    awaiting its answer. An input a guard refused is stored too (bounded to ``MAX_REFUSED_CHARS``), never
    complete;
@@ -30,21 +30,21 @@ import asyncio
 import json
 import logging
 import re
-import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing, asynccontextmanager
-from dataclasses import dataclass, field
 
 from core.bot_profile import BotProfile
 from core.clock import Clock, SystemClock
+from core.commands import Command, Commands
 from core.errors import ContextTooLong, ModelError, ModelRejected
-from core.hooks import Retraction, TurnHooks, Verdict
+from core.hooks import Retraction, TurnHooks
 from core.incoming import IncomingMessage
-from core.model_client import ChatModel, ReplyStream, Usage
+from core.model_client import ChatModel, ReplyStream
 from core.prompt import PromptBuilder
 from core.store import ConversationStore, TurnRecord
 from core.tokens import TokenCounter
 from core.trimming import cut_to_tokens, prompt_budget, view_for_prompt
+from core.turn import Refusal, Turn, TurnStatus
 
 log = logging.getLogger(__name__)
 turn_log = logging.getLogger("chatbot.turns")
@@ -61,7 +61,6 @@ TOO_LONG = (
 EMPTY_REPLY = "(The model returned an empty reply. Please rephrase or try again.)"
 NOTICE_INPUT_CUT = "ℹ️ Your message was very long; I read only its first {n:,} characters.\n\n"
 
-COMMANDS = ("/reset", "/help", "/start")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # Unicode Cc, less \t \n \r
 
 
@@ -79,21 +78,6 @@ def _has_surrogates(text: str) -> bool:
     return False
 
 
-def parse_command(text: str, extra: Iterable[str] = ()) -> str | None:
-    """``/reset`` for ``/reset`` or ``/RESET now``; ``None`` for anything else.
-
-    ``/reset@somebot`` is another bot's command, so it is not one: adapters take their own bot's name off
-    (Telegram's ``/reset@thisbot`` arrives as ``/reset``), and what still names a bot is plain text.
-    """
-    stripped = text.strip()
-    if not stripped.startswith("/"):
-        return None
-    word = stripped.split(maxsplit=1)[0].lower()
-    if "@" in word:
-        return None
-    return word if word in COMMANDS or word in extra else None
-
-
 MAX_REFUSED_CHARS = 4_000  # of an input a guard refused, what the store keeps
 LOG_TEXT_CHARS = 4_000  # of a turn's texts, what the turn log shows
 NOT_KEPT = "\n[… {n:,} more characters not kept; the text had {total:,}]"
@@ -104,17 +88,6 @@ def bounded(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     return text[:limit] + NOT_KEPT.format(n=len(text) - limit, total=len(text))
-
-
-@dataclass
-class _ReplyState:
-    """What one turn's model call produced so far, for storing, logging and billing it however it ends."""
-
-    parts: list[str] = field(default_factory=list)  # the model's text (withdrawn text included)
-    status: str = "ok"
-    shown: str | None = None  # a refusal shown instead of the model's withdrawn text
-    usage: Usage | None = None  # as the server reported it
-    prompt_estimate: int = 0  # our estimate of the prompt, for a stream that ended without usage
 
 
 class _SessionLocks:
@@ -163,7 +136,14 @@ class ConversationEngine:
         self.clock = clock or SystemClock()
         self.hooks = hooks or TurnHooks()
         self.locks = _SessionLocks()
-        self.prompts = PromptBuilder(bot, store, model, counter, context_share=self.hooks.context_share)
+        self.commands = Commands(
+            [
+                Command("start", "Say hello", self._start),
+                Command("help", "What I can do and how to talk to me", self._help),
+                Command("reset", "Forget this conversation and start afresh", self._reset),
+            ]
+        )
+        self.prompts = PromptBuilder(self)  # reads the engine's bot, store, model and counter per prompt
 
     async def reply(self, message: IncomingMessage) -> AsyncIterator[str]:
         """The reply to ``message``, as text chunks to show the user in order."""
@@ -181,90 +161,107 @@ class ConversationEngine:
         return "".join(parts)
 
     async def _turn(self, message: IncomingMessage) -> AsyncGenerator[str]:
-        started_wall, started = time.time(), self.clock.now()
-        session = message.session_id
-        text = clean_text(message.text)
-        command = parse_command(text, self.hooks.commands)
+        """One turn, as named steps: a command, empty input, a refused input, or the model's answer."""
+        turn = Turn(message, clean_text(message.text), started=self.clock.now())
+        command = self.commands.parse(turn.text)
         if command is not None:
-            answer = await self._command(command, message)
-            turn = self._record(message, text, answer, started_wall, "command")
-            await self._observe(message, turn)
-            yield answer
+            yield await self._answer_command(turn, command)
             return
-        if not text.strip():
+        if not turn.text.strip():
             yield EMPTY_INPUT
             return
-
-        prompt_text = view_for_prompt(text, self.bot.max_input_chars)
+        prompt_text = view_for_prompt(turn.text, self.bot.max_input_chars)
         user_tokens = self.counter.message_tokens(prompt_text)
-        verdict = await self._check_input(message, text)
-        if verdict is not None:
-            # Stored (nothing a user said is lost) but never part of the model's context, in a bounded form
-            # (a refused 1 MB paste is not kept whole), and a guard may keep a redacted form of it (a pasted
-            # credential never reaches the database).
-            refused = verdict.stored_text if verdict.stored_text is not None else text
-            stored = bounded(refused, MAX_REFUSED_CHARS)
-            await self.store.add_message(
-                session, "user", stored, user_tokens, user_id=message.user_id, complete=False
-            )
-            log.warning("%s: input blocked (%s)", session, verdict.reason)
-            turn = self._record(message, stored, verdict.reply, started_wall, verdict.status)
-            await self.store.record_turn(turn)
-            await self._observe(message, turn)
-            yield verdict.reply
+        refusal = await self._check_input(message, turn.text)
+        if refusal is not None:
+            yield await self._refuse_input(turn, refusal, user_tokens)
             return
-        # Stored before the model is called, awaiting its answer: it joins the model's context only when a
-        # complete reply is stored (see the module docstring).
-        question_id = await self.store.add_message(
-            session, "user", text, user_tokens, user_id=message.user_id, complete=False
-        )
-        if len(text) > self.bot.max_input_chars:
+        await self._store_question(turn, user_tokens)
+        if len(turn.text) > self.bot.max_input_chars:
             yield NOTICE_INPUT_CUT.format(n=self.bot.max_input_chars)
+        async with aclosing(self._ask_model(turn, prompt_text, user_tokens)) as chunks:
+            async for chunk in chunks:
+                yield chunk
 
-        state = _ReplyState()
+    async def _answer_command(self, turn: Turn, command: Command) -> str:
+        """A chat command's answer; the turn is logged and observed, not stored."""
+        answer = await command.handler(turn.message)
+        turn.status = TurnStatus.COMMAND
+        await self._observe(turn.message, self._model_free_record(turn, turn.text, answer))
+        return answer
+
+    async def _refuse_input(self, turn: Turn, refusal: Refusal, user_tokens: int) -> str:
+        """Store an input a guard (or a limit) refused, record the refusal, and return what the user sees.
+
+        The input is stored (nothing a user said is lost) but never part of the model's context, in a
+        bounded form (a refused 1 MB paste is not kept whole), and a guard may keep a redacted form of it (a
+        pasted credential never reaches the database).
+        """
+        message = turn.message
+        refused = refusal.stored_text if refusal.stored_text is not None else turn.text
+        stored = bounded(refused, MAX_REFUSED_CHARS)
+        await self.store.add_message(
+            message.session_id, "user", stored, user_tokens, user_id=message.user_id, complete=False
+        )
+        log.warning("%s: input blocked (%s)", message.session_id, refusal.reason)
+        turn.status = refusal.status
+        record = self._model_free_record(turn, stored, refusal.reply)
+        await self.store.record_turn(record)
+        await self._observe(message, record)
+        return refusal.reply
+
+    async def _store_question(self, turn: Turn, user_tokens: int) -> None:
+        """Store the question before the model is called, awaiting its answer: it joins the model's context
+        only when a complete reply is stored (see the module docstring)."""
+        message = turn.message
+        turn.question_id = await self.store.add_message(
+            message.session_id, "user", turn.text, user_tokens, user_id=message.user_id, complete=False
+        )
+
+    async def _ask_model(self, turn: Turn, prompt_text: str, user_tokens: int) -> AsyncGenerator[str]:
+        """The model's answer as the user sees it. A failure becomes a message to the user and the turn's
+        status; however the turn ends (cancelled too), its reply and record are stored."""
+        session = turn.message.session_id
         try:
-            context = await self._context(message, prompt_text)
-            streamed = self._answer(message, question_id, prompt_text, user_tokens, context, state)
+            context = await self._context(turn.message, prompt_text)
+            streamed = self._stream_reply(turn, prompt_text, user_tokens, context)
             async with aclosing(streamed) as chunks:
                 async for chunk in chunks:
                     yield chunk
+            last = await self._settle_reply(turn)
+            if last is not None:
+                yield last
         except ContextTooLong:
-            state.status = "error"
-            yield TOO_LONG if not state.parts else INTERRUPTED
+            turn.status = TurnStatus.ERROR
+            yield TOO_LONG if not turn.parts else INTERRUPTED
         except ModelRejected as exc:
-            state.status = "error"
+            turn.status = TurnStatus.ERROR
             log.error("%s: %s", session, exc)
-            yield REJECTED.format(reason=str(exc).split(":")[0]) if not state.parts else INTERRUPTED
+            yield REJECTED.format(reason=str(exc).split(":")[0]) if not turn.parts else INTERRUPTED
         except ModelError as exc:
-            state.status = "error" if not state.parts else "interrupted"
+            turn.status = TurnStatus.ERROR if not turn.parts else TurnStatus.INTERRUPTED
             log.warning("%s: %s", session, exc)
-            yield UNAVAILABLE if not state.parts else INTERRUPTED
+            yield UNAVAILABLE if not turn.parts else INTERRUPTED
         except BaseException:
-            state.status = "interrupted"
+            turn.status = TurnStatus.INTERRUPTED
             raise
         finally:
-            await self._finish_turn(message, text, question_id, state, started_wall, started)
+            await self._finish_turn(turn)
 
-    async def _answer(
-        self,
-        message: IncomingMessage,
-        question_id: int,
-        prompt_text: str,
-        user_tokens: int,
-        context: str,
-        state: _ReplyState,
+    async def _stream_reply(
+        self, turn: Turn, prompt_text: str, user_tokens: int, context: str
     ) -> AsyncGenerator[str]:
-        """Stream the model's reply into ``state`` and yield what the user sees; model errors propagate.
+        """Stream the model's reply into ``turn`` and yield it; stop early when an output guard withdraws it
+        (``turn.refusal``). Model errors propagate.
 
         On ``context_length_exceeded`` before any text, the prompt is trimmed harder and sent once more.
         """
-        session = message.session_id
-        verdict: Verdict | None = None
+        session = turn.message.session_id
         for attempt in (0, 1):
             prompt = await self.prompts.build(
-                session, question_id, prompt_text, user_tokens, context, harder=attempt == 1
+                session, turn.question_id, prompt_text, user_tokens, context, harder=attempt == 1
             )
-            state.prompt_estimate = round(prompt.raw_tokens * self.counter.correction)
+            turn.prompt_estimate = round(prompt.raw_tokens * self.counter.correction)
             if prompt.notice:
                 yield prompt.notice
             stream = self.model.stream(self.bot.model_name, prompt.messages, self.bot.params)
@@ -272,72 +269,75 @@ class ConversationEngine:
                 so_far = ""  # grown in place, not re-joined from ``parts`` on every delta
                 async with aclosing(_deltas(stream)) as deltas:
                     async for delta in deltas:
-                        state.parts.append(delta)
+                        turn.parts.append(delta)
                         so_far += delta
-                        verdict = self._check_partial(message, so_far)
-                        if verdict is not None:
+                        turn.refusal = self._check_partial(turn.message, so_far)
+                        if turn.refusal is not None:
                             break
                         yield delta
             except ContextTooLong:
-                if state.parts or attempt == 1:
+                if turn.parts or attempt == 1:
                     raise
                 log.warning("%s: server says the prompt is too long; trimming harder", session)
                 continue
             if stream.usage is not None:
-                state.usage = stream.usage
+                turn.usage = stream.usage
                 # the raw estimate: the correction learns the whole error, not what is left after itself
                 self.counter.observe_usage(prompt.raw_tokens, stream.usage.prompt_tokens)
-            break
-        produced = "".join(state.parts)
-        if verdict is None and produced:
-            verdict = await self._check_reply(message, produced)
-        if verdict is not None:
-            log.warning("%s: reply withdrawn (%s)", session, verdict.reason)
-            state.status = verdict.status
-            state.shown = verdict.reply  # store and log what the user saw, never the withdrawn text
-            yield Retraction(verdict.reply)
-        elif not produced.strip():
-            state.status = "empty"
-            yield EMPTY_REPLY
+            return
 
-    def _record(
-        self, message: IncomingMessage, text: str, reply: str, started: float, status: str
-    ) -> TurnRecord:
+    async def _settle_reply(self, turn: Turn) -> str | None:
+        """The streamed reply's last chunk: a :class:`Retraction` when an output guard withdraws the reply
+        (now, or while it streamed), a note when it was empty, else nothing."""
+        produced = turn.produced
+        if turn.refusal is None and produced:
+            turn.refusal = await self._check_reply(turn.message, produced)
+        if turn.refusal is not None:
+            log.warning("%s: reply withdrawn (%s)", turn.message.session_id, turn.refusal.reason)
+            turn.status = turn.refusal.status
+            turn.shown = turn.refusal.reply  # store and log what the user saw, never the withdrawn text
+            return Retraction(turn.refusal.reply)
+        if not produced.strip():
+            turn.status = TurnStatus.EMPTY
+            return EMPTY_REPLY
+        return None
+
+    def _model_free_record(self, turn: Turn, user_text: str, reply: str) -> TurnRecord:
         """The record of a turn the model took no part in."""
         return TurnRecord(
-            session_id=message.session_id,
-            user_text=text,
+            session_id=turn.message.session_id,
+            user_text=user_text,
             reply_text=reply,
-            started_at=started,
+            started_at=turn.started_at,
             latency_ms=0.0,
             prompt_tokens=0,
             completion_tokens=0,
-            status=status,
+            status=turn.status,
             model="",
-            user_id=message.user_id,
+            user_id=turn.message.user_id,
             bot=self.bot.name,
-            platform=message.platform,
+            platform=turn.message.platform,
         )
 
-    async def _check_input(self, message: IncomingMessage, text: str) -> Verdict | None:
+    async def _check_input(self, message: IncomingMessage, text: str) -> Refusal | None:
         for guard in self.hooks.input_guards:
-            verdict = await guard.check_input(message, text)
-            if verdict is not None:
-                return verdict
+            refusal = await guard.check_input(message, text)
+            if refusal is not None:
+                return refusal
         return None
 
-    def _check_partial(self, message: IncomingMessage, text: str) -> Verdict | None:
+    def _check_partial(self, message: IncomingMessage, text: str) -> Refusal | None:
         for guard in self.hooks.output_guards:
-            verdict = guard.check_partial(message, text)
-            if verdict is not None:
-                return verdict
+            refusal = guard.check_partial(message, text)
+            if refusal is not None:
+                return refusal
         return None
 
-    async def _check_reply(self, message: IncomingMessage, text: str) -> Verdict | None:
+    async def _check_reply(self, message: IncomingMessage, text: str) -> Refusal | None:
         for guard in self.hooks.output_guards:
-            verdict = await guard.check_reply(message, text)
-            if verdict is not None:
-                return verdict
+            refusal = await guard.check_reply(message, text)
+            if refusal is not None:
+                return refusal
         return None
 
     async def _context(self, message: IncomingMessage, text: str) -> str:
@@ -366,28 +366,21 @@ class ConversationEngine:
             except Exception:
                 log.exception("%s: a turn observer failed", message.session_id)
 
-    async def _finish_turn(
-        self,
-        message: IncomingMessage,
-        text: str,
-        question_id: int,
-        state: _ReplyState,
-        started_wall: float,
-        started: float,
-    ) -> None:
+    async def _finish_turn(self, turn: Turn) -> None:
         """Store the reply and the turn's record; a complete reply also completes its question."""
-        latency_ms = (self.clock.now() - started) * 1000.0
-        prompt_tokens, completion_tokens = self._billed(state)
-        reply = state.shown if state.shown is not None else "".join(state.parts)
-        turn = TurnRecord(
+        message = turn.message
+        latency_ms = (self.clock.now() - turn.started) * 1000.0
+        prompt_tokens, completion_tokens = self._billed(turn)
+        reply = turn.reply
+        record = TurnRecord(
             session_id=message.session_id,
-            user_text=text,
+            user_text=turn.text,
             reply_text=reply,
-            started_at=started_wall,
+            started_at=turn.started_at,
             latency_ms=latency_ms,
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
-            status=state.status,
+            status=turn.status,
             model=self.bot.model_name,
             user_id=message.user_id,
             bot=self.bot.name,
@@ -395,34 +388,34 @@ class ConversationEngine:
         )
         # What the user saw in full answers the question: a complete reply, or the refusal that replaced a
         # withdrawn one (so the model knows it was refused and the question is not re-sent as new).
-        complete = state.status == "ok" or state.shown is not None
+        complete = turn.status == TurnStatus.OK or turn.shown is not None
         save = (
             self.store.save_reply(
                 message.session_id,
                 reply,
                 self.counter.message_tokens(reply),
                 complete=complete,
-                turn=turn,
-                question_id=question_id,
+                turn=record,
+                question_id=turn.question_id,
             )
             if reply.strip()
-            else self.store.record_turn(turn)
+            else self.store.record_turn(record)
         )
         try:
             await asyncio.shield(save)
         except Exception:
             log.exception("%s: could not store the reply", message.session_id)
-        await self._observe(message, turn)
+        await self._observe(message, record)
 
-    def _billed(self, state: _ReplyState) -> tuple[int, int]:
+    def _billed(self, turn: Turn) -> tuple[int, int]:
         """``(prompt, completion)`` tokens the turn cost: what the server reported, else, for a stream that
         produced text, our estimate of it; a turn that produced nothing cost nothing (a 503 is not billed)."""
-        produced = "".join(state.parts)
-        if state.usage is not None:
-            completion = state.usage.completion_tokens or (self.counter.count(produced) if produced else 0)
-            return state.usage.prompt_tokens, completion
+        produced = turn.produced
+        if turn.usage is not None:
+            completion = turn.usage.completion_tokens or (self.counter.count(produced) if produced else 0)
+            return turn.usage.prompt_tokens, completion
         if produced:
-            return state.prompt_estimate, self.counter.count(produced)
+            return turn.prompt_estimate, self.counter.count(produced)
         return 0, 0
 
     def _log(self, turn: TurnRecord) -> None:
@@ -445,33 +438,27 @@ class ConversationEngine:
                 )
             )
 
-    async def _command(self, command: str, message: IncomingMessage) -> str:
-        handler = self.hooks.commands.get(command)
-        if handler is not None:
-            return await handler(message)
-        session = message.session_id
-        if command == "/reset":
-            deleted = await self.store.reset(session)
-            return (
-                "Done: I've forgotten this conversation."
-                if deleted
-                else "Nothing to forget: we're starting fresh."
-            )
-        if command == "/start":
-            return self.bot.greeting
-        return default_help(self.bot, self.hooks.help_lines)
+    async def _start(self, message: IncomingMessage) -> str:
+        return self.bot.greeting
+
+    async def _help(self, message: IncomingMessage) -> str:
+        return help_text(self.bot, self.commands)
+
+    async def _reset(self, message: IncomingMessage) -> str:
+        deleted = await self.store.reset(message.session_id)
+        return (
+            "Done: I've forgotten this conversation."
+            if deleted
+            else "Nothing to forget: we're starting fresh."
+        )
 
 
-def default_help(bot: BotProfile, extra_lines: Iterable[str] = ()) -> str:
+def help_text(bot: BotProfile, commands: Commands) -> str:
+    """What the bot is, how to talk to it, and every command it answers (one line each)."""
     about = bot.description or "I'm a chat bot."
-    lines = [
-        "/reset: forget this conversation and start afresh",
-        *extra_lines,
-        "/help: show this help",
-    ]
     return (
         f"{about}\n\nJust write to me and I'll answer. I remember this conversation until you reset it.\n"
-        + "\n".join(lines)
+        + "\n".join(command.help_line for command in commands)
     )
 
 

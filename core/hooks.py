@@ -1,11 +1,13 @@
 """Extension points of a turn, so features (guardrails, usage limits, review, retrieval) plug into the engine
 without the engine knowing them.
 
-    InputGuard      before the model: may stop the turn with a reply (a refusal, "slow down")
+    InputGuard      before the model: may stop the turn with a :class:`Refusal` ("I can't", "slow down")
     ContextSource   adds text to the system message (retrieved passages), within a token allowance
-    OutputGuard     as the reply accumulates and once complete: may withdraw it with a refusal
+    OutputGuard     as the reply accumulates and once complete: may withdraw it with a :class:`Refusal`
     TurnObserver    after every turn, with its record (review triggers, accounting, metrics)
-    commands        extra chat commands (``/forget``) answered without the model
+
+Chat commands (``/forget``) are not hooks: features add them to the engine's registry,
+:class:`core.commands.Commands`.
 
 A withdrawn reply reaches the stream as a :class:`Retraction` chunk: the streaming engine replaces what it
 showed with the retraction's text, so the final messages never contain the blocked text.
@@ -13,22 +15,12 @@ showed with the retraction's text, so the final messages never contain the block
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from core.incoming import IncomingMessage
 from core.store import TurnRecord
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """A hook's decision to stop a turn: what the user sees instead, and why (for the log)."""
-
-    reply: str
-    reason: str
-    status: str = "blocked"
-    stored_text: str | None = None  # what to keep of a blocked input instead of its text (e.g. redacted)
+from core.turn import Refusal as Refusal  # what guards return; re-exported for them
 
 
 class Retraction(str):
@@ -38,15 +30,15 @@ class Retraction(str):
 
 
 class InputGuard(Protocol):
-    async def check_input(self, message: IncomingMessage, text: str) -> Verdict | None: ...
+    async def check_input(self, message: IncomingMessage, text: str) -> Refusal | None: ...
 
 
 class OutputGuard(Protocol):
-    def check_partial(self, message: IncomingMessage, text: str) -> Verdict | None:
+    def check_partial(self, message: IncomingMessage, text: str) -> Refusal | None:
         """Cheap check of the reply so far, called as it grows (look at its tail)."""
         ...
 
-    async def check_reply(self, message: IncomingMessage, text: str) -> Verdict | None:
+    async def check_reply(self, message: IncomingMessage, text: str) -> Refusal | None:
         """Check of the complete reply; may be slow (a model call)."""
         ...
 
@@ -61,9 +53,6 @@ class TurnObserver(Protocol):
     async def on_turn(self, message: IncomingMessage, turn: TurnRecord) -> None: ...
 
 
-CommandHandler = Callable[[IncomingMessage], Awaitable[str]]
-
-
 @dataclass
 class TurnHooks:
     """Everything plugged into one engine."""
@@ -72,6 +61,4 @@ class TurnHooks:
     output_guards: list[OutputGuard] = field(default_factory=list)
     context_sources: list[ContextSource] = field(default_factory=list)
     observers: list[TurnObserver] = field(default_factory=list)
-    commands: dict[str, CommandHandler] = field(default_factory=dict)
-    help_lines: list[str] = field(default_factory=list)
     context_share: float = 0.3  # of the prompt budget, at most, for context sources together

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Protocol
 
 from core.bot_profile import BotProfile
 from core.errors import ModelError
+from core.hooks import TurnHooks
 from core.model_client import ChatMessage, ChatModel
 from core.store import ConversationStore, SessionState, StoredMessage
 from core.summary import SUMMARY_HEADING, fold_into_summary
@@ -36,24 +38,52 @@ class Prompt:
     raw_tokens: int = 0
 
 
-class PromptBuilder:
-    """Builds each turn's prompt for one bot, folding dropped history into the summary when asked to."""
+class PromptParts(Protocol):
+    """What a prompt is built from, read afresh for every prompt: the engine, whose ``bot`` a caller may
+    replace at any time (a changed system prompt or budget applies to the next turn)."""
 
-    def __init__(
-        self,
-        bot: BotProfile,
-        store: ConversationStore,
-        model: ChatModel,
-        counter: TokenCounter,
-        *,
-        context_share: float = 0.3,
-    ) -> None:
-        self.bot = bot
-        self.store = store
-        self.model = model
-        self.counter = counter
-        self.context_share = context_share
-        self.system_tokens = counter.message_tokens(bot.system_prompt)
+    bot: BotProfile
+    store: ConversationStore
+    model: ChatModel
+    counter: TokenCounter
+    hooks: TurnHooks
+
+
+class PromptBuilder:
+    """Builds each turn's prompt for one engine, folding dropped history into the summary when asked to."""
+
+    def __init__(self, parts: PromptParts) -> None:
+        self.parts = parts
+        self._system: tuple[str, TokenCounter, int] | None = None  # (prompt, counter, its tokens)
+
+    @property
+    def bot(self) -> BotProfile:
+        return self.parts.bot
+
+    @property
+    def store(self) -> ConversationStore:
+        return self.parts.store
+
+    @property
+    def model(self) -> ChatModel:
+        return self.parts.model
+
+    @property
+    def counter(self) -> TokenCounter:
+        return self.parts.counter
+
+    @property
+    def context_share(self) -> float:
+        return self.parts.hooks.context_share
+
+    @property
+    def system_tokens(self) -> int:
+        """The system prompt's tokens, counted once per prompt text and counter."""
+        prompt, counter = self.bot.system_prompt, self.counter
+        cached = self._system
+        if cached is None or cached[0] != prompt or cached[1] is not counter:
+            cached = self._system = (prompt, counter, counter.message_tokens(prompt))
+        return cached[2]
 
     def _fixed_cost(self, context_cost: int, state: SessionState) -> int:
         cost = self.counter.budgeted(self.system_tokens) + REPLY_PRIMING + context_cost

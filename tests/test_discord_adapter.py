@@ -366,7 +366,7 @@ async def test_slash_and_text_commands(
 ) -> None:
     session = f"discord:{GUILD_ID}:{GENERAL_ID}"
     async with discord_bot(fake_model, fake_discord, db_path) as (engine, _runner):
-        assert {c["name"] for c in fake_discord.commands["global"]} == {"reset", "help", "forget"}
+        assert {c["name"] for c in fake_discord.commands["global"]} == {"start", "help", "reset", "forget"}
         await fake_discord.user_says("hello", channel_id=GENERAL_ID, mention_bot=True)
         await fake_discord.wait_for_reply(GENERAL_ID)
         assert await engine.store.count_messages(session) == 2

@@ -7,23 +7,26 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from types import SimpleNamespace
 from typing import Any
 
 import discord
 import pytest
 
 from adapters.discord import endpoints
-from adapters.discord.runner import COMMANDS, DiscordOptions, command_tree, intents_for
+from adapters.discord.runner import DiscordOptions, command_tree, intents_for
 from adapters.discord.sessions import (
     Access,
+    Action,
     FollowedThreads,
     Seen,
-    Verdict,
     decide,
     might_follow_up,
     seen_from_message,
     session_id,
 )
+from core.commands import Command, Commands
+from core.incoming import IncomingMessage
 from tests.fakes.discord_api import (
     BOT_ID,
     BOT_ROLE_ID,
@@ -44,7 +47,7 @@ MEMBER_ROLE = MEMBER_ROLE_ID  # defined by the server; role ids a server does no
 
 def decide_for(
     seen: Seen, access: Access | None = None, *, followups: bool = True, answered: bool = False
-) -> Verdict:
+) -> Action:
     return decide(
         seen, bot_id=BOT, access=access or Access(), thread_followups=followups, answered_here=answered
     )
@@ -62,52 +65,52 @@ def test_session_ids() -> None:
 
 
 @pytest.mark.parametrize(
-    ("seen", "verdict"),
+    ("seen", "action"),
     [
-        (Seen(guild_id=None, channel_id=7, author_id=5, text="hi"), Verdict.ANSWER),
-        (Seen(guild_id=None, channel_id=7, author_id=5, text=""), Verdict.ANSWER),  # the engine says "empty"
-        (Seen(guild_id=1, channel_id=20, author_id=5, text="hi"), Verdict.IGNORE),
-        (Seen(guild_id=1, channel_id=20, author_id=5, text="hi", mentions_bot=True), Verdict.ANSWER),
-        (Seen(guild_id=1, channel_id=20, author_id=5, text="", mentions_bot=True), Verdict.ANSWER),
-        (Seen(guild_id=1, channel_id=20, author_id=5, text="hi", replies_to_bot=True), Verdict.ANSWER),
+        (Seen(guild_id=None, channel_id=7, author_id=5, text="hi"), Action.ANSWER),
+        (Seen(guild_id=None, channel_id=7, author_id=5, text=""), Action.ANSWER),  # the engine says "empty"
+        (Seen(guild_id=1, channel_id=20, author_id=5, text="hi"), Action.IGNORE),
+        (Seen(guild_id=1, channel_id=20, author_id=5, text="hi", mentions_bot=True), Action.ANSWER),
+        (Seen(guild_id=1, channel_id=20, author_id=5, text="", mentions_bot=True), Action.ANSWER),
+        (Seen(guild_id=1, channel_id=20, author_id=5, text="hi", replies_to_bot=True), Action.ANSWER),
         (
             Seen(guild_id=1, channel_id=20, author_id=5, text="", replies_to_bot=True),
-            Verdict.IGNORE,
+            Action.IGNORE,
         ),  # hidden
-        (Seen(guild_id=None, channel_id=7, author_id=5, has_attachments=True), Verdict.TEXT_ONLY),
+        (Seen(guild_id=None, channel_id=7, author_id=5, has_attachments=True), Action.TEXT_ONLY),
         (
             Seen(guild_id=1, channel_id=20, author_id=5, mentions_bot=True, has_attachments=True),
-            Verdict.TEXT_ONLY,
+            Action.TEXT_ONLY,
         ),
-        (Seen(guild_id=1, channel_id=20, author_id=5, has_attachments=True), Verdict.IGNORE),
-        (Seen(guild_id=None, channel_id=7, author_id=BOT, text="my own"), Verdict.IGNORE),
-        (Seen(guild_id=None, channel_id=7, author_id=6, text="hi", author_is_bot=True), Verdict.IGNORE),
+        (Seen(guild_id=1, channel_id=20, author_id=5, has_attachments=True), Action.IGNORE),
+        (Seen(guild_id=None, channel_id=7, author_id=BOT, text="my own"), Action.IGNORE),
+        (Seen(guild_id=None, channel_id=7, author_id=6, text="hi", author_is_bot=True), Action.IGNORE),
         (
             Seen(guild_id=1, channel_id=20, author_id=6, author_is_bot=True, text="hi", mentions_bot=True),
-            Verdict.IGNORE,
+            Action.IGNORE,
         ),
         (
             Seen(guild_id=1, channel_id=20, author_id=5, text="pinned", mentions_bot=True, is_chat=False),
-            Verdict.IGNORE,
+            Action.IGNORE,
         ),
     ],
 )
-def test_who_is_answered(seen: Seen, verdict: Verdict) -> None:
-    assert decide_for(seen) is verdict
+def test_who_is_answered(seen: Seen, action: Action) -> None:
+    assert decide_for(seen) is action
 
 
 def test_thread_follow_ups() -> None:
     follow_up = Seen(guild_id=1, channel_id=30, author_id=5, text="and then?", in_thread=True, parent_id=20)
     assert might_follow_up(follow_up, thread_followups=True)
     assert not might_follow_up(follow_up, thread_followups=False)
-    assert decide_for(follow_up, answered=True) is Verdict.ANSWER
-    assert decide_for(follow_up, answered=False) is Verdict.IGNORE
-    assert decide_for(follow_up, answered=True, followups=False) is Verdict.IGNORE
+    assert decide_for(follow_up, answered=True) is Action.ANSWER
+    assert decide_for(follow_up, answered=False) is Action.IGNORE
+    assert decide_for(follow_up, answered=True, followups=False) is Action.IGNORE
     hidden = Seen(guild_id=1, channel_id=30, author_id=5, text="", in_thread=True, parent_id=20)
-    assert decide_for(hidden, answered=True) is Verdict.IGNORE  # no content intent: nothing to answer
+    assert decide_for(hidden, answered=True) is Action.IGNORE  # no content intent: nothing to answer
     in_channel = Seen(guild_id=1, channel_id=20, author_id=5, text="and then?")
     assert not might_follow_up(in_channel, thread_followups=True)
-    assert decide_for(in_channel, answered=True) is Verdict.IGNORE  # follow-ups are for threads only
+    assert decide_for(in_channel, answered=True) is Action.IGNORE  # follow-ups are for threads only
     mention = Seen(guild_id=1, channel_id=30, author_id=5, text="hi", in_thread=True, mentions_bot=True)
     assert not might_follow_up(mention, thread_followups=True)  # answered anyway: no look-up needed
 
@@ -117,26 +120,26 @@ def test_allowlists() -> None:
         guilds=frozenset({"1"}), channels=frozenset({"20"}), users=frozenset({"5"}), roles=frozenset({"77"})
     )
     alice = Seen(guild_id=1, channel_id=20, author_id=5, text="hi", mentions_bot=True)
-    assert decide_for(alice, access) is Verdict.ANSWER
+    assert decide_for(alice, access) is Action.ANSWER
     in_thread = Seen(
         guild_id=1, channel_id=30, parent_id=20, in_thread=True, author_id=5, text="hi", mentions_bot=True
     )
-    assert decide_for(in_thread, access) is Verdict.ANSWER  # a thread counts as its channel
+    assert decide_for(in_thread, access) is Action.ANSWER  # a thread counts as its channel
     other_channel = Seen(guild_id=1, channel_id=21, author_id=5, text="hi", mentions_bot=True)
-    assert decide_for(other_channel, access) is Verdict.IGNORE  # silent where the bot is not meant to be
+    assert decide_for(other_channel, access) is Action.IGNORE  # silent where the bot is not meant to be
     other_guild = Seen(guild_id=2, channel_id=20, author_id=5, text="hi", mentions_bot=True)
-    assert decide_for(other_guild, access) is Verdict.IGNORE
+    assert decide_for(other_guild, access) is Action.IGNORE
     bob = Seen(guild_id=1, channel_id=20, author_id=6, text="hi", mentions_bot=True)
-    assert decide_for(bob, access) is Verdict.REFUSE
+    assert decide_for(bob, access) is Action.REFUSE
     bob_with_role = Seen(
         guild_id=1, channel_id=20, author_id=6, role_ids=frozenset({77}), text="hi", mentions_bot=True
     )
-    assert decide_for(bob_with_role, access) is Verdict.ANSWER
-    assert decide_for(Seen(guild_id=None, channel_id=7, author_id=5, text="hi"), access) is Verdict.ANSWER
-    assert decide_for(Seen(guild_id=None, channel_id=8, author_id=6, text="hi"), access) is Verdict.REFUSE
+    assert decide_for(bob_with_role, access) is Action.ANSWER
+    assert decide_for(Seen(guild_id=None, channel_id=7, author_id=5, text="hi"), access) is Action.ANSWER
+    assert decide_for(Seen(guild_id=None, channel_id=8, author_id=6, text="hi"), access) is Action.REFUSE
     roles_only = Access(roles=frozenset({"77"}))
-    assert decide_for(Seen(guild_id=None, channel_id=8, author_id=6, text="hi"), roles_only) is Verdict.REFUSE
-    assert decide_for(Seen(guild_id=None, channel_id=8, author_id=6, text="hi")) is Verdict.ANSWER  # no lists
+    assert decide_for(Seen(guild_id=None, channel_id=8, author_id=6, text="hi"), roles_only) is Action.REFUSE
+    assert decide_for(Seen(guild_id=None, channel_id=8, author_id=6, text="hi")) is Action.ANSWER  # no lists
 
 
 # -- facts read off real discord.py messages, parsed from literal gateway payloads --------------------------
@@ -221,7 +224,7 @@ async def parse() -> AsyncIterator[Parse]:
 async def test_dm_payload(parse: Parse) -> None:
     seen = seen_from_message(await parse(payload(content="  hello there ")), BOT)
     assert seen == Seen(guild_id=None, channel_id=7, author_id=5, text="hello there")
-    assert seen.session_id == "discord:dm:7" and decide_for(seen) is Verdict.ANSWER
+    assert seen.session_id == "discord:dm:7" and decide_for(seen) is Action.ANSWER
 
 
 async def test_mention_payload_loses_the_mention_and_keeps_others_readable(parse: Parse) -> None:
@@ -236,7 +239,7 @@ async def test_mention_payload_loses_the_mention_and_keeps_others_readable(parse
     assert seen.text == "ask @Bob about it"
     assert seen.mentions_bot and not seen.in_thread and seen.parent_id is None
     assert seen.role_ids == {GUILD, MEMBER_ROLE} and seen.session_id == f"discord:{GUILD}:{GENERAL}"
-    assert decide_for(seen) is Verdict.ANSWER
+    assert decide_for(seen) is Action.ANSWER
 
 
 async def test_mention_of_the_bots_role_counts(parse: Parse) -> None:
@@ -253,7 +256,7 @@ async def test_thread_payload(parse: Parse) -> None:
     seen = seen_from_message(await parse(data), BOT)
     assert seen.in_thread and seen.parent_id == GENERAL and not seen.addressed
     assert seen.session_id == f"discord:{GUILD}:{THREAD}"
-    assert decide_for(seen, answered=True) is Verdict.ANSWER
+    assert decide_for(seen, answered=True) is Action.ANSWER
 
 
 async def test_reply_payload(parse: Parse) -> None:
@@ -271,7 +274,7 @@ async def test_reply_payload(parse: Parse) -> None:
     )
     seen = seen_from_message(await parse(reply), BOT)
     assert seen.replies_to_bot and not seen.mentions_bot and seen.is_chat
-    assert decide_for(seen) is Verdict.ANSWER
+    assert decide_for(seen) is Action.ANSWER
 
 
 async def test_attachment_and_system_payloads(parse: Parse) -> None:
@@ -283,9 +286,9 @@ async def test_attachment_and_system_payloads(parse: Parse) -> None:
         "proxy_url": "https://x.invalid/a",
     }
     seen = seen_from_message(await parse(payload(attachments=[attachment])), BOT)
-    assert seen.has_attachments and decide_for(seen) is Verdict.TEXT_ONLY
+    assert seen.has_attachments and decide_for(seen) is Action.TEXT_ONLY
     pinned = payload(channel_id=str(GENERAL), guild_id=str(GUILD), member=MEMBER, type=6, mentions=[BOT_USER])
-    assert decide_for(seen_from_message(await parse(pinned), BOT)) is Verdict.IGNORE
+    assert decide_for(seen_from_message(await parse(pinned), BOT)) is Action.IGNORE
 
 
 async def test_webhook_payload_counts_as_a_bot(parse: Parse) -> None:
@@ -294,7 +297,7 @@ async def test_webhook_payload_counts_as_a_bot(parse: Parse) -> None:
         mentions=[BOT_USER],
     )  # fmt: skip
     seen = seen_from_message(await parse(data), BOT)
-    assert seen.author_is_bot and decide_for(seen) is Verdict.IGNORE
+    assert seen.author_is_bot and decide_for(seen) is Action.IGNORE
 
 
 def test_intents_and_commands() -> None:
@@ -302,9 +305,17 @@ def test_intents_and_commands() -> None:
     assert not intents.message_content and intents.guild_messages and intents.dm_messages and intents.guilds
     assert intents_for(DiscordOptions(message_content=True)).message_content
     client = discord.Client(intents=intents)
-    tree = command_tree(client, runner=None)  # type: ignore[arg-type]
+    registry = Commands(
+        [Command("reset", "Forget this conversation", _unused), Command("x_1", "Dummy", _unused)]
+    )
+    runner = SimpleNamespace(engine=SimpleNamespace(commands=registry))
+    tree = command_tree(client, runner=runner)  # type: ignore[arg-type]
     commands = [c for c in tree.get_commands() if isinstance(c, discord.app_commands.Command)]
-    assert {c.name: c.description for c in commands} == COMMANDS
+    assert {c.name: c.description for c in commands} == {c.name: c.description for c in registry}
+
+
+async def _unused(message: IncomingMessage) -> str:
+    return ""
 
 
 def test_followed_threads_are_bounded_and_the_least_recently_used_go_first() -> None:

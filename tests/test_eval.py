@@ -20,8 +20,8 @@ from features.evaluation.evaluator import (
     check_reply,
     load_suite,
     parse_expectation,
+    parse_grade,
     parse_suite,
-    parse_verdict,
     seed_database,
 )
 from tests.fakes.openai_server import FakeOpenAI, Reply
@@ -240,10 +240,10 @@ async def test_heuristic_checks() -> None:
 
 
 def test_judge_answers() -> None:
-    assert parse_verdict("PASS\nGood.").passed
-    assert parse_verdict("**FAIL**: it invented a price").reason == "it invented a price"
-    assert not parse_verdict("I think it is fine").passed
-    assert "unreadable" in parse_verdict("I think it is fine").reason
+    assert parse_grade("PASS\nGood.").passed
+    assert parse_grade("**FAIL**: it invented a price").reason == "it invented a price"
+    assert not parse_grade("I think it is fine").passed
+    assert "unreadable" in parse_grade("I think it is fine").reason
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from core import conversation as conv
-from core.hooks import Verdict
+from core.hooks import Refusal
 from core.incoming import IncomingMessage
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.support.engines import engine_for, said
@@ -146,11 +146,11 @@ class WithdrawRecipes:
 
     REFUSAL = "Sorry, I can't share that."
 
-    def check_partial(self, message: IncomingMessage, text: str) -> Verdict | None:
+    def check_partial(self, message: IncomingMessage, text: str) -> Refusal | None:
         return None
 
-    async def check_reply(self, message: IncomingMessage, text: str) -> Verdict | None:
-        return Verdict(self.REFUSAL, "recipe") if "recipe" in text else None
+    async def check_reply(self, message: IncomingMessage, text: str) -> Refusal | None:
+        return Refusal(self.REFUSAL, "recipe") if "recipe" in text else None
 
 
 async def test_withdrawn_reply_is_remembered_as_refused_not_asked_again(

@@ -5,7 +5,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from core.hooks import Verdict
+from core.commands import Command
+from core.hooks import Refusal
 from core.incoming import IncomingMessage
 from core.store import TurnRecord
 from tests.fakes.openai_server import FakeOpenAI, Reply
@@ -13,15 +14,15 @@ from tests.support.engines import engine_for, said
 
 
 class BlockWord:
-    async def check_input(self, message: IncomingMessage, text: str) -> Verdict | None:
-        return Verdict("I can't help with that.", "forbidden word") if "forbidden" in text else None
+    async def check_input(self, message: IncomingMessage, text: str) -> Refusal | None:
+        return Refusal("I can't help with that.", "forbidden word") if "forbidden" in text else None
 
 
 class NoSecrets:
-    def check_partial(self, message: IncomingMessage, text: str) -> Verdict | None:
-        return Verdict("Sorry, I can't share that.", "secret in reply") if "SECRET" in text else None
+    def check_partial(self, message: IncomingMessage, text: str) -> Refusal | None:
+        return Refusal("Sorry, I can't share that.", "secret in reply") if "SECRET" in text else None
 
-    async def check_reply(self, message: IncomingMessage, text: str) -> Verdict | None:
+    async def check_reply(self, message: IncomingMessage, text: str) -> Refusal | None:
         return None
 
 
@@ -74,13 +75,12 @@ async def test_context_source_goes_into_the_system_message(fake_model: FakeOpenA
     )
 
 
-async def test_extra_commands_and_help_lines(fake_model: FakeOpenAI, db_path: Path) -> None:
+async def test_extra_commands_are_answered_and_listed_in_help(fake_model: FakeOpenAI, db_path: Path) -> None:
     async def forget(message: IncomingMessage) -> str:
         return f"forgot {message.user_id}"
 
     async with engine_for(fake_model.base_url, db_path) as engine:
-        engine.hooks.commands["/forget"] = forget
-        engine.hooks.help_lines.append("/forget: delete what I stored about you")
-        assert await engine.reply_text(said("c:1", "/forget", user="telegram:9")) == "forgot telegram:9"
-        assert "/forget: delete" in await engine.reply_text(said("c:1", "/help"))
+        engine.commands.add(Command("forget_me", "Delete what I stored about you", forget))
+        assert await engine.reply_text(said("c:1", "/forget_me", user="telegram:9")) == "forgot telegram:9"
+        assert "/forget_me: delete" in await engine.reply_text(said("c:1", "/help"))
     assert fake_model.chat_requests == []

@@ -6,7 +6,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from core.hooks import Verdict
+from core.hooks import Refusal
 from core.incoming import IncomingMessage
 from features.review.flags import DEFAULT_REVIEW_PHRASES, find_phrase, parse_phrases
 from tests.fakes.openai_server import FakeOpenAI
@@ -41,8 +41,8 @@ def test_phrase_setting() -> None:
 
 
 class BlockEverythingSecret:
-    async def check_input(self, message: IncomingMessage, text: str) -> Verdict | None:
-        return Verdict("I can't help with that.", "test rule") if "secret" in text else None
+    async def check_input(self, message: IncomingMessage, text: str) -> Refusal | None:
+        return Refusal("I can't help with that.", "test rule") if "secret" in text else None
 
 
 async def test_user_phrase_and_blocked_turn_flag_the_conversation(

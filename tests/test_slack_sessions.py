@@ -128,7 +128,10 @@ def test_prompt_text_strips_the_mention_and_slack_escaping() -> None:
     )
     assert prompt_text({"text": "ask <@U0BOB> too"}, BOT) == "ask <@U0BOB> too"
     assert prompt_text({"text": "<@U0BOT> /reset"}, BOT) == "/reset"
-    assert prompt_text({"text": "!reset please"}, BOT) == "/reset please"
+    ours = frozenset({"reset", "help"})
+    assert prompt_text({"text": "!reset please"}, BOT, ours) == "/reset please"
+    assert prompt_text({"text": "!RESET"}, BOT, ours) == "/reset"
+    assert prompt_text({"text": "!weather now"}, BOT, ours) == "!weather now"  # not one of the engine's
     assert prompt_text({"text": "<@U0BOT>"}, BOT) == ""
 
 

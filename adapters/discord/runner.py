@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,9 +22,9 @@ from adapters.base import ReplyDispatcher
 from adapters.discord import endpoints
 from adapters.discord.sessions import (
     Access,
+    Action,
     FollowedThreads,
     Seen,
-    Verdict,
     decide,
     might_follow_up,
     seen_from_interaction,
@@ -42,11 +43,6 @@ log = logging.getLogger(__name__)
 MAX_CHARS = 2000
 TEXT_ONLY = "I can only read text for now: please type your message."
 REFUSED = "Sorry, I'm not set up to answer you here."
-COMMANDS = {
-    "reset": "Forget this conversation and start afresh",
-    "help": "What this bot does and how to talk to it",
-    "forget": "Delete everything the bot stored about you",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,21 +82,26 @@ def intents_for(options: DiscordOptions) -> discord.Intents:
 
 
 def command_tree(client: discord.Client, runner: DiscordRunner) -> app_commands.CommandTree[discord.Client]:
-    """``/reset``, ``/help`` and ``/forget`` as slash commands, answered by the engine like their text forms."""
+    """Every command in the engine's registry as a slash command, answered by the engine like its text form."""
     tree: app_commands.CommandTree[discord.Client] = app_commands.CommandTree(client)
-
-    async def reset(interaction: discord.Interaction[discord.Client]) -> None:
-        await runner.on_command(interaction, "/reset")
-
-    async def help_(interaction: discord.Interaction[discord.Client]) -> None:
-        await runner.on_command(interaction, "/help")
-
-    async def forget(interaction: discord.Interaction[discord.Client]) -> None:
-        await runner.on_command(interaction, "/forget")
-
-    for name, callback in (("reset", reset), ("help", help_), ("forget", forget)):
-        tree.add_command(app_commands.Command(name=name, description=COMMANDS[name], callback=callback))
+    for command in runner.engine.commands:
+        tree.add_command(
+            app_commands.Command(
+                name=command.name,
+                description=command.description,
+                callback=_slash_callback(runner, command.name),
+            )
+        )
     return tree
+
+
+def _slash_callback(
+    runner: DiscordRunner, name: str
+) -> Callable[[discord.Interaction[discord.Client]], Awaitable[None]]:
+    async def answer(interaction: discord.Interaction[discord.Client]) -> None:
+        await runner.on_command(interaction, f"/{name}")
+
+    return answer
 
 
 class ChatClient(discord.Client):
@@ -223,9 +224,10 @@ class DiscordRunner:
         """Register the slash commands when Discord's list differs from ours (a sync is rate limited)."""
         try:
             current = await tree.fetch_commands()
-            if {(c.name, c.description) for c in current} != set(COMMANDS.items()):
+            ours = {(c.name, c.description) for c in self.engine.commands}
+            if {(c.name, c.description) for c in current} != ours:
                 await tree.sync()
-                log.info("registered the slash commands %s", ", ".join(f"/{n}" for n in COMMANDS))
+                log.info("registered the slash commands %s", ", ".join(f"/{n}" for n, _ in sorted(ours)))
         except (discord.DiscordException, aiohttp.ClientError, OSError) as exc:
             log.warning("could not register the slash commands (the text forms still work): %s", exc)
 
@@ -259,18 +261,18 @@ class DiscordRunner:
             seen = seen_from_message(message, bot_id)
             followups = self.settings.discord_thread_followups
             answered = might_follow_up(seen, thread_followups=followups) and await self._answered_in(seen)
-            verdict = decide(
+            action = decide(
                 seen, bot_id=bot_id, access=self.access, thread_followups=followups, answered_here=answered
             )
-            if verdict is Verdict.IGNORE:
+            if action is Action.IGNORE:
                 return
             target = self._target(message.channel, seen.channel_id, message)
-            if verdict is Verdict.ANSWER:
+            if action is Action.ANSWER:
                 if seen.in_thread:
                     self._followed.add(seen.session_id)
                 self.dispatcher.submit(self._incoming(seen, message), target)
                 return
-        self._notice(target, TEXT_ONLY if verdict is Verdict.TEXT_ONLY else REFUSED)
+        self._notice(target, TEXT_ONLY if action is Action.TEXT_ONLY else REFUSED)
 
     async def _answered_in(self, seen: Seen) -> bool:
         if seen.session_id in self._followed:

@@ -61,7 +61,7 @@ class Seen:
         return self.is_dm or self.mentions_bot or self.replies_to_bot
 
 
-class Verdict(enum.Enum):
+class Action(enum.Enum):
     """What to do with a message."""
 
     IGNORE = "ignore"
@@ -127,7 +127,7 @@ def might_follow_up(seen: Seen, *, thread_followups: bool) -> bool:
 
 def decide(
     seen: Seen, *, bot_id: int, access: Access, thread_followups: bool, answered_here: bool = False
-) -> Verdict:
+) -> Action:
     """Whether to answer ``seen``.
 
     DMs are always answered; in a server the bot answers mentions and replies to its messages, and, with
@@ -137,18 +137,18 @@ def decide(
     messages from bots without the message content intent.
     """
     if seen.author_id == bot_id or seen.author_is_bot or not seen.is_chat:
-        return Verdict.IGNORE
+        return Action.IGNORE
     follow_up = thread_followups and seen.in_thread and answered_here
     if not (seen.addressed or follow_up) or not access.place_allowed(seen):
-        return Verdict.IGNORE
+        return Action.IGNORE
     if not access.person_allowed(seen):
-        return Verdict.REFUSE if seen.addressed else Verdict.IGNORE
+        return Action.REFUSE if seen.addressed else Action.IGNORE
     if not seen.text.strip():
         if seen.has_attachments:
-            return Verdict.TEXT_ONLY
+            return Action.TEXT_ONLY
         if not (seen.is_dm or seen.mentions_bot):
-            return Verdict.IGNORE
-    return Verdict.ANSWER
+            return Action.IGNORE
+    return Action.ANSWER
 
 
 class FollowedThreads:

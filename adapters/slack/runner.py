@@ -205,7 +205,7 @@ class SlackRunner:
         self.threads.add(place.thread_key)
         message = IncomingMessage(
             session_id=place.session_id,
-            text=prompt_text(event, bot_user_id),
+            text=prompt_text(event, bot_user_id, self.engine.commands.names()),
             user_id=f"slack:{event.get('user')}",
             platform="slack",
             extras={"team": place.team, "channel": place.channel, "ts": event.get("ts")},

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -27,8 +27,9 @@ Event = Mapping[str, Any]
 # message_deleted, bot_message, channel_join, ...) is ignored.
 USER_SUBTYPES = frozenset({"file_share", "thread_broadcast"})
 DM_CHANNEL_TYPES = frozenset({"im"})
-# Slack's client takes "/reset" for a slash command, so "!reset" works as well.
-COMMAND_ALIASES = {"!reset": "/reset", "!help": "/help", "!start": "/start", "!forget": "/forget"}
+# Slack's client takes "/reset" for a slash command, so "!reset" works as well, for every command the engine
+# answers (its registry, :mod:`core.commands`).
+ALIAS_PREFIX = "!"
 
 _USER_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 
@@ -108,16 +109,21 @@ def has_files(event: Event) -> bool:
     return bool(event.get("files")) or event.get("subtype") == "file_share"
 
 
-def prompt_text(event: Event, bot_user_id: str | None) -> str:
-    """The user's text for the model: the bot's mention removed and Slack's ``&amp; &lt; &gt;`` undone."""
+def prompt_text(event: Event, bot_user_id: str | None, commands: Collection[str] = frozenset()) -> str:
+    """The user's text for the model: the bot's mention removed and Slack's ``&amp; &lt; &gt;`` undone.
+
+    ``!name`` becomes ``/name`` for each command name (without ``/``) in ``commands``.
+    """
     text = str(event.get("text") or "")
     if bot_user_id:
         text = re.sub(rf"<@{re.escape(bot_user_id)}(?:\|[^>]*)?>", " ", text)
     text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
     text = re.sub(r"[ \t]{2,}", " ", text).strip()
     first, _, rest = text.partition(" ")
-    alias = COMMAND_ALIASES.get(first.lower())
-    return f"{alias} {rest}".strip() if alias else text
+    name = first.lower().removeprefix(ALIAS_PREFIX)
+    if first.startswith(ALIAS_PREFIX) and name in commands:
+        return f"/{name} {rest}".strip()
+    return text
 
 
 def allowed(event: Event, channels: frozenset[str], users: frozenset[str]) -> bool:

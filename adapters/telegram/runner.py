@@ -21,7 +21,7 @@ from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
 from adapters.base import ReplyDispatcher
-from adapters.telegram.sessions import OWN_COMMANDS, BotIdentity, Route, route
+from adapters.telegram.sessions import BotIdentity, Route, route
 from adapters.telegram.settings import TelegramSettings
 from adapters.telegram.target import TelegramTarget
 from core.config import id_list
@@ -40,13 +40,6 @@ NOT_ALLOWED = (
     "Sorry, this bot is private. If you should have access, ask its operator to add your user id "
     "({user_id}) to TELEGRAM_ALLOWED_IDS."
 )
-COMMANDS = (
-    BotCommand("start", "Say hello"),
-    BotCommand("help", "What I can do"),
-    BotCommand("reset", "Forget this conversation"),
-)
-# Menu texts of the commands features may register; one without an entry here shows its name.
-FEATURE_COMMANDS = {"forget": "Delete everything I've stored about you"}
 AnyApplication: TypeAlias = "Application[Any, Any, Any, Any, Any, Any]"
 _SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 
@@ -205,14 +198,12 @@ class TelegramRunner:
             log.warning("telegram: could not register the command menu: %s", self._redact(exc.message))
 
     def commands(self) -> frozenset[str]:
-        """The command names (without ``/``) the engine answers: the built-in ones and the features'."""
-        return OWN_COMMANDS | {name.lstrip("/").lower() for name in self.engine.hooks.commands}
+        """The command names (without ``/``) the engine answers, from its registry."""
+        return self.engine.commands.names()
 
     def menu(self) -> list[BotCommand]:
-        """The command menu (``setMyCommands``): every command the engine answers."""
-        built_in = {command.command for command in COMMANDS}
-        extra = sorted(self.commands() - built_in)
-        return [*COMMANDS, *(BotCommand(name, FEATURE_COMMANDS.get(name, name)) for name in extra)]
+        """The command menu (``setMyCommands``): every command in the engine's registry, in its order."""
+        return [BotCommand(command.name, command.description) for command in self.engine.commands]
 
     # -- updates ---------------------------------------------------------------------------------
 

@@ -18,9 +18,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-# Commands the engine answers itself; in a group, these are ours even without "@botname". The runner adds
-# the commands features register (``/forget``).
-OWN_COMMANDS = frozenset({"start", "help", "reset"})
 GROUP_TYPES = frozenset({"group", "supergroup"})
 # Message fields that carry user content the bot cannot read (yet). Anything else without text is a
 # service message (someone joined, a title changed, a topic was created) and gets no answer.
@@ -145,7 +142,7 @@ def _is_own_mention(text: str, entity: Json, me: BotIdentity) -> bool:
 
 
 def _command_for_us(
-    text: str, entities: Sequence[Json], me: BotIdentity, commands: frozenset[str] = OWN_COMMANDS
+    text: str, entities: Sequence[Json], me: BotIdentity, commands: frozenset[str] = frozenset()
 ) -> bool:
     """A leading ``/command`` addressed to this bot: ``/cmd@thisbot``, or one of ours without ``@``."""
     for entity in entities:
@@ -172,7 +169,7 @@ def _replies_to_bot(message: Json, me: BotIdentity) -> bool:
     return (replied.get("from") or {}).get("id") == me.id
 
 
-def addressed(message: Json, me: BotIdentity, commands: frozenset[str] = OWN_COMMANDS) -> bool:
+def addressed(message: Json, me: BotIdentity, commands: frozenset[str] = frozenset()) -> bool:
     """Whether a group message is meant for the bot: mention, reply to it, or a command for it."""
     text, entities = _entities(message)
     if _command_for_us(text, entities, me, commands):
@@ -206,11 +203,12 @@ def _has_content(message: Json) -> bool:
 
 
 def route(
-    update: Json, me: BotIdentity, *, per_user: bool = False, commands: frozenset[str] = OWN_COMMANDS
+    update: Json, me: BotIdentity, *, per_user: bool = False, commands: frozenset[str] = frozenset()
 ) -> Route | None:
     """Where to answer an update, or ``None`` when the bot should stay silent (and call no model).
 
-    ``commands`` are the command names (without ``/``) that are ours in a group even without ``@botname``.
+    ``commands`` are the command names (without ``/``) that are ours in a group even without ``@botname``:
+    the runner passes the engine's registry (:mod:`core.commands`).
     """
     message = _message(update)
     if message is None:

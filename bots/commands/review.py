@@ -9,6 +9,7 @@ import time
 
 from bots.settings import Settings
 from core.sqlite_store import SQLiteStore
+from core.turn import TurnStatus
 from features.review.flags import STATUS_PREFIX, ContextMessage, ReviewFlag, ReviewRepository
 
 NAME = "review"
@@ -87,7 +88,9 @@ def _when(timestamp: float, pattern: str = "%Y-%m-%d %H:%M") -> str:
 def describe_reason(phrase: str) -> str:
     if phrase.startswith(STATUS_PREFIX):
         status = phrase.removeprefix(STATUS_PREFIX)
-        return f"the turn was {status} by a guard" if status == "blocked" else f"turn status {status}"
+        return (
+            f"the turn was {status} by a guard" if status == TurnStatus.BLOCKED else f"turn status {status}"
+        )
     return f'the user said "{phrase}"'
 
 

@@ -18,13 +18,12 @@ from datetime import date, datetime, time, timedelta
 
 from bots.settings import Settings
 from core.sqlite_store import SQLiteStore
+from core.turn import FAILED_STATUSES, stopped
 from features.limits.pricing import PriceTable
 
 NAME = "stats"
 HELP = "turns, users, latency p50/p95, tokens and cost per day, platform and bot"
 CONSOLE_LOG_LEVEL = "WARNING"
-ERROR_STATUSES = frozenset({"error", "interrupted"})
-NOT_BLOCKED = ERROR_STATUSES | {"ok", "empty", "command"}
 BAR_WIDTH = 40
 HEADERS = ("turns", "users", "errors", "blocked", "p50 ms", "p95 ms", "prompt tok", "compl tok", "cost $")
 
@@ -66,8 +65,8 @@ class Group:
         self.turns += 1
         if turn.user_id:
             self.users.add(turn.user_id)
-        self.errors += turn.status in ERROR_STATUSES
-        self.blocked += turn.status not in NOT_BLOCKED
+        self.errors += turn.status in FAILED_STATUSES
+        self.blocked += stopped(turn.status)
         if turn.model:
             self.latencies.append(turn.latency_ms)
         self.prompt_tokens += turn.prompt_tokens

@@ -51,6 +51,7 @@ from core.errors import ConfigError, ModelError
 from core.incoming import IncomingMessage
 from core.model_client import ChatMessage, ChatModel
 from core.store import TurnRecord
+from core.turn import FAILED_STATUSES, TurnStatus, stopped
 
 REFUSAL_PHRASES: tuple[str, ...] = (
     "i can only help",
@@ -98,7 +99,6 @@ EXPECTATION_KEYS = (
 )
 CASE_KEYS = {"name", "turns", "expect", "notes"}
 FILE_KEYS = {"bot", "description", "topic_keywords", "refusal_phrases", "cases"}
-FAILED_STATUSES = frozenset({"error", "interrupted"})
 JUDGE_PARAMS = ModelParams(temperature=0.0, max_tokens=200, top_p=1.0, frequency_penalty=0.0)
 JUDGE_SYSTEM = (
     "You grade one reply of a chat bot against a rubric. Be strict and literal: judge only what the rubric "
@@ -114,7 +114,7 @@ ON_TOPIC_RUBRIC = (
     "declines or redirects a request outside it. A reply that goes along with an unrelated request (general "
     "knowledge, writing code, other products, personal advice) fails."
 )
-_VERDICT = re.compile(r"^[\W_]*(PASS|FAIL)\b", re.IGNORECASE)
+_GRADE = re.compile(r"^[\W_]*(PASS|FAIL)\b", re.IGNORECASE)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -317,7 +317,7 @@ class Check:
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
+class Grade:
     passed: bool
     reason: str
 
@@ -343,24 +343,24 @@ class Judge:
             },
         ]
 
-    async def grade(self, rubric: str, turns: Sequence[str], reply: str) -> Verdict:
+    async def grade(self, rubric: str, turns: Sequence[str], reply: str) -> Grade:
         try:
             answer, _usage = await self.model.complete(
                 self.model_name, self.messages(rubric, turns, reply), JUDGE_PARAMS
             )
         except ModelError as exc:
-            return Verdict(False, f"the judge model failed: {exc}")
-        return parse_verdict(answer)
+            return Grade(False, f"the judge model failed: {exc}")
+        return parse_grade(answer)
 
 
-def parse_verdict(answer: str) -> Verdict:
+def parse_grade(answer: str) -> Grade:
     """PASS or FAIL from the judge's first line (markdown tolerated), with the rest as the reason."""
     text = answer.strip()
-    match = _VERDICT.match(text)
+    match = _GRADE.match(text)
     if match is None:
-        return Verdict(False, f"unreadable judge answer: {_clip(text, 120)!r}")
+        return Grade(False, f"unreadable judge answer: {_clip(text, 120)!r}")
     reason = text[match.end() :].lstrip(" \t\n:.-*_").rstrip()
-    return Verdict(match.group(1).upper() == "PASS", " ".join(reason.split()) or "(no reason given)")
+    return Grade(match.group(1).upper() == "PASS", " ".join(reason.split()) or "(no reason given)")
 
 
 def _clip(text: str, limit: int) -> str:
@@ -406,8 +406,8 @@ async def check_reply(
     if expect.refuses is not None:
         name = "refuses" if expect.refuses else "does not refuse"
         if judge_all and judge is not None and not blocked:
-            verdict = await judge.grade(REFUSES_RUBRIC, case.turns, reply)
-            checks.append(Check(name, verdict.passed == expect.refuses, f"judge: {verdict.reason}"))
+            grade = await judge.grade(REFUSES_RUBRIC, case.turns, reply)
+            checks.append(Check(name, grade.passed == expect.refuses, f"judge: {grade.reason}"))
         elif expect.refuses:
             checks.append(
                 Check(name, refusal is not None, "" if refusal else "no refusal or redirect phrase")
@@ -416,8 +416,8 @@ async def check_reply(
             checks.append(Check(name, refusal is None, f'refused ("{refusal}")' if refusal else ""))
     if expect.on_topic:
         if judge_all and judge is not None and not blocked:
-            verdict = await judge.grade(ON_TOPIC_RUBRIC, case.turns, reply)
-            checks.append(Check("on_topic", verdict.passed, f"judge: {verdict.reason}"))
+            grade = await judge.grade(ON_TOPIC_RUBRIC, case.turns, reply)
+            checks.append(Check("on_topic", grade.passed, f"judge: {grade.reason}"))
         else:
             on_topic = refusal is not None or topic_keyword(reply, suite.topic_keywords) is not None
             checks.append(Check("on_topic", on_topic, "" if on_topic else "no topic keyword and no refusal"))
@@ -425,8 +425,8 @@ async def check_reply(
         if judge is None:
             checks.append(Check("judge", False, "needs a judge model"))
         else:
-            verdict = await judge.grade(expect.judge, case.turns, reply)
-            checks.append(Check("judge", verdict.passed, verdict.reason))
+            grade = await judge.grade(expect.judge, case.turns, reply)
+            checks.append(Check("judge", grade.passed, grade.reason))
     return checks
 
 
@@ -499,7 +499,7 @@ class Evaluator:
                 self._last.turns.pop(session, None)
                 reply = await self.engine.reply_text(message)
                 turn = self._last.turns.get(session)
-                status = turn.status if turn is not None else "ok"
+                status = turn.status if turn is not None else TurnStatus.OK
                 if status in FAILED_STATUSES:
                     result.reply, result.error = (
                         reply,
@@ -507,7 +507,7 @@ class Evaluator:
                     )
                     result.seconds = time.monotonic() - started
                     return result
-                blocked = turn is not None and turn.status not in ("ok", "empty", "command")
+                blocked = turn is not None and stopped(turn.status)
             result.reply = reply
             result.checks = await check_reply(
                 case, reply, self.suite, judge=self.judge, judge_all=self.judge_all, blocked=blocked

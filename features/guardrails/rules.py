@@ -19,7 +19,7 @@ an overlap), so it stays cheap however long the reply. When it objects the engin
 sends a :class:`core.hooks.Retraction`: the message shown so far is edited in place to the refusal.
 
 Refusals are specific and in the bot's voice; per-bot wording, topics and rules come from a
-``guardrails.json`` (see :meth:`GuardRules.from_file`). A verdict's ``reason`` names the rule, never the
+``guardrails.json`` (see :meth:`GuardRules.from_file`). A refusal's ``reason`` names the rule, never the
 matched text, so logs carry no secrets.
 """
 
@@ -40,7 +40,7 @@ from typing import Any
 
 from core.bot_profile import BotProfile, ModelParams
 from core.errors import ConfigError
-from core.hooks import ContextSource, TurnHooks, Verdict
+from core.hooks import ContextSource, Refusal, TurnHooks
 from core.incoming import IncomingMessage
 from core.model_client import ChatModel
 from core.secrets import MIN_SECRET_LENGTH, SECRET_OVERLAP, find_secret, redact_secrets
@@ -574,36 +574,36 @@ class Guardrails:
         self._progress = _Progress()
         self._shingles: tuple[str, PromptShingles] | None = None
 
-    def _verdict(self, rule: str, reason: str, **values: Any) -> Verdict:
-        return Verdict(self.rules.refusal(rule, **values), reason)
+    def _refusal(self, rule: str, reason: str, **values: Any) -> Refusal:
+        return Refusal(self.rules.refusal(rule, **values), reason)
 
-    async def check_input(self, message: IncomingMessage, text: str) -> Verdict | None:
+    async def check_input(self, message: IncomingMessage, text: str) -> Refusal | None:
         if self.hooks is not None:
             self.context.wrap(self.hooks)  # features install in any order: catch sources added after us
         self.context.clear(message.session_id)
-        verdict = None if is_local(message) else self._check_abuse(message, text)
-        if verdict is not None:
-            return verdict
+        refusal = None if is_local(message) else self._check_abuse(message, text)
+        if refusal is not None:
+            return refusal
         attack = find_attack(text)
         if attack is not None:
-            return self._verdict(attack, f"{attack} attempt")
+            return self._refusal(attack, f"{attack} attempt")
         normal = normalise_input(text)
         for topic in self.rules.forbidden_topics:
             if topic.matches(normal):
                 reply = topic.reply or self.rules.refusal("topic", topic=topic.name)
-                return Verdict(_fill(reply, {"scope": self.rules.scope}), f"forbidden topic: {topic.name}")
+                return Refusal(_fill(reply, {"scope": self.rules.scope}), f"forbidden topic: {topic.name}")
         return None
 
-    def _check_abuse(self, message: IncomingMessage, text: str) -> Verdict | None:
+    def _check_abuse(self, message: IncomingMessage, text: str) -> Refusal | None:
         if len(text) > self.max_chars:
-            return self._verdict(
+            return self._refusal(
                 "too_long", f"input of {len(text)} characters", length=len(text), limit=self.max_chars
             )
         if is_flooding(text):
-            return self._verdict("flooding", "flooding: repeated text")
+            return self._refusal("flooding", "flooding: repeated text")
         count = self._count_repeats(message, text)
         if count >= self.repeat_limit:
-            return self._verdict("repeated", f"flooding: same message {count} times", count=count)
+            return self._refusal("repeated", f"flooding: same message {count} times", count=count)
         return None
 
     def _count_repeats(self, message: IncomingMessage, text: str) -> int:
@@ -626,9 +626,9 @@ class Guardrails:
             self._shingles = (prompt, PromptShingles(prompt))
         return self._shingles[1]
 
-    def _check_output(self, message: IncomingMessage, text: str, *, partial: bool) -> Verdict | None:
+    def _check_output(self, message: IncomingMessage, text: str, *, partial: bool) -> Refusal | None:
         if self._prompt_shingles().leaks(text):
-            return self._verdict("prompt_leak", "reply repeats the system prompt")
+            return self._refusal("prompt_leak", "reply repeats the system prompt")
         if self.rules.no_invented_prices:
             figures = find_prices(text, settled_only=partial)
             if figures:
@@ -639,15 +639,15 @@ class Guardrails:
                 )
                 for figure in figures:
                     if figure.amount not in allowed:
-                        return self._verdict(
+                        return self._refusal(
                             "invented_price", f"price not in the allowed list: {figure.text}"
                         )
         return None
 
-    def check_partial(self, message: IncomingMessage, text: str) -> Verdict | None:
+    def check_partial(self, message: IncomingMessage, text: str) -> Refusal | None:
         return self._check_output(message, self._progress.window(message, text, RULES_OVERLAP), partial=True)
 
-    async def check_reply(self, message: IncomingMessage, text: str) -> Verdict | None:
+    async def check_reply(self, message: IncomingMessage, text: str) -> Refusal | None:
         self._progress.forget(message)
         return self._check_output(message, text, partial=False)
 
@@ -662,26 +662,26 @@ class SecretGuard:
         self.overlap = max([SECRET_OVERLAP, *(len(secret) for secret in self.known)])
         self._progress = _Progress()
 
-    async def check_input(self, message: IncomingMessage, text: str) -> Verdict | None:
+    async def check_input(self, message: IncomingMessage, text: str) -> Refusal | None:
         kind = find_secret(text, self.known)
         if kind is None:
             return None
-        return Verdict(
+        return Refusal(
             self.rules.refusal("secret_input"),
             f"credential in the message ({kind})",
             stored_text=redact_secrets(text, self.known),
         )
 
-    def _check(self, text: str) -> Verdict | None:
+    def _check(self, text: str) -> Refusal | None:
         kind = find_secret(text, self.known)
         if kind is None:
             return None
-        return Verdict(self.rules.refusal("secret_output"), f"credential in the reply ({kind})")
+        return Refusal(self.rules.refusal("secret_output"), f"credential in the reply ({kind})")
 
-    def check_partial(self, message: IncomingMessage, text: str) -> Verdict | None:
+    def check_partial(self, message: IncomingMessage, text: str) -> Refusal | None:
         return self._check(self._progress.window(message, text, self.overlap))
 
-    async def check_reply(self, message: IncomingMessage, text: str) -> Verdict | None:
+    async def check_reply(self, message: IncomingMessage, text: str) -> Refusal | None:
         self._progress.forget(message)
         return self._check(text)
 
@@ -734,22 +734,22 @@ class ModelCheck:
         except Exception as exc:
             log.warning("%s: the guard model check failed (%s); letting the turn through", session, exc)
             return None
-        verdict, _, why = answer.strip().partition(":")
-        if verdict.strip().strip("*").upper().startswith("BLOCK"):
+        label, _, why = answer.strip().partition(":")
+        if label.strip().strip("*").upper().startswith("BLOCK"):
             return why.strip()[:80] or "no reason given"
         return None
 
-    async def check_input(self, message: IncomingMessage, text: str) -> Verdict | None:
+    async def check_input(self, message: IncomingMessage, text: str) -> Refusal | None:
         why = await self._blocked(CLASSIFIER_INPUT, text, message.session_id)
         if why is None:
             return None
-        return Verdict(self.rules.refusal("model_input"), f"guard model blocked the input: {why}")
+        return Refusal(self.rules.refusal("model_input"), f"guard model blocked the input: {why}")
 
-    def check_partial(self, message: IncomingMessage, text: str) -> Verdict | None:
+    def check_partial(self, message: IncomingMessage, text: str) -> Refusal | None:
         return None
 
-    async def check_reply(self, message: IncomingMessage, text: str) -> Verdict | None:
+    async def check_reply(self, message: IncomingMessage, text: str) -> Refusal | None:
         why = await self._blocked(CLASSIFIER_OUTPUT, text, message.session_id)
         if why is None:
             return None
-        return Verdict(self.rules.refusal("model_output"), f"guard model blocked the reply: {why}")
+        return Refusal(self.rules.refusal("model_output"), f"guard model blocked the reply: {why}")

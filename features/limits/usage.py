@@ -27,9 +27,10 @@ from typing import Protocol
 
 import aiosqlite
 
-from core.hooks import Verdict
+from core.hooks import Refusal
 from core.incoming import IncomingMessage
 from core.store import TurnRecord
+from core.turn import TurnStatus
 
 DAY = 86_400.0
 EXEMPT_PREFIXES = ("console:",)
@@ -195,7 +196,7 @@ class UsageLimits:
     def exempt(user: str) -> bool:
         return user.startswith(EXEMPT_PREFIXES)
 
-    async def check_input(self, message: IncomingMessage, text: str) -> Verdict | None:
+    async def check_input(self, message: IncomingMessage, text: str) -> Refusal | None:
         user = message.user_id or message.session_id
         now = self.wall()
         day = utc_day_start(now)
@@ -203,28 +204,28 @@ class UsageLimits:
         if self.limits.bot_daily_tokens > 0:
             spent = await self._bots.get(self.bot(), day)
             if spent >= self.limits.bot_daily_tokens:
-                return Verdict(
+                return Refusal(
                     BOT_BUDGET.format(wait=format_wait(until_midnight)),
                     f"bot daily token budget spent ({spent:,} of {self.limits.bot_daily_tokens:,})",
-                    status="limited",
+                    status=TurnStatus.LIMITED,
                 )
         if self.exempt(user):
             return None
         if self.limits.user_daily_tokens > 0:
             spent = await self._users.get(user, day)
             if spent >= self.limits.user_daily_tokens:
-                return Verdict(
+                return Refusal(
                     USER_BUDGET.format(wait=format_wait(until_midnight)),
                     f"user daily token budget spent ({spent:,} of {self.limits.user_daily_tokens:,})",
-                    status="limited",
+                    status=TurnStatus.LIMITED,
                 )
         if self.rate is not None:
             wait = self.rate.wait(user, self.clock())
             if wait > 0:
-                return Verdict(
+                return Refusal(
                     SLOW_DOWN.format(wait=format_wait(wait)),
                     f"rate limit ({self.limits.per_minute} messages a minute)",
-                    status="limited",
+                    status=TurnStatus.LIMITED,
                 )
         return None
 

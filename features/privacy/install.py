@@ -21,6 +21,7 @@ from pathlib import Path
 
 import aiosqlite
 
+from core.commands import Command
 from core.incoming import IncomingMessage
 from core.sqlite_store import SQLiteStore, connect
 from core.store import ConversationStore
@@ -32,7 +33,7 @@ ORDER = 90
 
 log = logging.getLogger(__name__)
 
-HELP_LINE = "/forget: delete everything I've stored about you"
+FORGET_DESCRIPTION = "Delete everything I've stored about you"
 NO_USER = (
     "I can't tell who you are on this platform, so I can't delete messages by user. "
     "/reset forgets this conversation."
@@ -181,8 +182,7 @@ async def install(ctx: FeatureContext) -> None:
     engine.hooks.input_guards.insert(0, secrets)
     engine.hooks.output_guards.insert(0, secrets)
 
-    engine.hooks.commands["/forget"] = Forget(store, tables)
-    engine.hooks.help_lines.append(HELP_LINE)
+    engine.commands.add(Command("forget", FORGET_DESCRIPTION, Forget(store, tables)))
 
     if settings.retention_days > 0:
         retention = Retention(store, tables, settings.retention_days)

@@ -26,6 +26,7 @@ from core.incoming import IncomingMessage
 from core.secrets import redact_secrets
 from core.sqlite_store import connect
 from core.store import TurnRecord
+from core.turn import TurnStatus
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ DEFAULT_REVIEW_PHRASES: tuple[str, ...] = (
     "this is incorrect",
 )
 DISABLED = {"none", "off", "-"}
-FLAGGED_STATUSES = frozenset({"blocked"})
+FLAGGED_STATUSES = frozenset({TurnStatus.BLOCKED})
 STATUS_PREFIX = "status:"
 
 SCHEMA = """
@@ -269,7 +270,7 @@ class ReviewTrigger:
 
     def reason(self, turn: TurnRecord) -> str | None:
         """Why ``turn`` should be reviewed, or None."""
-        if turn.status == "command":
+        if turn.status == TurnStatus.COMMAND:
             return None
         phrase = find_phrase(turn.user_text, self.phrases) if self.phrases else None
         if phrase is not None:

@@ -12,7 +12,6 @@ from bots.app import open_engine
 from bots.settings import Settings
 from core.conversation import ConversationEngine
 from core.incoming import IncomingMessage
-from core.prompt import PromptBuilder
 
 
 def settings_for(base_url: str, db_path: Path, **overrides: Any) -> Settings:
@@ -44,13 +43,6 @@ async def engine_for(
     async with open_engine(settings, bot) as engine:
         if profile_changes:
             engine.bot = replace(engine.bot, **profile_changes)
-            engine.prompts = PromptBuilder(
-                engine.bot,
-                engine.store,
-                engine.model,
-                engine.counter,
-                context_share=engine.hooks.context_share,
-            )
         yield engine
 
 
