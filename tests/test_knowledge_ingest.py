@@ -9,10 +9,11 @@ from pathlib import Path
 
 from openai import AsyncOpenAI
 
+from core.sqlite_store import SQLiteStore
+from core.store import KnowledgeStore
 from core.tokens import TokenCounter
 from features.knowledge.embeddings import Embedder
 from features.knowledge.ingest import Ingestor
-from features.knowledge.store import KnowledgeStore
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.support.cli import run_chatbot
 from tests.test_knowledge_chunking import make_pdf
@@ -115,8 +116,9 @@ async def test_files_given_one_by_one_and_files_gone_missing(
     one, two = tmp_path / "one.md", tmp_path / "two.txt"
     one.write_text("# One\n\nFirst document.\n")
     two.write_text("Second document.\n")
-    store = KnowledgeStore(db_path)
-    await store.open()
+    opened = SQLiteStore(db_path)
+    await opened.open()
+    store = opened.knowledge
     try:
         report = await ingestor(store, fake_model).ingest("orbit", [one, two, tmp_path / "never.md"])
         assert report.added == ["one.md", "two.txt"]
@@ -129,12 +131,13 @@ async def test_files_given_one_by_one_and_files_gone_missing(
         assert [doc.source for doc in await store.documents("orbit")] == ["one.md"]
         assert await store.documents("default") == []
     finally:
-        await store.close()
+        await opened.close()
 
 
 async def test_new_chunk_sizes_re_embed_unchanged_files(fake_model: FakeOpenAI, db_path: Path) -> None:
-    store = KnowledgeStore(db_path)
-    await store.open()
+    opened = SQLiteStore(db_path)
+    await opened.open()
+    store = opened.knowledge
     try:
         first = await ingestor(store, fake_model).ingest("orbit", [ORBIT_DOCS])
         again = await ingestor(store, fake_model).ingest("orbit", [ORBIT_DOCS])
@@ -145,4 +148,4 @@ async def test_new_chunk_sizes_re_embed_unchanged_files(fake_model: FakeOpenAI, 
         assert resized.chunks > first.chunks
         assert await store.chunk_count("orbit") == resized.chunks
     finally:
-        await store.close()
+        await opened.close()

@@ -19,7 +19,7 @@ from openai import AsyncOpenAI
 from core.errors import ModelRejected
 from core.model_client import translate_error
 
-Matrix = npt.NDArray[np.float32]
+Matrix = npt.NDArray[np.float32]  # as core.knowledge.Matrix
 
 BATCH_SIZE = 64
 PARALLEL_BATCHES = 4
