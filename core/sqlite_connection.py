@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -19,24 +20,48 @@ import aiosqlite
 
 log = logging.getLogger(__name__)
 
+BUSY_TIMEOUT_MS = 5000
+
 
 async def connect(path: Path) -> aiosqlite.Connection:
     """A connection in autocommit mode with WAL (readers never wait for the writer), creating the folder.
 
     ``busy_timeout`` is set first, so that switching a fresh file to WAL while another process does the
-    same waits for it instead of failing with "database is locked". The connection is closed again when
-    a pragma fails: an open aiosqlite connection is a live thread that keeps the process from exiting.
+    same waits for it instead of failing with "database is locked". The switch is skipped when the file
+    is in WAL already, and retried while another connection holds the lock it needs (SQLite answers
+    "locked" there without waiting, e.g. while another opener migrates the schema). The connection is
+    closed again when a pragma fails: an open aiosqlite connection is a live thread that keeps the
+    process from exiting.
     """
     if str(path) != ":memory:":
         path.parent.mkdir(parents=True, exist_ok=True)
     db = await aiosqlite.connect(path, isolation_level=None)
     try:
-        for pragma in ("busy_timeout=5000", "journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
+        await db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        await _use_wal(db)
+        for pragma in ("synchronous=NORMAL", "foreign_keys=ON"):
             await db.execute(f"PRAGMA {pragma}")
     except BaseException:
         await db.close()
         raise
     return db
+
+
+async def _use_wal(db: aiosqlite.Connection) -> None:
+    """Switch to WAL unless the file is in WAL already, retrying "locked" for up to the busy timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            async with db.execute("PRAGMA journal_mode") as cursor:
+                row = await cursor.fetchone()
+            if row is not None and str(row[0]).lower() == "wal":
+                return
+            await db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.02)
 
 
 async def _roll_back(db: aiosqlite.Connection) -> None:

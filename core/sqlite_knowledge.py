@@ -212,41 +212,37 @@ class SQLiteKnowledge:
             if cached is not None and cached[0] == version:
                 return cached[1]
             self._forget_counts()
-            async with self._shared.write_lock:  # one read snapshot for the ids and the vectors
-                await self.db.execute("BEGIN")
-                try:
-                    index = await self._refresh(bot, cached[1] if cached else empty_index())
-                finally:
-                    await self.db.execute("COMMIT")
+            index = await self._refresh(bot, cached[1] if cached else empty_index())
             self._indexes[bot] = (version, index)
             return index
 
     async def _refresh(self, bot: str, old: VectorIndex) -> VectorIndex:
         """``old`` without the chunks deleted since, plus the ones added (ids above its last)."""
         started = time.perf_counter()
-        async with self.db.execute(
-            "SELECT id FROM knowledge_chunks WHERE bot = ? ORDER BY id", (bot,)
-        ) as cursor:
-            current = np.fromiter((row[0] for row in await cursor.fetchall()), dtype=np.int64)
-        keep = np.isin(old.ids, current, assume_unique=True)
-        kept = bool(keep.any())
         last = int(old.ids[-1]) if len(old) else 0
-        expected = int((current > last).sum())
-        width = old.dimensions if kept else await self._newest_width(bot)
-        new = np.empty((expected, width), dtype=np.float32)
-        new_ids = np.empty(expected, dtype=np.int64)
-        filled = skipped = 0
+        current: list[int] = []
+        added: list[tuple[int, bytes]] = []
+        # One statement, so one read snapshot of the ids and the new vectors, without holding the store's
+        # write lock (conversation writes go on between batches): vectors already loaded are not re-read.
         async with self.db.execute(
-            "SELECT id, embedding FROM knowledge_chunks WHERE bot = ? AND id > ? ORDER BY id", (bot, last)
+            "SELECT id, CASE WHEN id > ? THEN embedding END FROM knowledge_chunks WHERE bot = ? ORDER BY id",
+            (last, bot),
         ) as cursor:
             while rows := await cursor.fetchmany(4096):
                 for chunk_id, blob in rows:
-                    if len(blob) != width * 4 or filled >= expected:
-                        skipped += 1
-                        continue
-                    new[filled] = np.frombuffer(blob, dtype="<f4")
-                    new_ids[filled] = chunk_id
-                    filled += 1
+                    current.append(chunk_id)
+                    if blob is not None:
+                        added.append((chunk_id, blob))
+        keep = np.isin(old.ids, np.asarray(current, dtype=np.int64), assume_unique=True)
+        kept = bool(keep.any())
+        # The vector size of the index, or else of the most recent ingest: the model that decides.
+        width = old.dimensions if kept else (len(added[-1][1]) // 4 if added else 0)
+        fitting = [(chunk_id, blob) for chunk_id, blob in added if len(blob) == width * 4]
+        skipped = len(added) - len(fitting)
+        filled = len(fitting)
+        new = np.frombuffer(b"".join(blob for _, blob in fitting), dtype="<f4").astype(np.float32)
+        new = new.reshape(filled, width)
+        new_ids = [chunk_id for chunk_id, _ in fitting]
         if skipped:
             log.warning(
                 "%s: %d passages were embedded by another model (their vector size differs), so only "
@@ -254,8 +250,8 @@ class SQLiteKnowledge:
                 bot,
                 skipped,
             )
-        ids = np.concatenate([old.ids[keep], new_ids[:filled]])
-        matrix = np.concatenate([old.matrix[keep], new[:filled]]) if kept else new[:filled]
+        ids = np.concatenate([old.ids[keep], np.asarray(new_ids, dtype=np.int64)])
+        matrix = np.concatenate([old.matrix[keep], new]) if kept else new
         log.info(
             "%s: knowledge vectors loaded (%d passages, %d new, %.0f ms)",
             bot,
@@ -264,14 +260,6 @@ class SQLiteKnowledge:
             (time.perf_counter() - started) * 1000,
         )
         return VectorIndex(ids, np.ascontiguousarray(matrix))
-
-    async def _newest_width(self, bot: str) -> int:
-        """The vector size of the most recent ingest: the model that decides when sizes differ."""
-        async with self.db.execute(
-            "SELECT length(embedding) FROM knowledge_chunks WHERE bot = ? ORDER BY id DESC LIMIT 1", (bot,)
-        ) as cursor:
-            row = await cursor.fetchone()
-        return int(row[0]) // 4 if row else 0
 
     async def keyword_search(self, bot: str, text: str, limit: int) -> list[tuple[int, float]]:
         """Passages matching the text's significant words, best first, as ``(chunk id, BM25 > 0)``.

@@ -95,3 +95,15 @@ async def test_an_exported_knowledge_base_writes_back_the_same(store: Storage) -
     ]
     assert np.allclose(copy.vectors, original.vectors)
     assert await store.knowledge.export_documents("nobody") == []
+
+
+async def test_passages_of_another_vector_size_stay_out_of_the_vector_index(store: Storage) -> None:
+    knowledge = store.knowledge
+    await knowledge.write_documents("orbit", [document("docs/a.md", "One.", "Two.", width=3)])
+    assert len(await knowledge.vectors("orbit")) == 2
+    await knowledge.write_documents("orbit", [document("docs/b.md", "Three.", width=4)])  # another model
+    index = await knowledge.vectors("orbit")
+    assert (len(index), index.dimensions) == (2, 3)
+    await knowledge.remove_documents("orbit", ["docs/a.md"])  # re-ingested: the newest size decides
+    index = await knowledge.vectors("orbit")
+    assert (len(index), index.dimensions) == (1, 4)
