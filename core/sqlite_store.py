@@ -1,7 +1,8 @@
 """The default store: one SQLite file through aiosqlite, on one connection (:mod:`core.sqlite_connection`).
 
-:class:`SQLiteStore` is the conversation store and the reply journal itself, and holds the other interfaces
-of :class:`core.store.Storage` as attributes sharing its connection and write lock: ``ledger``
+:class:`SQLiteStore` is the conversation store (this module) and the reply journal
+(:mod:`core.sqlite_journal`) itself, and holds the other interfaces of :class:`core.store.Storage` as
+attributes sharing its connection and write lock: ``ledger``
 (:mod:`core.sqlite_ledger`), ``review`` (:mod:`core.sqlite_review`) and ``knowledge``
 (:mod:`core.sqlite_knowledge`). Every table, features' included, is created by :data:`MIGRATIONS`.
 
@@ -13,14 +14,12 @@ is a round trip to aiosqlite's database thread, so the hot path keeps them few.
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 import time
 from contextlib import AbstractAsyncContextManager
 from itertools import starmap
 from pathlib import Path
-from typing import Any
 
 import aiosqlite
 
@@ -31,12 +30,21 @@ from core.sqlite_connection import (
     schema_statements,
     write_transaction,
 )
+from core.sqlite_journal import SQLiteJournal
 from core.sqlite_knowledge import SQLiteKnowledge
 from core.sqlite_ledger import SQLiteLedger
 from core.sqlite_review import SQLiteReview
-from core.store import ReplyInFlight, Role, SessionState, StoredMessage, TurnRecord
+from core.store import Role, SessionState, Storage, StoredMessage, TurnRecord
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SQLiteStore", "connect", "schema_statements", "write_transaction"]
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "SQLiteStore",
+    "as_storage",
+    "connect",
+    "schema_statements",
+    "write_transaction",
+]
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +189,7 @@ MIGRATIONS: list[str] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteJournal):
     """:class:`core.store.ConversationStore` on a SQLite file."""
 
     def __init__(self, path: str | Path) -> None:
@@ -426,51 +434,7 @@ class SQLiteStore:
             )
         return deleted
 
-    # -- replies in flight (crash recovery): one single-statement write each
 
-    async def begin_reply(self, session_id: str, platform: str, bot: str, user_id: str, address: Any) -> int:
-        async with self._write_lock:
-            cursor = await self.db.execute(
-                "INSERT INTO replies_in_flight (session_id, platform, bot, user_id, address, started_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (session_id, platform, bot, user_id, json.dumps(address), time.time()),
-            )
-        assert cursor.lastrowid is not None
-        return cursor.lastrowid
-
-    async def reply_shown(self, reply_id: int, message: Any, shown: str) -> None:
-        async with self._write_lock:
-            await self.db.execute(
-                "UPDATE replies_in_flight SET message = ?, shown = ? WHERE id = ?",
-                (json.dumps(message), shown, reply_id),
-            )
-
-    async def mark_turn_recorded(self, reply_id: int) -> None:
-        async with self._write_lock:
-            await self.db.execute("UPDATE replies_in_flight SET turn_recorded = 1 WHERE id = ?", (reply_id,))
-
-    async def end_reply(self, reply_id: int) -> None:
-        async with self._write_lock:
-            await self.db.execute("DELETE FROM replies_in_flight WHERE id = ?", (reply_id,))
-
-    async def unfinished_replies(self, platform: str, bot: str) -> list[ReplyInFlight]:
-        rows = await self.db.execute_fetchall(
-            "SELECT id, session_id, platform, bot, user_id, address, message, shown, turn_recorded, started_at "
-            "FROM replies_in_flight WHERE platform = ? AND bot = ? ORDER BY id",
-            (platform, bot),
-        )
-        return [
-            ReplyInFlight(
-                id=row[0],
-                session_id=row[1],
-                platform=row[2],
-                bot=row[3],
-                user_id=row[4],
-                address=json.loads(row[5]),
-                message=json.loads(row[6]) if row[6] is not None else None,
-                shown=row[7],
-                turn_recorded=bool(row[8]),
-                started_at=row[9],
-            )
-            for row in rows
-        ]
+def as_storage(store: SQLiteStore) -> Storage:
+    """The store as :class:`core.store.Storage` (mypy checks here that it provides every interface)."""
+    return store

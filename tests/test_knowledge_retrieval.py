@@ -85,8 +85,21 @@ async def knowledge(fake_model: FakeOpenAI, db_path: Path) -> AsyncIterator[Know
         await client.close()
 
 
+CLIENTS: list[AsyncOpenAI] = []
+
+
+@pytest.fixture(autouse=True)
+async def close_clients() -> AsyncIterator[None]:
+    """Close the helpers' clients in the test's own loop: a client left to the garbage collector closes
+    itself on whatever loop runs then, and fails another test with "Event loop is closed"."""
+    yield
+    while CLIENTS:
+        await CLIENTS.pop().close()
+
+
 def retriever(fake_model: FakeOpenAI, store: KnowledgeStore, *, retries: int = 0) -> Retriever:
     client = AsyncOpenAI(base_url=fake_model.base_url, api_key="sk-test", max_retries=retries)
+    CLIENTS.append(client)
     return Retriever(store, Embedder(client, "fake-embed"), "orbit", top_k=4, min_score=0.3)
 
 

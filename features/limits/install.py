@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-
 from core.store import storage_of
 from features import FeatureContext
 from features.limits.usage import Limits, UsageLimits
 
 ORDER = 10  # first: a user over their limit costs nothing more, not even a guard model call
-
-log = logging.getLogger(__name__)
 
 
 async def install(ctx: FeatureContext) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from core.sqlite_store import SQLiteStore
+from core.sqlite_store import SQLiteStore, as_storage
 from core.store import Storage
 
 Factory = Callable[[Path], AbstractAsyncContextManager[Storage]]
@@ -23,7 +23,7 @@ async def sqlite(tmp_path: Path) -> AsyncIterator[Storage]:
     store = SQLiteStore(tmp_path / "contract.db")
     await store.open()
     try:
-        yield store
+        yield as_storage(store)
     finally:
         await store.close()
 
