@@ -26,12 +26,14 @@ from pathlib import Path
 import numpy as np
 
 from bench.report import table
+from core.knowledge import NewDocument
+from core.sqlite_store import SQLiteStore
+from core.store import KnowledgeStore
 from core.tokens import TokenCounter
 from features.knowledge.chunking import Chunk
 from features.knowledge.embeddings import Embedder, Matrix, normalise
 from features.knowledge.ingest import Ingestor
 from features.knowledge.retrieval import Retriever
-from features.knowledge.store import KnowledgeStore, NewDocument
 
 DIMENSIONS = 1536
 VOCABULARY = 5_000
@@ -87,17 +89,17 @@ async def ingest_throughput(documents: int = 200) -> list[tuple[str, ...]]:
         folder = Path(tmp) / "docs"
         folder.mkdir()
         size = write_corpus(folder, documents, rng)
-        store = KnowledgeStore(Path(tmp) / "bench.db")
-        await store.open()
+        opened = SQLiteStore(Path(tmp) / "bench.db")
+        await opened.open()
         counter = TokenCounter("text-embedding-3-small", allow_download=False)
-        ingestor = Ingestor(store, InstantEmbedder(), counter, chunk_tokens=300, chunk_overlap=40)
+        ingestor = Ingestor(opened.knowledge, InstantEmbedder(), counter, chunk_tokens=300, chunk_overlap=40)
         started = time.perf_counter()
         report = await ingestor.ingest(BOT, [folder])
         first = time.perf_counter() - started
         started = time.perf_counter()
         again = await ingestor.ingest(BOT, [folder])
         unchanged = time.perf_counter() - started
-        await store.close()
+        await opened.close()
     assert len(report.added) == documents and len(again.unchanged) == documents
     return [
         (
@@ -140,8 +142,9 @@ async def query_latency(sizes: tuple[int, ...] = (10_000, 100_000)) -> list[tupl
     embedder = InstantEmbedder()
     questions = [" ".join(words(rng, 8)) for _ in range(QUERIES)]
     with tempfile.TemporaryDirectory() as tmp:
-        store = KnowledgeStore(Path(tmp) / "bench.db")
-        await store.open()
+        opened = SQLiteStore(Path(tmp) / "bench.db")
+        await opened.open()
+        store = opened.knowledge
         filled = 0
         for size in sizes:
             added = size - filled
@@ -150,8 +153,9 @@ async def query_latency(sizes: tuple[int, ...] = (10_000, 100_000)) -> list[tupl
             filled = size
             insert = time.perf_counter() - started
             started = time.perf_counter()
-            reader = KnowledgeStore(Path(tmp) / "bench.db")  # a bot process starting cold
-            await reader.open(create=False)
+            cold = SQLiteStore(Path(tmp) / "bench.db")  # a bot process starting cold
+            await cold.open()
+            reader = cold.knowledge
             index = await reader.vectors(BOT)
             load = time.perf_counter() - started
             retriever = Retriever(reader, embedder, BOT, top_k=4, min_score=0.0)
@@ -168,7 +172,7 @@ async def query_latency(sizes: tuple[int, ...] = (10_000, 100_000)) -> list[tupl
                 scan.append((t1 - t0) * 1000)
                 keyword.append((t2 - t1) * 1000)
                 full.append((t3 - t2) * 1000)
-            await reader.close()
+            await cold.close()
             label = f"{size:,} passages"
             megabytes = index.matrix.nbytes / 1e6
             rows += [
@@ -198,7 +202,7 @@ async def query_latency(sizes: tuple[int, ...] = (10_000, 100_000)) -> list[tupl
                 ),
                 (f"insert {added:,} passages with vectors", f"{insert:.1f} s", "", f"{added / insert:.0f}/s"),
             ]
-        await store.close()
+        await opened.close()
     return rows
 
 

@@ -1,4 +1,10 @@
-"""The default conversation store: one SQLite file through aiosqlite.
+"""The default store: one SQLite file through aiosqlite, on one connection (:mod:`core.sqlite_connection`).
+
+:class:`SQLiteStore` is the conversation store (this module) and the reply journal
+(:mod:`core.sqlite_journal`) itself, and holds the other interfaces of :class:`core.store.Storage` as
+attributes sharing its connection and write lock: ``ledger``
+(:mod:`core.sqlite_ledger`), ``review`` (:mod:`core.sqlite_review`) and ``knowledge``
+(:mod:`core.sqlite_knowledge`). Every table, features' included, is created by :data:`MIGRATIONS`.
 
 WAL mode (readers never wait for the writer), a schema versioned with ``PRAGMA user_version`` and applied
 by ordered migrations, and one transaction per write: a single statement where one suffices (each is its own
@@ -8,21 +14,37 @@ is a round trip to aiosqlite's database thread, so the hot path keeps them few.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from itertools import starmap
 from pathlib import Path
-from typing import Any
 
 import aiosqlite
 
 from core.errors import ConfigError
-from core.store import ReplyInFlight, Role, SessionState, StoredMessage, TurnRecord
+from core.sqlite_connection import (
+    SharedConnection,
+    connect,
+    schema_statements,
+    write_transaction,
+)
+from core.sqlite_journal import SQLiteJournal
+from core.sqlite_knowledge import SQLiteKnowledge
+from core.sqlite_ledger import SQLiteLedger
+from core.sqlite_review import SQLiteReview
+from core.store import Role, SessionState, Storage, StoredMessage, TurnRecord
+
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "SQLiteStore",
+    "as_storage",
+    "connect",
+    "schema_statements",
+    "write_transaction",
+]
 
 log = logging.getLogger(__name__)
 
@@ -94,99 +116,111 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX replies_in_flight_by_platform ON replies_in_flight (platform, bot)
     """,
+    # 5: review flags (features/review), created by the review feature itself before this version, hence
+    # IF NOT EXISTS: a version-4 database that already has the table keeps it and its rows
+    """
+    CREATE TABLE IF NOT EXISTS review_flags (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        session_id TEXT NOT NULL,
+        user_id TEXT NOT NULL DEFAULT '',
+        bot TEXT NOT NULL DEFAULT '',
+        platform TEXT NOT NULL DEFAULT '',
+        turn_started_at REAL NOT NULL,
+        phrase TEXT NOT NULL,
+        user_text TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        resolved INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX IF NOT EXISTS review_flags_open ON review_flags (resolved, id);
+    CREATE INDEX IF NOT EXISTS review_flags_by_turn ON review_flags (session_id, turn_started_at);
+    CREATE INDEX IF NOT EXISTS review_flags_by_user ON review_flags (user_id);
+    CREATE INDEX IF NOT EXISTS replies_in_flight_by_user ON replies_in_flight (user_id);
+    CREATE TRIGGER IF NOT EXISTS review_flags_follow_turns AFTER DELETE ON turns
+    BEGIN
+        DELETE FROM review_flags WHERE session_id = OLD.session_id AND turn_started_at = OLD.started_at;
+    END
+    """,
+    # 6: the knowledge base (features/knowledge), also created by the feature before this version
+    """
+    CREATE TABLE IF NOT EXISTS knowledge_documents (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        bot TEXT NOT NULL,
+        path TEXT NOT NULL,
+        source TEXT NOT NULL,
+        content_hash TEXT NOT NULL,
+        recipe TEXT NOT NULL,
+        chunks INTEGER NOT NULL,
+        tokens INTEGER NOT NULL,
+        ingested_at REAL NOT NULL,
+        UNIQUE (bot, path)
+    );
+    CREATE TABLE IF NOT EXISTS knowledge_chunks (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        document_id INTEGER NOT NULL REFERENCES knowledge_documents (id) ON DELETE CASCADE,
+        bot TEXT NOT NULL,
+        source TEXT NOT NULL,
+        section TEXT NOT NULL,
+        text TEXT NOT NULL,
+        tokens INTEGER NOT NULL,
+        embedding BLOB NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS knowledge_chunks_by_bot ON knowledge_chunks (bot, id);
+    CREATE INDEX IF NOT EXISTS knowledge_chunks_by_document ON knowledge_chunks (document_id);
+    CREATE VIRTUAL TABLE IF NOT EXISTS knowledge_fts USING fts5 (
+        source, section, text,
+        content = 'knowledge_chunks', content_rowid = 'id',
+        tokenize = 'porter unicode61 remove_diacritics 2'
+    );
+    CREATE TRIGGER IF NOT EXISTS knowledge_chunks_indexed AFTER INSERT ON knowledge_chunks BEGIN
+        INSERT INTO knowledge_fts (rowid, source, section, text)
+        VALUES (new.id, new.source, new.section, new.text);
+    END;
+    CREATE TRIGGER IF NOT EXISTS knowledge_chunks_unindexed AFTER DELETE ON knowledge_chunks BEGIN
+        INSERT INTO knowledge_fts (knowledge_fts, rowid, source, section, text)
+        VALUES ('delete', old.id, old.source, old.section, old.text);
+    END;
+    CREATE TABLE IF NOT EXISTS knowledge_versions (
+        bot TEXT PRIMARY KEY,
+        version INTEGER NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-async def connect(path: Path) -> aiosqlite.Connection:
-    """A connection in autocommit mode with WAL (readers never wait for the writer), creating the folder.
-
-    ``busy_timeout`` is set first, so that switching a fresh file to WAL while another process does the
-    same waits for it instead of failing with "database is locked". The connection is closed again when
-    a pragma fails: an open aiosqlite connection is a live thread that keeps the process from exiting.
-    """
-    if str(path) != ":memory:":
-        path.parent.mkdir(parents=True, exist_ok=True)
-    db = await aiosqlite.connect(path, isolation_level=None)
-    try:
-        for pragma in ("busy_timeout=5000", "journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
-            await db.execute(f"PRAGMA {pragma}")
-    except BaseException:
-        await db.close()
-        raise
-    return db
-
-
-async def _roll_back(db: aiosqlite.Connection) -> None:
-    """Roll back whatever transaction is open, so the connection takes the next write.
-
-    ``ROLLBACK`` is always sent, not only when a transaction looks open: a cancelled ``BEGIN`` or ``COMMIT``
-    still runs on the database thread, and the rollback queued behind it runs after it. With nothing open
-    SQLite answers "no transaction is active", which is fine. Called while another exception is on its way
-    up: any other failure here is logged, not raised over it.
-    """
-    try:
-        await db.execute("ROLLBACK")
-    except sqlite3.OperationalError:
-        if db.in_transaction:
-            log.exception("rolling back a failed transaction failed")
-    except Exception:
-        log.exception("rolling back a failed transaction failed")
-
-
-@asynccontextmanager
-async def write_transaction(
-    db: aiosqlite.Connection, lock: asyncio.Lock
-) -> AsyncIterator[aiosqlite.Connection]:
-    """One write transaction at a time on a shared connection: ``BEGIN IMMEDIATE``, then commit.
-
-    Any failure rolls back, a failed ``COMMIT`` included (a deferred constraint, ``SQLITE_BUSY``): SQLite
-    leaves the transaction open then, and without the rollback every later write on the connection fails.
-    """
-    async with lock:
-        try:
-            await db.execute("BEGIN IMMEDIATE")
-            yield db
-            await db.execute("COMMIT")
-        except BaseException:
-            await _roll_back(db)
-            raise
-
-
-def schema_statements(script: str) -> list[str]:
-    """The SQL statements of ``script``, one each (a trigger's ``BEGIN ... END`` body stays whole)."""
-    statements: list[str] = []
-    pending = ""
-    for piece in script.split(";"):
-        pending += piece + ";"
-        if sqlite3.complete_statement(pending):
-            if pending.strip(" \n\t;"):
-                statements.append(pending.strip())
-            pending = ""
-    if pending.strip(" \n\t;"):
-        statements.append(pending.strip())
-    return statements
-
-
-class SQLiteStore:
+class SQLiteStore(SQLiteJournal):
     """:class:`core.store.ConversationStore` on a SQLite file."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._db: aiosqlite.Connection | None = None
-        self._write_lock = asyncio.Lock()
+        self._shared = SharedConnection()
+        self._write_lock = self._shared.write_lock
+        self._ledger = SQLiteLedger(self._shared)
+        self._review = SQLiteReview(self._shared)
+        self._knowledge = SQLiteKnowledge(self._shared)
 
     @property
     def db(self) -> aiosqlite.Connection:
-        if self._db is None:
-            raise RuntimeError("store is not open")
-        return self._db
+        """The connection: for this module and its table groups (and tests that inspect the file)."""
+        return self._shared.db
+
+    @property
+    def ledger(self) -> SQLiteLedger:
+        return self._ledger
+
+    @property
+    def review(self) -> SQLiteReview:
+        return self._review
+
+    @property
+    def knowledge(self) -> SQLiteKnowledge:
+        return self._knowledge
 
     async def open(self) -> None:
         """Connect and bring the schema up to date; on failure nothing is left open."""
         try:
-            self._db = await connect(self.path)
+            self._shared.connection = await connect(self.path)
         except sqlite3.Error as exc:
             raise ConfigError(f"cannot open the database {self.path} ({exc}); check CHATBOT_DB") from exc
         try:
@@ -221,9 +255,10 @@ class SQLiteStore:
         return write_transaction(self.db, self._write_lock)
 
     async def close(self) -> None:
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
+        self._knowledge.clear_caches()
+        if self._shared.connection is not None:
+            await self._shared.connection.close()
+            self._shared.connection = None
 
     async def _insert_message(
         self, session_id: str, role: Role, content: str, tokens: int, user_id: str, complete: bool, now: float
@@ -381,65 +416,25 @@ class SQLiteStore:
             await db.execute(
                 "DELETE FROM sessions WHERE id NOT IN (SELECT DISTINCT session_id FROM messages)"
             )
-            await db.execute("DELETE FROM turns WHERE user_id = ?", (user_id,))
+            await db.execute("DELETE FROM turns WHERE user_id = ?", (user_id,))  # their flags follow
+            await db.execute("DELETE FROM review_flags WHERE user_id = ?", (user_id,))
+            await db.execute("DELETE FROM replies_in_flight WHERE user_id = ?", (user_id,))
         return deleted
 
     async def delete_older_than(self, timestamp: float) -> int:
         async with self._transaction() as db:
             cursor = await db.execute("DELETE FROM messages WHERE created_at < ?", (timestamp,))
             deleted = cursor.rowcount
-            await db.execute("DELETE FROM turns WHERE started_at < ?", (timestamp,))
+            await db.execute("DELETE FROM turns WHERE started_at < ?", (timestamp,))  # their flags follow
+            await db.execute("DELETE FROM review_flags WHERE created_at < ?", (timestamp,))
+            await db.execute("DELETE FROM replies_in_flight WHERE started_at < ?", (timestamp,))
             await db.execute(
                 "DELETE FROM sessions WHERE updated_at < ? AND id NOT IN (SELECT DISTINCT session_id FROM messages)",
                 (timestamp,),
             )
         return deleted
 
-    # -- replies in flight (crash recovery): one single-statement write each
 
-    async def begin_reply(self, session_id: str, platform: str, bot: str, user_id: str, address: Any) -> int:
-        async with self._write_lock:
-            cursor = await self.db.execute(
-                "INSERT INTO replies_in_flight (session_id, platform, bot, user_id, address, started_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (session_id, platform, bot, user_id, json.dumps(address), time.time()),
-            )
-        assert cursor.lastrowid is not None
-        return cursor.lastrowid
-
-    async def reply_shown(self, reply_id: int, message: Any, shown: str) -> None:
-        async with self._write_lock:
-            await self.db.execute(
-                "UPDATE replies_in_flight SET message = ?, shown = ? WHERE id = ?",
-                (json.dumps(message), shown, reply_id),
-            )
-
-    async def mark_turn_recorded(self, reply_id: int) -> None:
-        async with self._write_lock:
-            await self.db.execute("UPDATE replies_in_flight SET turn_recorded = 1 WHERE id = ?", (reply_id,))
-
-    async def end_reply(self, reply_id: int) -> None:
-        async with self._write_lock:
-            await self.db.execute("DELETE FROM replies_in_flight WHERE id = ?", (reply_id,))
-
-    async def unfinished_replies(self, platform: str, bot: str) -> list[ReplyInFlight]:
-        rows = await self.db.execute_fetchall(
-            "SELECT id, session_id, platform, bot, user_id, address, message, shown, turn_recorded, started_at "
-            "FROM replies_in_flight WHERE platform = ? AND bot = ? ORDER BY id",
-            (platform, bot),
-        )
-        return [
-            ReplyInFlight(
-                id=row[0],
-                session_id=row[1],
-                platform=row[2],
-                bot=row[3],
-                user_id=row[4],
-                address=json.loads(row[5]),
-                message=json.loads(row[6]) if row[6] is not None else None,
-                shown=row[7],
-                turn_recorded=bool(row[8]),
-                started_at=row[9],
-            )
-            for row in rows
-        ]
+def as_storage(store: SQLiteStore) -> Storage:
+    """The store as :class:`core.store.Storage` (mypy checks here that it provides every interface)."""
+    return store

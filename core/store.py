@@ -4,14 +4,24 @@ A store keeps, per session, every message (role, content, token count, timestamp
 and the running summary. Only complete messages are fed back to the model. A user's question is stored
 incomplete ("awaiting its answer") and becomes complete with the complete reply that answers it; a question
 whose turn failed, and a reply that was interrupted or failed, stay incomplete: kept for the record (review,
-/forget, retention), never fed back to the model. SQLite is the default backend (:mod:`core.sqlite_store`);
-another backend implements :class:`ConversationStore`.
+/forget, retention), never fed back to the model.
+
+Every table the bot and its features use sits behind one of the interfaces here, with plain record types:
+:class:`ConversationStore` (messages, sessions, turns, user-data deletion), :class:`ReplyJournal` (replies
+in flight), :class:`TurnLedger` (token sums and turn statistics), :class:`ReviewStore` (review flags) and
+:class:`KnowledgeStore` (a bot's documents, passages and vectors). A backend provides all of them as one
+:class:`Storage` object (the store, with ``.ledger``, ``.review`` and ``.knowledge``). SQLite is the default
+(:mod:`core.sqlite_store`); ``tests/store_contract`` is the suite a second backend must pass.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
+
+from core.errors import ConfigError
+from core.knowledge import DocumentInfo, NewDocument, StoredChunk, VectorIndex
 
 Role = Literal["user", "assistant"]
 
@@ -116,12 +126,14 @@ class ConversationStore(Protocol):
     async def count_messages(self, session_id: str) -> int: ...
 
     async def forget_user(self, user_id: str) -> int:
-        """Delete everything stored about a user: their messages and turns, and whole sessions in which
-        they were the only one talking (replies to them included). Return how many messages went."""
+        """Delete everything stored about a user: their messages and turns, whole sessions in which they
+        were the only one talking (replies to them included), their review flags and their replies in
+        flight. Return how many messages went."""
         ...
 
     async def delete_older_than(self, timestamp: float) -> int:
-        """Delete messages and turns older than ``timestamp`` (retention); return how many messages went."""
+        """Delete messages, turns, review flags and replies in flight older than ``timestamp`` (retention);
+        return how many messages went."""
         ...
 
 
@@ -158,3 +170,158 @@ class ReplyJournal(Protocol):
     async def end_reply(self, reply_id: int) -> None: ...
 
     async def unfinished_replies(self, platform: str, bot: str) -> list[ReplyInFlight]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TurnStats:
+    """What the turn log keeps of a turn for statistics (no text)."""
+
+    started_at: float
+    user_id: str
+    latency_ms: float
+    prompt_tokens: int
+    completion_tokens: int
+    status: str
+    model: str
+    bot: str
+    platform: str
+
+
+class TurnLedger(Protocol):
+    """Reads of the turn log: daily token budgets and ``chatbot stats``."""
+
+    async def user_tokens_since(self, user_id: str, since: float) -> int:
+        """Prompt + completion tokens of the user's turns started at or after ``since``."""
+        ...
+
+    async def bot_tokens_since(self, bot: str, since: float) -> int: ...
+
+    async def count_user_turns(self, user_id: str) -> int: ...
+
+    async def turns_between(self, since: float, until: float, *, bot: str | None = None) -> list[TurnStats]:
+        """Turns with ``since <= started_at < until`` (of ``bot`` only, if given), oldest first."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewFlag:
+    """A turn flagged for a human to read. It holds the user's words, so it lives as long as its turn."""
+
+    id: int
+    session_id: str
+    user_id: str
+    bot: str
+    platform: str
+    turn_started_at: float
+    phrase: str  # the matched phrase, or "status:blocked"
+    user_text: str
+    created_at: float
+    resolved: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ContextMessage:
+    """A message shown around a flag; ``flagged`` marks the user's message that raised it."""
+
+    id: int
+    role: str
+    content: str
+    created_at: float
+    complete: bool
+    flagged: bool = False
+
+
+class ReviewStore(Protocol):
+    """Review flags (``chatbot review``). Forgetting a user and retention delete them with their turns."""
+
+    async def add(self, turn: TurnRecord, phrase: str, *, now: float | None = None) -> int:
+        """Flag ``turn`` (its user text stored with secrets redacted); return the flag's id."""
+        ...
+
+    async def flags(
+        self, *, bot: str | None = None, include_resolved: bool = False, limit: int = 50
+    ) -> list[ReviewFlag]:
+        """Flags, newest first: open ones only unless ``include_resolved``."""
+        ...
+
+    async def get(self, flag_id: int) -> ReviewFlag | None: ...
+
+    async def resolve(self, flag_id: int) -> bool:
+        """Mark a flag resolved; False if there is no such flag."""
+        ...
+
+    async def count_open(self, *, bot: str | None = None) -> int: ...
+
+    async def count_user_flags(self, user_id: str) -> int: ...
+
+    async def context(self, flag: ReviewFlag, *, before: int = 6) -> list[ContextMessage]:
+        """The flagged user message with up to ``before`` messages before it and the reply after it,
+        incomplete ones included; empty if the conversation has since been deleted."""
+        ...
+
+
+class KnowledgeStore(Protocol):
+    """A bot's knowledge base: documents, passages with vectors, keyword search, a version per bot.
+    Knowledge belongs to a bot, not to a user: forgetting a user leaves it alone."""
+
+    async def bots(self) -> list[str]:
+        """The bots that have documents."""
+        ...
+
+    async def documents(self, bot: str) -> list[DocumentInfo]:
+        """The bot's ingested files, by source name."""
+        ...
+
+    async def chunk_count(self, bot: str) -> int: ...
+
+    async def write_documents(self, bot: str, documents: Iterable[NewDocument]) -> None:
+        """Add or replace documents (their old passages go) in one transaction."""
+        ...
+
+    async def remove_documents(self, bot: str, paths: Iterable[str]) -> int:
+        """Forget documents and their passages; return how many went."""
+        ...
+
+    async def export_documents(self, bot: str) -> list[NewDocument]:
+        """The bot's documents with their passages and vectors, as :meth:`write_documents` takes them
+        (to copy a knowledge base to another store)."""
+        ...
+
+    async def version(self, bot: str) -> int:
+        """A number that changes whenever the bot's documents change."""
+        ...
+
+    async def vectors(self, bot: str) -> VectorIndex:
+        """The bot's vector index, up to date with its version."""
+        ...
+
+    async def keyword_search(self, bot: str, text: str, limit: int) -> list[tuple[int, float]]:
+        """Passages matching the text's significant words, best first, as ``(chunk id, score > 0)``."""
+        ...
+
+    async def chunks(self, chunk_ids: Sequence[int]) -> dict[int, StoredChunk]: ...
+
+
+@runtime_checkable
+class Storage(ConversationStore, ReplyJournal, Protocol):
+    """Everything a backend stores, on one object: conversations and the reply journal on the store itself,
+    the other interfaces as attributes. Features reach their tables through it (``engine.store.review``)."""
+
+    @property
+    def ledger(self) -> TurnLedger: ...
+
+    @property
+    def review(self) -> ReviewStore: ...
+
+    @property
+    def knowledge(self) -> KnowledgeStore: ...
+
+
+def storage_of(store: ConversationStore) -> Storage:
+    """``store`` as the full :class:`Storage` a feature needs; a clear error for a backend that lacks it."""
+    if not isinstance(store, Storage):
+        raise ConfigError(
+            f"the store {type(store).__name__} does not provide every storage interface "
+            "(ledger, review, knowledge; see core/store.py)"
+        )
+    return store

@@ -7,10 +7,13 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from bots.app import DATA_ROOT
+from bots.commands.eval import copy_knowledge
 from core.errors import ConfigError
+from core.knowledge import NewDocument
 from core.sqlite_store import SQLiteStore
 from features.evaluation.evaluator import (
     EXPECTATION_KEYS,
@@ -22,8 +25,8 @@ from features.evaluation.evaluator import (
     parse_expectation,
     parse_grade,
     parse_suite,
-    seed_database,
 )
+from features.knowledge.chunking import Chunk
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.support.cli import run_chatbot
 
@@ -281,26 +284,39 @@ def test_the_orbit_cases_are_many_varied_and_valid() -> None:
     assert sum(case.expect.judge is not None for case in shipped.cases) >= 3
 
 
-def test_seeded_database_keeps_the_knowledge_base_only(tmp_path: Path) -> None:
-    source, target = tmp_path / "bot.db", tmp_path / "eval.db"
-    with sqlite3.connect(source) as db:
-        db.executescript(
-            """
-            CREATE TABLE messages (id INTEGER PRIMARY KEY, content TEXT);
-            CREATE TABLE turns (id INTEGER PRIMARY KEY, user_id TEXT);
-            CREATE TABLE knowledge_chunks (id INTEGER PRIMARY KEY, text TEXT);
-            CREATE VIRTUAL TABLE knowledge_fts USING fts5 (text);
-            INSERT INTO messages (content) VALUES ('private conversation');
-            INSERT INTO turns (user_id) VALUES ('telegram:1');
-            INSERT INTO knowledge_chunks (text) VALUES ('Orbit Pro includes unlimited boards.');
-            INSERT INTO knowledge_fts (text) VALUES ('Orbit Pro includes unlimited boards.');
-            """
+async def test_seeded_database_keeps_the_knowledge_base_only(tmp_path: Path) -> None:
+    source_path, target_path = tmp_path / "bot.db", tmp_path / "eval.db"
+    source = SQLiteStore(source_path)
+    await source.open()
+    try:
+        await source.add_message("telegram:1", "user", "private conversation", 2, user_id="telegram:1")
+        await source.knowledge.write_documents(
+            "orbit",
+            [
+                NewDocument(
+                    "docs/plans.md",
+                    "plans.md",
+                    "hash",
+                    "recipe",
+                    [Chunk("plans.md", "Pro", "Orbit Pro includes unlimited boards.", 6)],
+                    np.array([[0.6, 0.8]], dtype=np.float32),
+                )
+            ],
         )
-    assert seed_database(source, target) == ["knowledge_chunks", "knowledge_fts"]
-    with sqlite3.connect(target) as db:
-        assert db.execute("SELECT COUNT(*) FROM messages").fetchone() == (0,)
-        assert db.execute("SELECT COUNT(*) FROM turns").fetchone() == (0,)
-        assert db.execute("SELECT text FROM knowledge_fts WHERE knowledge_fts MATCH 'unlimited'").fetchall()
-    assert b"private conversation" not in target.read_bytes()
-    with sqlite3.connect(source) as db:
+    finally:
+        await source.close()
+    assert await copy_knowledge(source_path, target_path) == ["orbit"]
+    target = SQLiteStore(target_path)
+    await target.open()
+    try:
+        assert await target.recent_messages("telegram:1") == []
+        hits = await target.knowledge.keyword_search("orbit", "unlimited boards", 5)
+        chunks = await target.knowledge.chunks([chunk_id for chunk_id, _ in hits])
+        assert [c.text for c in chunks.values()] == ["Orbit Pro includes unlimited boards."]
+        index = await target.knowledge.vectors("orbit")
+        assert index.matrix.tolist() == [[pytest.approx(0.6), pytest.approx(0.8)]]
+    finally:
+        await target.close()
+    assert b"private conversation" not in target_path.read_bytes()
+    with sqlite3.connect(source_path) as db:
         assert db.execute("SELECT COUNT(*) FROM messages").fetchone() == (1,)

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
 from openai import AsyncOpenAI
 
+from core.sqlite_store import SQLiteStore
+from core.store import KnowledgeStore
 from core.tokens import TokenCounter
 from features.knowledge.embeddings import Embedder
 from features.knowledge.ingest import Ingestor
-from features.knowledge.store import KnowledgeStore
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.support.cli import run_chatbot
 from tests.test_knowledge_chunking import make_pdf
@@ -102,8 +105,21 @@ async def test_cli_needs_paths_or_list_and_a_known_bot(tmp_path: Path) -> None:
     assert code == 2
 
 
+CLIENTS: list[AsyncOpenAI] = []
+
+
+@pytest.fixture(autouse=True)
+async def close_clients() -> AsyncIterator[None]:
+    """Close the helpers' clients in the test's own loop: a client left to the garbage collector closes
+    itself on whatever loop runs then, and fails another test with "Event loop is closed"."""
+    yield
+    while CLIENTS:
+        await CLIENTS.pop().close()
+
+
 def ingestor(store: KnowledgeStore, fake_model: FakeOpenAI, **overrides: int) -> Ingestor:
     client = AsyncOpenAI(base_url=fake_model.base_url, api_key="sk-test", max_retries=0)
+    CLIENTS.append(client)
     sizes = {"chunk_tokens": 300, "chunk_overlap": 40, **overrides}
     counter = TokenCounter("text-embedding-3-small", allow_download=False)
     return Ingestor(store, Embedder(client, "fake-embed"), counter, **sizes)
@@ -115,8 +131,9 @@ async def test_files_given_one_by_one_and_files_gone_missing(
     one, two = tmp_path / "one.md", tmp_path / "two.txt"
     one.write_text("# One\n\nFirst document.\n")
     two.write_text("Second document.\n")
-    store = KnowledgeStore(db_path)
-    await store.open()
+    opened = SQLiteStore(db_path)
+    await opened.open()
+    store = opened.knowledge
     try:
         report = await ingestor(store, fake_model).ingest("orbit", [one, two, tmp_path / "never.md"])
         assert report.added == ["one.md", "two.txt"]
@@ -129,12 +146,13 @@ async def test_files_given_one_by_one_and_files_gone_missing(
         assert [doc.source for doc in await store.documents("orbit")] == ["one.md"]
         assert await store.documents("default") == []
     finally:
-        await store.close()
+        await opened.close()
 
 
 async def test_new_chunk_sizes_re_embed_unchanged_files(fake_model: FakeOpenAI, db_path: Path) -> None:
-    store = KnowledgeStore(db_path)
-    await store.open()
+    opened = SQLiteStore(db_path)
+    await opened.open()
+    store = opened.knowledge
     try:
         first = await ingestor(store, fake_model).ingest("orbit", [ORBIT_DOCS])
         again = await ingestor(store, fake_model).ingest("orbit", [ORBIT_DOCS])
@@ -145,4 +163,4 @@ async def test_new_chunk_sizes_re_embed_unchanged_files(fake_model: FakeOpenAI, 
         assert resized.chunks > first.chunks
         assert await store.chunk_count("orbit") == resized.chunks
     finally:
-        await store.close()
+        await opened.close()

@@ -10,11 +10,12 @@ import pytest
 from openai import AsyncOpenAI
 
 from core.errors import ModelUnavailable
+from core.sqlite_store import SQLiteStore
+from core.store import KnowledgeStore
 from core.tokens import TokenCounter
 from features.knowledge.embeddings import Embedder
 from features.knowledge.ingest import Ingestor
 from features.knowledge.retrieval import Retriever, relevance
-from features.knowledge.store import KnowledgeStore
 from tests.fakes.openai_server import FakeOpenAI
 from tests.support.engines import engine_for, said
 
@@ -70,8 +71,9 @@ OFF_TOPIC = ["What's the capital of France?", "How do I bake bread?", "tell me a
 async def knowledge(fake_model: FakeOpenAI, db_path: Path) -> AsyncIterator[KnowledgeStore]:
     """The Orbit documents ingested into a fresh database through the fake embeddings endpoint."""
     client = AsyncOpenAI(base_url=fake_model.base_url, api_key="sk-test", max_retries=0)
-    store = KnowledgeStore(db_path)
-    await store.open()
+    opened = SQLiteStore(db_path)
+    await opened.open()
+    store = opened.knowledge
     counter = TokenCounter("text-embedding-3-small", allow_download=False)
     ingestor = Ingestor(store, Embedder(client, "fake-embed"), counter, chunk_tokens=300, chunk_overlap=40)
     report = await ingestor.ingest("orbit", [ORBIT_DOCS])
@@ -79,12 +81,25 @@ async def knowledge(fake_model: FakeOpenAI, db_path: Path) -> AsyncIterator[Know
     try:
         yield store
     finally:
-        await store.close()
+        await opened.close()
         await client.close()
+
+
+CLIENTS: list[AsyncOpenAI] = []
+
+
+@pytest.fixture(autouse=True)
+async def close_clients() -> AsyncIterator[None]:
+    """Close the helpers' clients in the test's own loop: a client left to the garbage collector closes
+    itself on whatever loop runs then, and fails another test with "Event loop is closed"."""
+    yield
+    while CLIENTS:
+        await CLIENTS.pop().close()
 
 
 def retriever(fake_model: FakeOpenAI, store: KnowledgeStore, *, retries: int = 0) -> Retriever:
     client = AsyncOpenAI(base_url=fake_model.base_url, api_key="sk-test", max_retries=retries)
+    CLIENTS.append(client)
     return Retriever(store, Embedder(client, "fake-embed"), "orbit", top_k=4, min_score=0.3)
 
 
@@ -144,14 +159,15 @@ async def test_new_documents_reach_a_running_retriever(
     (extra / "sla.md").write_text(
         "# SLA\n\nBusiness workspaces get a 99.95% uptime SLA with service credits.\n"
     )
-    other = KnowledgeStore(db_path)  # another connection, as `chatbot ingest` in another process
-    await other.open()
+    other_store = SQLiteStore(db_path)  # another connection, as `chatbot ingest` in another process
+    await other_store.open()
+    other = other_store.knowledge
     client = AsyncOpenAI(base_url=fake_model.base_url, api_key="sk-test", max_retries=0)
     counter = TokenCounter("text-embedding-3-small", allow_download=False)
     await Ingestor(other, Embedder(client, "fake-embed"), counter, chunk_tokens=300, chunk_overlap=40).ingest(
         "orbit", [extra]
     )
-    await other.close()
+    await other_store.close()
     await client.close()
     found = await search.search("What is the uptime SLA for Business?")
     assert found[0].source == "sla.md" and "99.95%" in found[0].text
@@ -168,14 +184,15 @@ def test_relevance_is_the_cosine_raised_by_keywords() -> None:
 
 
 async def ingest_orbit(fake_model: FakeOpenAI, db_path: Path) -> None:
-    store = KnowledgeStore(db_path)
-    await store.open()
+    opened = SQLiteStore(db_path)
+    await opened.open()
+    store = opened.knowledge
     client = AsyncOpenAI(base_url=fake_model.base_url, api_key="sk-test", max_retries=0)
     counter = TokenCounter("text-embedding-3-small", allow_download=False)
     await Ingestor(store, Embedder(client, "fake-embed"), counter, chunk_tokens=300, chunk_overlap=40).ingest(
         "orbit", [ORBIT_DOCS]
     )
-    await store.close()
+    await opened.close()
     await client.close()
 
 

@@ -16,6 +16,7 @@ from core.incoming import IncomingMessage
 from core.log_setup import RedactSecrets
 from core.secrets import find_secret, redact_secrets
 from core.sqlite_store import SQLiteStore
+from core.store import TurnRecord
 from tests.fakes.openai_server import FakeOpenAI
 from tests.support.cli import run_chatbot
 from tests.support.engines import engine_for, said
@@ -32,11 +33,17 @@ def rows(db_path: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         return db.execute(sql, args).fetchall()
 
 
-def add_feature_table(db_path: Path, notes: list[tuple[str, float]]) -> None:
-    """Another feature's per-user table (like review flags), which /forget and retention must clear too."""
-    with sqlite3.connect(db_path) as db:
-        db.execute("CREATE TABLE IF NOT EXISTS notes (user_id TEXT, created_at REAL, note TEXT)")
-        db.executemany("INSERT INTO notes VALUES (?, ?, 'n')", notes)
+async def add_review_flags(db_path: Path, flags: list[tuple[str, float]]) -> None:
+    """Review flags (user, created at) of turns the store no longer has, which /forget and retention must
+    clear too: they hold the user's words."""
+    store = SQLiteStore(db_path)
+    await store.open()
+    try:
+        for user, created_at in flags:
+            turn = TurnRecord("telegram:-7", "that is wrong", "", 1.0, 0.0, 0, 0, "ok", "m", user_id=user)
+            await store.review.add(turn, "that is wrong", now=created_at)
+    finally:
+        await store.close()
 
 
 async def test_forget_deletes_the_users_messages_and_says_what(fake_model: FakeOpenAI, db_path: Path) -> None:
@@ -45,7 +52,7 @@ async def test_forget_deletes_the_users_messages_and_says_what(fake_model: FakeO
         await engine.reply_text(msg("my order is 4411", ada, "telegram:1"))
         await engine.reply_text(msg("hello group", ada, "telegram:-50"))
         await engine.reply_text(msg("hi all", bob, "telegram:-50"))
-        add_feature_table(db_path, [(ada, time.time()), (bob, time.time())])
+        await add_review_flags(db_path, [(ada, time.time()), (bob, time.time())])
         help_text = await engine.reply_text(msg("/help", ada, "telegram:1"))
         answer = await engine.reply_text(msg("/forget", ada, "telegram:1"))
         again = await engine.reply_text(msg("/forget", ada, "telegram:1"))
@@ -60,7 +67,7 @@ async def test_forget_deletes_the_users_messages_and_says_what(fake_model: FakeO
     assert "4411" not in str(fake_model.last_messages())  # the model no longer sees the old conversation
     remaining = rows(db_path, "SELECT user_id, content FROM messages WHERE user_id != '' ORDER BY id")
     assert remaining == [(bob, "hi all"), (ada, "what is my order number?")]
-    assert rows(db_path, "SELECT user_id FROM notes") == [(bob,)]
+    assert rows(db_path, "SELECT user_id FROM review_flags") == [(bob,)]
     assert rows(db_path, "SELECT user_id FROM turns WHERE user_id = ? AND status = 'ok'", bob) == [(bob,)]
 
 
@@ -91,7 +98,7 @@ async def seed_old_and_new(db_path: Path) -> None:
         await store.close()
     with sqlite3.connect(db_path) as db:
         db.execute("UPDATE messages SET created_at = ? WHERE content LIKE 'old%'", (time.time() - 40 * DAY,))
-    add_feature_table(db_path, [("telegram:1", time.time() - 40 * DAY), ("telegram:2", time.time())])
+    await add_review_flags(db_path, [("telegram:1", time.time() - 40 * DAY), ("telegram:2", time.time())])
 
 
 async def wait_for(predicate: Callable[[], bool], within: float = 3.0) -> bool:
@@ -108,7 +115,7 @@ async def test_retention_deletes_old_messages_at_start(fake_model: FakeOpenAI, d
     async with engine_for(fake_model.base_url, db_path, CHATBOT_RETENTION_DAYS=30):
         assert await wait_for(lambda: len(rows(db_path, "SELECT id FROM messages")) == 1)
     assert rows(db_path, "SELECT content FROM messages") == [("recent question",)]
-    assert rows(db_path, "SELECT user_id FROM notes") == [("telegram:2",)]
+    assert rows(db_path, "SELECT user_id FROM review_flags") == [("telegram:2",)]
 
 
 async def test_no_retention_by_default(fake_model: FakeOpenAI, db_path: Path) -> None:

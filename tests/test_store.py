@@ -7,9 +7,10 @@ import multiprocessing
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from core.sqlite_store import SCHEMA_VERSION, SQLiteStore, write_transaction
+from core.sqlite_store import MIGRATIONS, SCHEMA_VERSION, SQLiteStore, schema_statements, write_transaction
 from core.store import TurnRecord
 from tests.fakes.openai_server import FakeOpenAI
 from tests.support.cli import run_chatbot
@@ -249,3 +250,96 @@ async def test_six_chat_commands_started_together_on_a_fresh_database_all_answer
     assert all("You said: hello" in out for _code, out, _err in results)
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+# What the review and knowledge features created themselves, on their own connections, before the store's
+# migrations 5 and 6 did (features/review/flags.py and features/knowledge/store.py at schema version 4).
+VERSION_4_FEATURE_TABLES = """
+CREATE TABLE IF NOT EXISTS review_flags (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, session_id TEXT NOT NULL, user_id TEXT NOT NULL DEFAULT '',
+    bot TEXT NOT NULL DEFAULT '', platform TEXT NOT NULL DEFAULT '', turn_started_at REAL NOT NULL,
+    phrase TEXT NOT NULL, user_text TEXT NOT NULL, created_at REAL NOT NULL,
+    resolved INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS review_flags_open ON review_flags (resolved, id);
+CREATE INDEX IF NOT EXISTS review_flags_by_turn ON review_flags (session_id, turn_started_at);
+CREATE TRIGGER IF NOT EXISTS review_flags_follow_turns AFTER DELETE ON turns
+BEGIN
+    DELETE FROM review_flags WHERE session_id = OLD.session_id AND turn_started_at = OLD.started_at;
+END;
+CREATE TABLE IF NOT EXISTS knowledge_documents (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, bot TEXT NOT NULL, path TEXT NOT NULL, source TEXT NOT NULL,
+    content_hash TEXT NOT NULL, recipe TEXT NOT NULL, chunks INTEGER NOT NULL, tokens INTEGER NOT NULL,
+    ingested_at REAL NOT NULL, UNIQUE (bot, path)
+);
+CREATE TABLE IF NOT EXISTS knowledge_chunks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    document_id INTEGER NOT NULL REFERENCES knowledge_documents (id) ON DELETE CASCADE,
+    bot TEXT NOT NULL, source TEXT NOT NULL, section TEXT NOT NULL, text TEXT NOT NULL,
+    tokens INTEGER NOT NULL, embedding BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS knowledge_chunks_by_bot ON knowledge_chunks (bot, id);
+CREATE INDEX IF NOT EXISTS knowledge_chunks_by_document ON knowledge_chunks (document_id);
+CREATE VIRTUAL TABLE IF NOT EXISTS knowledge_fts USING fts5 (
+    source, section, text, content = 'knowledge_chunks', content_rowid = 'id',
+    tokenize = 'porter unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER IF NOT EXISTS knowledge_chunks_indexed AFTER INSERT ON knowledge_chunks BEGIN
+    INSERT INTO knowledge_fts (rowid, source, section, text) VALUES (new.id, new.source, new.section, new.text);
+END;
+CREATE TRIGGER IF NOT EXISTS knowledge_chunks_unindexed AFTER DELETE ON knowledge_chunks BEGIN
+    INSERT INTO knowledge_fts (knowledge_fts, rowid, source, section, text)
+    VALUES ('delete', old.id, old.source, old.section, old.text);
+END;
+CREATE TABLE IF NOT EXISTS knowledge_versions (bot TEXT PRIMARY KEY, version INTEGER NOT NULL);
+"""
+
+
+def version_4_database(path: Path) -> None:
+    """A database as the bot left it at schema version 4, with review flags and a knowledge base."""
+    with sqlite3.connect(path) as db:
+        for script in MIGRATIONS[:4]:
+            for statement in schema_statements(script):
+                db.execute(statement)
+        db.execute("PRAGMA user_version = 4")
+        db.executescript(VERSION_4_FEATURE_TABLES)
+        db.execute(
+            "INSERT INTO turns (session_id, user_id, started_at, latency_ms, prompt_tokens, completion_tokens, "
+            "status, model, bot, platform) VALUES ('s', 'telegram:1', 100.0, 5, 3, 2, 'ok', 'm', 'orbit', 'telegram')"
+        )
+        db.execute(
+            "INSERT INTO review_flags (session_id, user_id, bot, platform, turn_started_at, phrase, user_text, "
+            "created_at) VALUES ('s', 'telegram:1', 'orbit', 'telegram', 100.0, 'that is wrong', "
+            "'that is wrong', 101.0)"
+        )
+        db.execute(
+            "INSERT INTO knowledge_documents (bot, path, source, content_hash, recipe, chunks, tokens, "
+            "ingested_at) VALUES ('orbit', 'docs/plans.md', 'plans.md', 'h', 'r', 1, 6, 50.0)"
+        )
+        db.execute(
+            "INSERT INTO knowledge_chunks (document_id, bot, source, section, text, tokens, embedding) "
+            "VALUES (1, 'orbit', 'plans.md', 'Pro', 'Orbit Pro includes unlimited boards.', 6, ?)",
+            (np.array([0.6, 0.8], dtype="<f4").tobytes(),),
+        )
+        db.execute("INSERT INTO knowledge_versions (bot, version) VALUES ('orbit', 1)")
+
+
+async def test_a_version_4_database_keeps_its_review_flags_and_knowledge_when_upgraded(db_path: Path) -> None:
+    version_4_database(db_path)
+    store = SQLiteStore(db_path)
+    await store.open()
+    try:
+        flags = await store.review.flags()
+        assert [(f.session_id, f.phrase, f.user_id) for f in flags] == [("s", "that is wrong", "telegram:1")]
+        assert [d.path for d in await store.knowledge.documents("orbit")] == ["docs/plans.md"]
+        hits = await store.knowledge.keyword_search("orbit", "unlimited boards", 5)
+        assert [chunk_id for chunk_id, _ in hits] == [1]
+        assert (await store.knowledge.vectors("orbit")).matrix.tolist() == [
+            [pytest.approx(0.6), pytest.approx(0.8)]
+        ]
+        await store.forget_user("telegram:1")
+        assert await store.review.flags(include_resolved=True) == []
+    finally:
+        await store.close()
+    with sqlite3.connect(db_path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6

@@ -8,7 +8,6 @@ conversations are never read or written. See docs/evaluation.md for the cases fo
 from __future__ import annotations
 
 import argparse
-import asyncio
 import fnmatch
 import logging
 import shutil
@@ -20,6 +19,7 @@ from bots.app import DATA_ROOT, open_engine
 from bots.registry import BOTS, get_bot
 from bots.settings import Settings
 from core.errors import ConfigError
+from core.sqlite_store import SQLiteStore
 from features.evaluation.evaluator import (
     CaseResult,
     EvalCase,
@@ -27,7 +27,7 @@ from features.evaluation.evaluator import (
     Judge,
     load_suite,
     report_json,
-    seed_database,
+    seed_knowledge,
 )
 
 NAME = "eval"
@@ -73,6 +73,20 @@ def _select(cases: tuple[EvalCase, ...], pattern: str | None) -> list[EvalCase]:
     return [case for case in cases if fnmatch.fnmatchcase(case.name, wildcard)]
 
 
+async def copy_knowledge(source_path: Path, target_path: Path) -> list[str]:
+    """The scratch database gets a copy of the knowledge base, and nothing about users."""
+    source, target = SQLiteStore(source_path), SQLiteStore(target_path)
+    await source.open()  # brings an older database's schema up to date
+    try:
+        await target.open()
+        try:
+            return await seed_knowledge(source.knowledge, target.knowledge)
+        finally:
+            await target.close()
+    finally:
+        await source.close()
+
+
 async def run(args: argparse.Namespace, settings: Settings) -> int:
     bot_name = args.bot
     if args.cases is None:
@@ -91,7 +105,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         db_path = Path(scratch) / "eval.db"
         kept: list[str] = []
         if settings.db_path.exists() and not args.no_knowledge:
-            kept = await asyncio.to_thread(seed_database, settings.db_path, db_path)
+            kept = await copy_knowledge(settings.db_path, db_path)
         eval_settings = settings.model_copy(update={"db_path": db_path, "metrics_port": None})
         turn_log = logging.getLogger("chatbot.turns")
         level = turn_log.level

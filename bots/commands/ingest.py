@@ -15,10 +15,11 @@ from pathlib import Path
 from bots.app import connect_model
 from bots.registry import BOTS, get_bot
 from bots.settings import Settings
+from core.sqlite_store import SQLiteStore
+from core.store import KnowledgeStore
 from core.tokens import TokenCounter
 from features.knowledge.embeddings import Embedder, embedding_client
 from features.knowledge.ingest import Ingestor, IngestReport
-from features.knowledge.store import KnowledgeStore
 
 NAME = "ingest"
 HELP = "add documents (Markdown, text, HTML, PDF; folders recursively) to a bot's knowledge base"
@@ -39,12 +40,12 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.list and not settings.db_path.exists():  # listing is read-only: it creates no database
         print(empty_message(bot))
         return 0
-    store = KnowledgeStore(settings.db_path)
+    store = SQLiteStore(settings.db_path)
     await store.open()
     try:
         if args.list:
-            return await list_documents(store, bot)
-        return await ingest(store, bot, args.paths, settings)
+            return await list_documents(store.knowledge, bot)
+        return await ingest(store.knowledge, bot, args.paths, settings)
     finally:
         await store.close()
 

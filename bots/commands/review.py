@@ -9,8 +9,9 @@ import time
 
 from bots.settings import Settings
 from core.sqlite_store import SQLiteStore
+from core.store import ContextMessage, ReviewFlag, ReviewStore
 from core.turn import TurnStatus
-from features.review.flags import STATUS_PREFIX, ContextMessage, ReviewFlag, ReviewRepository
+from features.review.flags import STATUS_PREFIX
 
 NAME = "review"
 HELP = "list conversations flagged for review (a user said 'that is wrong', a guard blocked a message)"
@@ -37,17 +38,15 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     store = SQLiteStore(settings.db_path)
     await store.open()  # brings an older database's schema up to date
-    await store.close()
-    repository = await ReviewRepository.open(settings.db_path)
     try:
         if args.resolve:
-            return await _resolve(repository, args.resolve)
-        return await _list(repository, args)
+            return await _resolve(store.review, args.resolve)
+        return await _list(store.review, args)
     finally:
-        await repository.close()
+        await store.close()
 
 
-async def _resolve(repository: ReviewRepository, ids: list[int]) -> int:
+async def _resolve(repository: ReviewStore, ids: list[int]) -> int:
     missing = 0
     for flag_id in ids:
         if await repository.resolve(flag_id):
@@ -58,7 +57,7 @@ async def _resolve(repository: ReviewRepository, ids: list[int]) -> int:
     return 1 if missing else 0
 
 
-async def _list(repository: ReviewRepository, args: argparse.Namespace) -> int:
+async def _list(repository: ReviewStore, args: argparse.Namespace) -> int:
     limit = max(1, args.limit)
     bot = args.bot.lower() if args.bot else None
     flags = await repository.flags(bot=bot, include_resolved=args.all, limit=limit)

@@ -18,6 +18,7 @@ from datetime import date, datetime, time, timedelta
 
 from bots.settings import Settings
 from core.sqlite_store import SQLiteStore
+from core.store import TurnStats
 from core.turn import FAILED_STATUSES, stopped
 from features.limits.pricing import PriceTable
 
@@ -35,17 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bot", help="only this bot's turns")
 
 
-@dataclass(frozen=True, slots=True)
-class Turn:
-    started_at: float
-    user_id: str
-    latency_ms: float
-    prompt_tokens: int
-    completion_tokens: int
-    status: str
-    model: str
-    bot: str
-    platform: str
+Turn = TurnStats  # one turn as the ledger gives it
 
 
 @dataclass
@@ -191,16 +182,7 @@ async def load_turns(settings: Settings, since: float, until: float, bot: str | 
     store = SQLiteStore(settings.db_path)
     await store.open()  # brings an older database's schema up to date
     try:
-        query = (
-            "SELECT started_at, user_id, latency_ms, prompt_tokens, completion_tokens, status, model, bot, "
-            "platform FROM turns WHERE started_at >= ? AND started_at < ?"
-        )
-        params: tuple[object, ...] = (since, until)
-        if bot:
-            query += " AND bot = ?"
-            params = (since, until, bot.lower())
-        rows = await store.db.execute_fetchall(query + " ORDER BY started_at", params)
-        return [Turn(*row) for row in rows]
+        return await store.ledger.turns_between(since, until, bot=bot.lower() if bot else None)
     finally:
         await store.close()
 

@@ -38,7 +38,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -50,7 +49,7 @@ from core.conversation import ConversationEngine
 from core.errors import ConfigError, ModelError
 from core.incoming import IncomingMessage
 from core.model_client import ChatMessage, ChatModel
-from core.store import TurnRecord
+from core.store import KnowledgeStore, TurnRecord
 from core.turn import FAILED_STATUSES, TurnStatus, stopped
 
 REFUSAL_PHRASES: tuple[str, ...] = (
@@ -562,44 +561,17 @@ def report_json(results: Sequence[CaseResult], **about: object) -> str:
     )
 
 
-def seed_database(source: Path, target: Path, keep: tuple[str, ...] = ("knowledge_",)) -> list[str]:
-    """Make ``target`` a copy of the bot's database that keeps only the tables named ``keep*`` (the
-    knowledge base) and nothing about users: every other table is emptied, with deleted content
-    overwritten. Return the kept tables that have rows.
+async def seed_knowledge(source: KnowledgeStore, target: KnowledgeStore) -> list[str]:
+    """Copy every bot's knowledge base from ``source`` to ``target`` (a scratch store) through the
+    :class:`core.store.KnowledgeStore` interface; return the bots that had documents.
 
-    An evaluation then answers with the bot's documents, but never sees, nor adds to, real conversations.
+    An evaluation then answers with the bot's documents, but never sees, nor adds to, real conversations:
+    nothing but documents is copied.
     """
-    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
-        src.backup(dst)
-    kept: list[str] = []
-    db = sqlite3.connect(target, isolation_level=None)
-    try:
-        db.execute("PRAGMA secure_delete=ON")
-        db.execute("BEGIN")
-        names = [
-            row[0]
-            for row in db.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
-            )
-        ]
-        for name in names:
-            quoted = '"' + name.replace('"', '""') + '"'
-            if _is_shadow_table(name, names):
-                continue
-            if name.startswith(keep):
-                if db.execute(f"SELECT 1 FROM {quoted} LIMIT 1").fetchone():
-                    kept.append(name)
-            else:
-                db.execute(f"DELETE FROM {quoted}")
-        db.execute("COMMIT")
-    finally:
-        db.close()
-    return kept
-
-
-def _is_shadow_table(name: str, names: list[str]) -> bool:
-    """FTS5's own tables (``<table>_data``, ``_idx``, ...) are managed through their virtual table."""
-    return any(name.startswith(other + "_") and name.rsplit("_", 1)[-1] in _SHADOW for other in names)
-
-
-_SHADOW = {"data", "idx", "content", "docsize", "config", "segments", "segdir", "stat"}
+    copied: list[str] = []
+    for bot in await source.bots():
+        documents = await source.export_documents(bot)
+        if documents:
+            await target.write_documents(bot, documents)
+            copied.append(bot)
+    return copied

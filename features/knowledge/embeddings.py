@@ -28,7 +28,7 @@ from features.knowledge.settings import KnowledgeSettings
 
 log = logging.getLogger(__name__)
 
-Matrix = npt.NDArray[np.float32]
+Matrix = npt.NDArray[np.float32]  # as core.knowledge.Matrix
 
 BATCH_SIZE = 64
 PARALLEL_BATCHES = 4

@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.knowledge import DocumentInfo, NewDocument
+from core.store import KnowledgeStore
 from core.tokens import TokenCounter
 from features.knowledge.chunking import Chunk, chunk_document
 from features.knowledge.embeddings import Embedder
@@ -27,7 +29,6 @@ from features.knowledge.readers import (
     parse_document,
     read_file,
 )
-from features.knowledge.store import DocumentInfo, KnowledgeStore, NewDocument
 
 log = logging.getLogger(__name__)
 

@@ -19,12 +19,12 @@ from openai import AsyncOpenAI
 
 from core.conversation import ConversationEngine
 from core.incoming import IncomingMessage
+from core.store import storage_of
 from core.tokens import TokenCounter
 from core.trimming import cut_to_tokens
 from features import FeatureContext
 from features.knowledge.embeddings import Embedder, embedding_client
 from features.knowledge.retrieval import Passage, Retriever
-from features.knowledge.store import KnowledgeStore
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +98,8 @@ async def install(ctx: FeatureContext) -> None:
     client = getattr(engine.model, "client", None)
     if not isinstance(client, AsyncOpenAI):
         return  # a model without an OpenAI-compatible client has no embeddings endpoint
-    store = KnowledgeStore(settings.db_path)
-    if not await store.open(create=False) or not await store.chunk_count(engine.bot.name):
-        await store.close()
+    store = storage_of(engine.store).knowledge
+    if not await store.chunk_count(engine.bot.name):
         return
     embed_client, own_client = embedding_client(settings, client)
     if own_client:
@@ -119,5 +118,4 @@ async def install(ctx: FeatureContext) -> None:
     )
     index = await store.vectors(engine.bot.name)  # load now rather than on the first question
     engine.hooks.context_sources.append(KnowledgeContext(engine, retriever))
-    ctx.closers.append(store.close)
     log.info("%s answers from its knowledge base (%d passages)", engine.bot.name, len(index))

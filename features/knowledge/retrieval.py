@@ -26,8 +26,9 @@ import logging
 from dataclasses import dataclass
 
 from core.errors import ModelError
+from core.knowledge import VectorIndex
+from core.store import KnowledgeStore
 from features.knowledge.embeddings import Embedder, Matrix, normalise
-from features.knowledge.store import KnowledgeStore, VectorIndex
 
 log = logging.getLogger(__name__)
 

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-
-from core.sqlite_store import SQLiteStore
+from core.store import storage_of
 from features import FeatureContext
-from features.limits.usage import Limits, SQLiteTokenLedger, TokenLedger, UsageLimits
+from features.limits.usage import Limits, UsageLimits
 
 ORDER = 10  # first: a user over their limit costs nothing more, not even a guard model call
-
-log = logging.getLogger(__name__)
 
 
 async def install(ctx: FeatureContext) -> None:
@@ -22,12 +18,7 @@ async def install(ctx: FeatureContext) -> None:
     )
     if not (limits.per_minute or limits.user_daily_tokens or limits.bot_daily_tokens):
         return
-    store = engine.store
-    ledger: TokenLedger | None = None
-    if isinstance(store, SQLiteStore):
-        ledger = SQLiteTokenLedger(lambda: store.db)
-    else:
-        log.warning("usage limits: the store is not SQLite; daily budgets count this process's turns only")
+    ledger = storage_of(engine.store).ledger
     guard = UsageLimits(limits, ledger, bot=lambda: engine.bot.name, clock=engine.clock.now)
     engine.hooks.input_guards.append(guard)
     engine.hooks.observers.append(guard)

@@ -25,8 +25,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-import aiosqlite
-
 from core.hooks import Refusal
 from core.incoming import IncomingMessage
 from core.store import TurnRecord
@@ -99,34 +97,12 @@ class RateWindow:
 
 
 class TokenLedger(Protocol):
-    """Where spent tokens are read from at the start of a day (the ``turns`` table)."""
+    """Where spent tokens are read from at the start of a day: the store's turn ledger
+    (:class:`core.store.TurnLedger`, ``engine.store.ledger``) is one."""
 
     async def user_tokens_since(self, user_id: str, since: float) -> int: ...
 
     async def bot_tokens_since(self, bot: str, since: float) -> int: ...
-
-
-class SQLiteTokenLedger:
-    """:class:`TokenLedger` over the conversation database's ``turns`` table."""
-
-    def __init__(self, connection: Callable[[], aiosqlite.Connection]) -> None:
-        self._connection = connection
-
-    async def _sum(self, where: str, key: str, since: float) -> int:
-        rows = list(
-            await self._connection().execute_fetchall(
-                "SELECT COALESCE(SUM(prompt_tokens + completion_tokens), 0) FROM turns "
-                f"WHERE {where} = ? AND started_at >= ?",
-                (key, since),
-            )
-        )
-        return int(rows[0][0]) if rows else 0
-
-    async def user_tokens_since(self, user_id: str, since: float) -> int:
-        return await self._sum("user_id", user_id, since)
-
-    async def bot_tokens_since(self, bot: str, since: float) -> int:
-        return await self._sum("bot", bot, since)
 
 
 class _DailyTotals:

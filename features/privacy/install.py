@@ -1,11 +1,10 @@
 """Privacy: ``/forget`` deletes what the bot stored about a user, a retention setting deletes old messages,
 and credentials pasted into a chat are refused before they reach the model.
 
-- ``/forget`` (every platform): the user's messages and turn records (``store.forget_user``), plus the rows
-  of any other feature table in the same database that has a ``user_id`` column (review flags, for one).
-- ``CHATBOT_RETENTION_DAYS`` > 0: at start and then every hour, messages and turns older than that many
-  days are deleted (``store.delete_older_than``), with rows of feature tables that have both ``user_id``
-  and ``created_at`` columns.
+- ``/forget`` (every platform): everything the store keeps about the user (``store.forget_user``: messages,
+  turn records, review flags, replies in flight), counted first through the store's interfaces to say what.
+- ``CHATBOT_RETENTION_DAYS`` > 0: at start and then every hour, messages, turns and review flags older than
+  that many days are deleted (``store.delete_older_than``).
 - :class:`features.guardrails.rules.SecretGuard`: a message with an API key, token or private key in it is refused
   (the model never sees it) and a reply with one is withdrawn. Always on, whatever ``CHATBOT_GUARDRAILS``.
 """
@@ -17,14 +16,10 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from pathlib import Path
-
-import aiosqlite
 
 from core.commands import Command
 from core.incoming import IncomingMessage
-from core.sqlite_store import SQLiteStore, connect
-from core.store import ConversationStore
+from core.store import ConversationStore, Storage, storage_of
 from features import FeatureContext
 from features.guardrails.install import load_rules
 from features.guardrails.rules import SecretGuard
@@ -42,84 +37,25 @@ NOTHING = "I had nothing stored about you, so there was nothing to delete."
 DONE = "Done: I deleted everything I had stored about you: {what}."
 RETENTION_INTERVAL = 3600.0
 DAY = 86_400.0
-STORE_TABLES = frozenset({"messages", "turns", "sessions"})
 
 
 def _plural(count: int, one: str, many: str) -> str:
     return f"{count:,} {one if count == 1 else many}"
 
 
-class FeatureTables:
-    """Per-user rows other features keep in the conversation database (found by their columns), on a
-    connection of its own so its deletes are transactions of their own."""
-
-    def __init__(self, db: aiosqlite.Connection) -> None:
-        self._db = db
-
-    @classmethod
-    async def open(cls, path: Path) -> FeatureTables:
-        return cls(await connect(path))
-
-    async def close(self) -> None:
-        await self._db.close()
-
-    def _connection(self) -> aiosqlite.Connection:
-        return self._db
-
-    async def _tables(self, *columns: str) -> list[str]:
-        db = self._connection()
-        names = [
-            str(row[0])
-            for row in await db.execute_fetchall(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-            )
-        ]
-        found = []
-        for name in names:
-            if name in STORE_TABLES:
-                continue
-            quoted = '"' + name.replace('"', '""') + '"'
-            info = await db.execute_fetchall(f"PRAGMA table_info({quoted})")
-            if set(columns) <= {str(row[1]) for row in info}:
-                found.append(quoted)
-        return found
-
-    async def count_turns(self, user_id: str) -> int:
-        rows = list(
-            await self._connection().execute_fetchall(
-                "SELECT COUNT(*) FROM turns WHERE user_id = ?", (user_id,)
-            )
-        )
-        return int(rows[0][0]) if rows else 0
-
-    async def forget(self, user_id: str) -> int:
-        db, deleted = self._connection(), 0
-        for table in await self._tables("user_id"):
-            cursor = await db.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
-            deleted += max(0, cursor.rowcount)
-        return deleted
-
-    async def delete_older_than(self, timestamp: float) -> int:
-        db, deleted = self._connection(), 0
-        for table in await self._tables("user_id", "created_at"):
-            cursor = await db.execute(f"DELETE FROM {table} WHERE created_at < ?", (timestamp,))
-            deleted += max(0, cursor.rowcount)
-        return deleted
-
-
 class Forget:
     """The ``/forget`` command."""
 
-    def __init__(self, store: ConversationStore, tables: FeatureTables | None) -> None:
-        self.store, self.tables = store, tables
+    def __init__(self, store: Storage) -> None:
+        self.store = store
 
     async def __call__(self, message: IncomingMessage) -> str:
         user = message.user_id
         if not user:  # an empty id would match every reply in the store
             return NO_USER
-        turns = await self.tables.count_turns(user) if self.tables is not None else 0
+        turns = await self.store.ledger.count_user_turns(user)
+        others = await self.store.review.count_user_flags(user)
         messages = await self.store.forget_user(user)
-        others = await self.tables.forget(user) if self.tables is not None else 0
         log.info("%s: /forget deleted %d messages, %d turns, %d other rows", user, messages, turns, others)
         parts = []
         if messages:
@@ -142,20 +78,17 @@ class Retention:
     def __init__(
         self,
         store: ConversationStore,
-        tables: FeatureTables | None,
         days: int,
         *,
         wall: Callable[[], float] = time.time,
         interval: float = RETENTION_INTERVAL,
     ) -> None:
-        self.store, self.tables, self.days = store, tables, days
+        self.store, self.days = store, days
         self.wall, self.interval = wall, interval
 
     async def run_once(self) -> int:
         cutoff = self.wall() - self.days * DAY
         deleted = await self.store.delete_older_than(cutoff)
-        if self.tables is not None:
-            await self.tables.delete_older_than(cutoff)
         if deleted:
             log.info("retention: deleted %d messages older than %d days", deleted, self.days)
         return deleted
@@ -171,21 +104,17 @@ class Retention:
 
 async def install(ctx: FeatureContext) -> None:
     settings, engine = ctx.settings, ctx.engine
-    store = engine.store
-    tables = None
-    if isinstance(store, SQLiteStore) and str(store.path) != ":memory:":
-        tables = await FeatureTables.open(store.path)
-        ctx.closers.append(tables.close)
+    store = storage_of(engine.store)
 
     secrets = SecretGuard(load_rules(ctx), ctx.secrets)
     # First in line although installed last: a pasted key must not even reach the guard model's classifier.
     engine.hooks.input_guards.insert(0, secrets)
     engine.hooks.output_guards.insert(0, secrets)
 
-    engine.commands.add(Command("forget", FORGET_DESCRIPTION, Forget(store, tables)))
+    engine.commands.add(Command("forget", FORGET_DESCRIPTION, Forget(store)))
 
     if settings.retention_days > 0:
-        retention = Retention(store, tables, settings.retention_days)
+        retention = Retention(store, settings.retention_days)
         task = asyncio.create_task(retention.run_forever(), name="retention")
 
         async def stop() -> None:

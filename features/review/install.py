@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from core.store import storage_of
 from features import FeatureContext
-from features.review.flags import ReviewRepository, ReviewTrigger, parse_phrases
+from features.review.flags import ReviewTrigger, parse_phrases
 
 ORDER = 50
 
 
 async def install(ctx: FeatureContext) -> None:
-    repository = await ReviewRepository.open(ctx.settings.db_path)
-    ctx.closers.append(repository.close)
-    ctx.engine.hooks.observers.append(ReviewTrigger(repository, parse_phrases(ctx.settings.review_phrases)))
+    review = storage_of(ctx.engine.store).review
+    ctx.engine.hooks.observers.append(ReviewTrigger(review, parse_phrases(ctx.settings.review_phrases)))

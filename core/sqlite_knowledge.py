@@ -1,6 +1,6 @@
-"""The knowledge base in SQLite, in the same file as the conversations, on its own connection.
+""":class:`core.store.KnowledgeStore` in SQLite: the store's connection, tables created by its migrations.
 
-Tables (created with ``IF NOT EXISTS``; nothing here touches the conversation schema)::
+Tables::
 
     knowledge_documents  one row per ingested file and bot: path, source name, content hash, recipe
     knowledge_chunks     the passages: bot, source, section, text, tokens, embedding (float32 BLOB)
@@ -21,61 +21,14 @@ import time
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from pathlib import Path
 
 import aiosqlite
 import numpy as np
-import numpy.typing as npt
 
-from core.sqlite_store import connect, schema_statements, write_transaction
-from features.knowledge.chunking import Chunk
-from features.knowledge.embeddings import Matrix
+from core.knowledge import DocumentInfo, NewDocument, StoredChunk, VectorIndex, empty_index
+from core.sqlite_connection import SharedConnection
 
 log = logging.getLogger(__name__)
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS knowledge_documents (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    bot TEXT NOT NULL,
-    path TEXT NOT NULL,
-    source TEXT NOT NULL,
-    content_hash TEXT NOT NULL,
-    recipe TEXT NOT NULL,
-    chunks INTEGER NOT NULL,
-    tokens INTEGER NOT NULL,
-    ingested_at REAL NOT NULL,
-    UNIQUE (bot, path)
-);
-CREATE TABLE IF NOT EXISTS knowledge_chunks (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    document_id INTEGER NOT NULL REFERENCES knowledge_documents (id) ON DELETE CASCADE,
-    bot TEXT NOT NULL,
-    source TEXT NOT NULL,
-    section TEXT NOT NULL,
-    text TEXT NOT NULL,
-    tokens INTEGER NOT NULL,
-    embedding BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS knowledge_chunks_by_bot ON knowledge_chunks (bot, id);
-CREATE INDEX IF NOT EXISTS knowledge_chunks_by_document ON knowledge_chunks (document_id);
-CREATE VIRTUAL TABLE IF NOT EXISTS knowledge_fts USING fts5 (
-    source, section, text,
-    content = 'knowledge_chunks', content_rowid = 'id',
-    tokenize = 'porter unicode61 remove_diacritics 2'
-);
-CREATE TRIGGER IF NOT EXISTS knowledge_chunks_indexed AFTER INSERT ON knowledge_chunks BEGIN
-    INSERT INTO knowledge_fts (rowid, source, section, text)
-    VALUES (new.id, new.source, new.section, new.text);
-END;
-CREATE TRIGGER IF NOT EXISTS knowledge_chunks_unindexed AFTER DELETE ON knowledge_chunks BEGIN
-    INSERT INTO knowledge_fts (knowledge_fts, rowid, source, section, text)
-    VALUES ('delete', old.id, old.source, old.section, old.text);
-END;
-CREATE TABLE IF NOT EXISTS knowledge_versions (
-    bot TEXT PRIMARY KEY,
-    version INTEGER NOT NULL
-);
-"""
 
 # Column weights for bm25(): a word in a section title counts double, in a file name half.
 BM25_WEIGHTS = "0.5, 2.0, 1.0"
@@ -111,103 +64,11 @@ def fts_query(terms: Sequence[str]) -> str:
     return " OR ".join(f'"{term}"' for term in terms)
 
 
-@dataclass(frozen=True, slots=True)
-class DocumentInfo:
-    """What the knowledge base knows about one ingested file."""
+class SQLiteKnowledge:
+    """Documents, passages, their vectors and a keyword index, per bot (``SQLiteStore.knowledge``)."""
 
-    path: str
-    source: str
-    content_hash: str
-    recipe: str
-    chunks: int
-    tokens: int
-    ingested_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class StoredChunk:
-    id: int
-    source: str
-    section: str
-    text: str
-    tokens: int
-
-
-@dataclass(frozen=True, slots=True)
-class NewDocument:
-    """A file to (re)write: its identity, its passages and their vectors (one row per passage)."""
-
-    path: str
-    source: str
-    content_hash: str
-    recipe: str
-    chunks: Sequence[Chunk]
-    vectors: Matrix
-
-
-Ids = npt.NDArray[np.int64]
-
-
-class VectorIndex:
-    """One bot's chunk vectors as a matrix, for a brute-force cosine scan."""
-
-    def __init__(self, ids: Ids, matrix: Matrix) -> None:
-        self.ids = ids
-        self.matrix = matrix
-
-    def __len__(self) -> int:
-        return int(self.ids.shape[0])
-
-    @property
-    def dimensions(self) -> int:
-        return int(self.matrix.shape[1]) if self.matrix.ndim == 2 else 0
-
-    def scores(self, queries: Matrix) -> npt.NDArray[np.float32]:
-        """For each chunk, its best cosine similarity to any of the (unit-length) query vectors."""
-        if len(self) == 0:
-            return np.zeros(0, dtype=np.float32)
-        # One matrix-vector product per query: BLAS is much faster at those than at a thin matrix product.
-        best: npt.NDArray[np.float32] = self.matrix @ queries[0]
-        for query in queries[1:]:
-            best = np.maximum(best, self.matrix @ query)
-        return best
-
-    def top(self, queries: Matrix, limit: int) -> list[tuple[int, float]]:
-        """The ``limit`` best chunks as ``(chunk id, cosine)``, best first."""
-        scores = self.scores(queries)
-        if scores.shape[0] == 0:
-            return []
-        limit = min(limit, scores.shape[0])
-        best = np.argpartition(-scores, limit - 1)[:limit]
-        best = best[np.argsort(-scores[best], kind="stable")]
-        return [(int(self.ids[i]), float(scores[i])) for i in best]
-
-    def cosine_of(self, chunk_ids: Sequence[int], queries: Matrix) -> dict[int, float]:
-        """The cosine of particular chunks (keyword hits the vector side did not bring)."""
-        if len(self) == 0 or not chunk_ids:
-            return {}
-        wanted = np.asarray(chunk_ids, dtype=np.int64)
-        rows = np.searchsorted(self.ids, wanted)
-        rows = np.clip(rows, 0, len(self) - 1)
-        found = self.ids[rows] == wanted
-        if not found.any():
-            return {}
-        product = self.matrix[rows[found]] @ queries.T
-        values = product.max(axis=1)
-        return {int(i): float(v) for i, v in zip(wanted[found], values, strict=True)}
-
-
-def _empty_index() -> VectorIndex:
-    return VectorIndex(np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32))
-
-
-class KnowledgeStore:
-    """Documents, passages, their vectors and a keyword index, per bot."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._db: aiosqlite.Connection | None = None
-        self._write_lock = asyncio.Lock()
+    def __init__(self, shared: SharedConnection) -> None:
+        self._shared = shared
         self._load_lock = asyncio.Lock()
         self._indexes: dict[str, tuple[int, VectorIndex]] = {}
         self._document_counts: dict[str, int] = {}  # term -> passages containing it, all bots
@@ -215,32 +76,10 @@ class KnowledgeStore:
 
     @property
     def db(self) -> aiosqlite.Connection:
-        if self._db is None:
-            raise RuntimeError("knowledge store is not open")
-        return self._db
+        return self._shared.db
 
-    async def open(self, *, create: bool = True) -> bool:
-        """Connect; create the tables when ``create``. Return whether the tables exist."""
-        self._db = await connect(self.path)
-        try:
-            if create:
-                async with self._transaction() as db:
-                    for statement in schema_statements(SCHEMA):
-                        await db.execute(statement)
-                return True
-            async with self.db.execute(
-                "SELECT count(*) FROM sqlite_master WHERE name IN ('knowledge_chunks', 'knowledge_fts')"
-            ) as cursor:
-                row = await cursor.fetchone()
-            return bool(row and row[0] == 2)
-        except BaseException:  # an open connection is a live thread that keeps the process running
-            await self.close()
-            raise
-
-    async def close(self) -> None:
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
+    def clear_caches(self) -> None:
+        """Drop the loaded vector indexes (the store closed)."""
         self._indexes.clear()
         self._forget_counts()
 
@@ -249,9 +88,14 @@ class KnowledgeStore:
         self._passages = -1
 
     def _transaction(self) -> AbstractAsyncContextManager[aiosqlite.Connection]:
-        return write_transaction(self.db, self._write_lock)
+        return self._shared.transaction()
 
     # Documents -----------------------------------------------------------------------------------------
+
+    async def bots(self) -> list[str]:
+        async with self.db.execute("SELECT DISTINCT bot FROM knowledge_documents ORDER BY bot") as cursor:
+            rows = await cursor.fetchall()
+        return [str(r[0]) for r in rows]
 
     async def documents(self, bot: str) -> list[DocumentInfo]:
         """The bot's ingested files, by source name."""
@@ -316,6 +160,32 @@ class KnowledgeStore:
                 await self._bump(db, bot)
         return removed
 
+    async def export_documents(self, bot: str) -> list[NewDocument]:
+        documents = await self.db.execute_fetchall(
+            "SELECT id, path, source, content_hash, recipe FROM knowledge_documents WHERE bot = ? ORDER BY id",
+            (bot,),
+        )
+        exported = []
+        for document_id, path, source, content_hash, recipe in documents:
+            rows = list(
+                await self.db.execute_fetchall(
+                    "SELECT source, section, text, tokens, embedding FROM knowledge_chunks "
+                    "WHERE document_id = ? ORDER BY id",
+                    (document_id,),
+                )
+            )
+            chunks = [_Passage(str(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in rows]
+            widths = {len(r[4]) for r in rows}
+            vectors = (
+                np.stack([np.frombuffer(r[4], dtype="<f4") for r in rows]).astype(np.float32)
+                if len(widths) == 1
+                else np.zeros((len(rows), 0), dtype=np.float32)
+            )
+            exported.append(
+                NewDocument(str(path), str(source), str(content_hash), str(recipe), chunks, vectors)
+            )
+        return exported
+
     @staticmethod
     async def _bump(db: aiosqlite.Connection, bot: str) -> None:
         await db.execute(
@@ -342,41 +212,37 @@ class KnowledgeStore:
             if cached is not None and cached[0] == version:
                 return cached[1]
             self._forget_counts()
-            async with self._write_lock:  # one read snapshot for the ids and the vectors
-                await self.db.execute("BEGIN")
-                try:
-                    index = await self._refresh(bot, cached[1] if cached else _empty_index())
-                finally:
-                    await self.db.execute("COMMIT")
+            index = await self._refresh(bot, cached[1] if cached else empty_index())
             self._indexes[bot] = (version, index)
             return index
 
     async def _refresh(self, bot: str, old: VectorIndex) -> VectorIndex:
         """``old`` without the chunks deleted since, plus the ones added (ids above its last)."""
         started = time.perf_counter()
-        async with self.db.execute(
-            "SELECT id FROM knowledge_chunks WHERE bot = ? ORDER BY id", (bot,)
-        ) as cursor:
-            current = np.fromiter((row[0] for row in await cursor.fetchall()), dtype=np.int64)
-        keep = np.isin(old.ids, current, assume_unique=True)
-        kept = bool(keep.any())
         last = int(old.ids[-1]) if len(old) else 0
-        expected = int((current > last).sum())
-        width = old.dimensions if kept else await self._newest_width(bot)
-        new = np.empty((expected, width), dtype=np.float32)
-        new_ids = np.empty(expected, dtype=np.int64)
-        filled = skipped = 0
+        current: list[int] = []
+        added: list[tuple[int, bytes]] = []
+        # One statement, so one read snapshot of the ids and the new vectors, without holding the store's
+        # write lock (conversation writes go on between batches): vectors already loaded are not re-read.
         async with self.db.execute(
-            "SELECT id, embedding FROM knowledge_chunks WHERE bot = ? AND id > ? ORDER BY id", (bot, last)
+            "SELECT id, CASE WHEN id > ? THEN embedding END FROM knowledge_chunks WHERE bot = ? ORDER BY id",
+            (last, bot),
         ) as cursor:
             while rows := await cursor.fetchmany(4096):
                 for chunk_id, blob in rows:
-                    if len(blob) != width * 4 or filled >= expected:
-                        skipped += 1
-                        continue
-                    new[filled] = np.frombuffer(blob, dtype="<f4")
-                    new_ids[filled] = chunk_id
-                    filled += 1
+                    current.append(chunk_id)
+                    if blob is not None:
+                        added.append((chunk_id, blob))
+        keep = np.isin(old.ids, np.asarray(current, dtype=np.int64), assume_unique=True)
+        kept = bool(keep.any())
+        # The vector size of the index, or else of the most recent ingest: the model that decides.
+        width = old.dimensions if kept else (len(added[-1][1]) // 4 if added else 0)
+        fitting = [(chunk_id, blob) for chunk_id, blob in added if len(blob) == width * 4]
+        skipped = len(added) - len(fitting)
+        filled = len(fitting)
+        new = np.frombuffer(b"".join(blob for _, blob in fitting), dtype="<f4").astype(np.float32)
+        new = new.reshape(filled, width)
+        new_ids = [chunk_id for chunk_id, _ in fitting]
         if skipped:
             log.warning(
                 "%s: %d passages were embedded by another model (their vector size differs), so only "
@@ -384,8 +250,8 @@ class KnowledgeStore:
                 bot,
                 skipped,
             )
-        ids = np.concatenate([old.ids[keep], new_ids[:filled]])
-        matrix = np.concatenate([old.matrix[keep], new[:filled]]) if kept else new[:filled]
+        ids = np.concatenate([old.ids[keep], np.asarray(new_ids, dtype=np.int64)])
+        matrix = np.concatenate([old.matrix[keep], new]) if kept else new
         log.info(
             "%s: knowledge vectors loaded (%d passages, %d new, %.0f ms)",
             bot,
@@ -394,14 +260,6 @@ class KnowledgeStore:
             (time.perf_counter() - started) * 1000,
         )
         return VectorIndex(ids, np.ascontiguousarray(matrix))
-
-    async def _newest_width(self, bot: str) -> int:
-        """The vector size of the most recent ingest: the model that decides when sizes differ."""
-        async with self.db.execute(
-            "SELECT length(embedding) FROM knowledge_chunks WHERE bot = ? ORDER BY id DESC LIMIT 1", (bot,)
-        ) as cursor:
-            row = await cursor.fetchone()
-        return int(row[0]) // 4 if row else 0
 
     async def keyword_search(self, bot: str, text: str, limit: int) -> list[tuple[int, float]]:
         """Passages matching the text's significant words, best first, as ``(chunk id, BM25 > 0)``.
@@ -458,3 +316,13 @@ class KnowledgeStore:
         ) as cursor:
             rows = await cursor.fetchall()
         return {int(r[0]): StoredChunk(int(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4])) for r in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class _Passage:
+    """A stored passage read back for export."""
+
+    source: str
+    section: str
+    text: str
+    tokens: int

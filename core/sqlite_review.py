@@ -1,0 +1,140 @@
+""":class:`core.store.ReviewStore` in SQLite: the ``review_flags`` table, on the store's connection.
+
+A trigger deletes a turn's flags with its row in ``turns`` (what forgetting a user and retention delete);
+flags are also deleted by their own ``user_id`` and ``created_at`` (see ``SQLiteStore.forget_user`` and
+``delete_older_than``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from core.secrets import redact_secrets
+from core.sqlite_connection import SharedConnection
+from core.store import ContextMessage, ReviewFlag, TurnRecord
+
+_FLAG_COLUMNS = (
+    "id, session_id, user_id, bot, platform, turn_started_at, phrase, user_text, created_at, resolved"
+)
+
+
+def _flag(row: Iterable[object]) -> ReviewFlag:
+    values = tuple(row)
+    return ReviewFlag(
+        id=int(str(values[0])),
+        session_id=str(values[1]),
+        user_id=str(values[2]),
+        bot=str(values[3]),
+        platform=str(values[4]),
+        turn_started_at=float(str(values[5])),
+        phrase=str(values[6]),
+        user_text=str(values[7]),
+        created_at=float(str(values[8])),
+        resolved=bool(values[9]),
+    )
+
+
+class SQLiteReview:
+    """Review flags (``SQLiteStore.review``)."""
+
+    def __init__(self, shared: SharedConnection) -> None:
+        self._shared = shared
+
+    async def add(self, turn: TurnRecord, phrase: str, *, now: float | None = None) -> int:
+        async with self._shared.write_lock:
+            cursor = await self._shared.db.execute(
+                "INSERT INTO review_flags (session_id, user_id, bot, platform, turn_started_at, phrase, "
+                "user_text, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    turn.session_id,
+                    turn.user_id,
+                    turn.bot,
+                    turn.platform,
+                    turn.started_at,
+                    phrase,
+                    redact_secrets(turn.user_text),
+                    time.time() if now is None else now,
+                ),
+            )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    async def flags(
+        self, *, bot: str | None = None, include_resolved: bool = False, limit: int = 50
+    ) -> list[ReviewFlag]:
+        where, params = ["1 = 1"], list[object]()
+        if not include_resolved:
+            where.append("resolved = 0")
+        if bot:
+            where.append("bot = ?")
+            params.append(bot)
+        rows = await self._shared.db.execute_fetchall(
+            f"SELECT {_FLAG_COLUMNS} FROM review_flags WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
+            (*params, limit),
+        )
+        return [_flag(row) for row in rows]
+
+    async def get(self, flag_id: int) -> ReviewFlag | None:
+        rows = list(
+            await self._shared.db.execute_fetchall(
+                f"SELECT {_FLAG_COLUMNS} FROM review_flags WHERE id = ?", (flag_id,)
+            )
+        )
+        return _flag(rows[0]) if rows else None
+
+    async def resolve(self, flag_id: int) -> bool:
+        async with self._shared.write_lock:
+            cursor = await self._shared.db.execute(
+                "UPDATE review_flags SET resolved = 1 WHERE id = ?", (flag_id,)
+            )
+        return cursor.rowcount > 0
+
+    async def count_open(self, *, bot: str | None = None) -> int:
+        query = "SELECT COUNT(*) FROM review_flags WHERE resolved = 0" + (" AND bot = ?" if bot else "")
+        rows = list(await self._shared.db.execute_fetchall(query, (bot,) if bot else ()))
+        return int(rows[0][0]) if rows else 0
+
+    async def count_user_flags(self, user_id: str) -> int:
+        rows = list(
+            await self._shared.db.execute_fetchall(
+                "SELECT COUNT(*) FROM review_flags WHERE user_id = ?", (user_id,)
+            )
+        )
+        return int(rows[0][0]) if rows else 0
+
+    async def context(self, flag: ReviewFlag, *, before: int = 6) -> list[ContextMessage]:
+        db = self._shared.db
+        rows = list(
+            await db.execute_fetchall(
+                "SELECT id FROM messages WHERE session_id = ? AND role = 'user' AND created_at >= ? "
+                "ORDER BY (content = ?) DESC, id LIMIT 1",
+                (flag.session_id, flag.turn_started_at - 1.0, flag.user_text),
+            )
+        )
+        if not rows:
+            return []
+        anchor = int(rows[0][0])
+        columns = "id, role, content, created_at, complete"
+        earlier = await db.execute_fetchall(
+            f"SELECT {columns} FROM messages WHERE session_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
+            (flag.session_id, anchor, max(0, before)),
+        )
+        later = await db.execute_fetchall(
+            f"SELECT {columns} FROM messages WHERE session_id = ? AND id >= ? ORDER BY id LIMIT 2",
+            (flag.session_id, anchor),
+        )
+        messages = [
+            ContextMessage(
+                id=int(row[0]),
+                role=str(row[1]),
+                content=str(row[2]),
+                created_at=float(row[3]),
+                complete=bool(row[4]),
+                flagged=int(row[0]) == anchor,
+            )
+            for row in [*reversed(list(earlier)), *later]
+        ]
+        if len(messages) >= 2 and messages[-1].role != "assistant":
+            messages.pop()  # the next message is the user's again: there was no reply
+        return messages
