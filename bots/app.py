@@ -18,6 +18,7 @@ from core.config import OPENAI_DEFAULT_URL, Settings
 from core.conversation import ConversationEngine
 from core.errors import ConfigError
 from core.model_client import OpenAIChatModel, ReplyLimits
+from core.model_outcomes import max_tokens_cap
 from core.model_servers import ServerWindow, choose_window, discover_window
 from core.model_windows import DEFAULT_CONTEXT_TOKENS, known_context_window
 from core.sqlite_store import SQLiteStore
@@ -122,7 +123,7 @@ async def fit_to_server(
         model.set_max_concurrent(found.slots)
         log.info("at most %d concurrent model calls (the server's slots)", found.slots)
     max_tokens = bot.params.max_tokens
-    cap = max(16, int(choice.window * settings.max_tokens_share))
+    cap = max_tokens_cap(choice.window, settings.max_tokens_share)
     if max_tokens > cap:
         log.warning(
             "max_tokens %d is too large for a %d-token window; capped to %d (%.0f%%) to leave room for "
@@ -179,12 +180,9 @@ async def open_engine(
         )
         store = SQLiteStore(settings.db_path)
         await store.open()
-        context = FeatureContext(
-            settings,
-            ConversationEngine(bot, store, model, counter, clock=clock or SystemClock()),
-            data_root=DATA_ROOT,
-            secrets=secrets_of(settings),
-        )
+        engine = ConversationEngine(bot, store, model, counter, clock=clock or SystemClock())
+        engine.max_tokens_share = settings.max_tokens_share  # for a window learned from an overflow
+        context = FeatureContext(settings, engine, data_root=DATA_ROOT, secrets=secrets_of(settings))
         try:
             if features:
                 await install_features(context)

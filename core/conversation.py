@@ -9,7 +9,10 @@
 3. build a prompt that fits (see :mod:`core.trimming`) from complete messages only, folding dropped history
    into the summary when the bot uses that strategy, and tell the user once when history was dropped or
    summarised;
-4. stream the model's reply; on ``context_length_exceeded`` before any text, trim harder and retry once;
+4. stream the model's reply; on ``context_length_exceeded`` before any text, adopt the window the server
+   named when it is smaller than ours and build the prompt again for it, else (or if that overflows too)
+   trim to half the budget, and give up after that (see :mod:`core.model_outcomes`). A reply the server cut
+   at ``max_tokens`` is shown and stored with a notice; one its content filter stopped is not complete;
 5. store the reply. A complete reply completes its question in the same transaction, and both are fed back
    to the model from then on. When an output guard withdraws a reply, the refusal the user saw is stored as
    the (complete) answer, so the model knows the question was refused. A turn that failed, was
@@ -37,10 +40,19 @@ from dataclasses import dataclass, field
 
 from core.bot_profile import BotProfile
 from core.clock import Clock, SystemClock
-from core.errors import ContextTooLong, ModelError, ModelRejected
+from core.errors import ContextTooLong, ModelError, ModelRejected, ModelTimeout
 from core.hooks import Retraction, TurnHooks, Verdict
 from core.incoming import IncomingMessage
 from core.model_client import ChatModel, ReplyStream, Usage
+from core.model_outcomes import (
+    DEFAULT_MAX_TOKENS_SHARE,
+    LENGTH_NOTICE,
+    adopt_window,
+    filtered_message,
+    reported_prompt,
+    smaller_window,
+    timeout_message,
+)
 from core.prompt import PromptBuilder
 from core.store import ConversationStore, TurnRecord
 from core.tokens import TokenCounter
@@ -164,6 +176,7 @@ class ConversationEngine:
         self.hooks = hooks or TurnHooks()
         self.locks = _SessionLocks()
         self.prompts = PromptBuilder(bot, store, model, counter, context_share=self.hooks.context_share)
+        self.max_tokens_share = DEFAULT_MAX_TOKENS_SHARE  # of a window learned from an overflow, for a reply
 
     async def reply(self, message: IncomingMessage) -> AsyncIterator[str]:
         """The reply to ``message``, as text chunks to show the user in order."""
@@ -235,6 +248,11 @@ class ConversationEngine:
             state.status = "error"
             log.error("%s: %s", session, exc)
             yield REJECTED.format(reason=str(exc).split(":")[0]) if not state.parts else INTERRUPTED
+        except ModelTimeout as exc:
+            state.status = "error" if not state.parts else "interrupted"
+            log.warning("%s: %s", session, exc)
+            words = timeout_message(exc, after_text=bool(state.parts))
+            yield words or (UNAVAILABLE if not state.parts else INTERRUPTED)
         except ModelError as exc:
             state.status = "error" if not state.parts else "interrupted"
             log.warning("%s: %s", session, exc)
@@ -256,13 +274,16 @@ class ConversationEngine:
     ) -> AsyncGenerator[str]:
         """Stream the model's reply into ``state`` and yield what the user sees; model errors propagate.
 
-        On ``context_length_exceeded`` before any text, the prompt is trimmed harder and sent once more.
+        On ``context_length_exceeded`` before any text: when the server named a window smaller than ours, the
+        bot adopts it and the prompt is built again for it; then (or when no window came) it is trimmed to
+        half and sent once more.
         """
         session = message.session_id
         verdict: Verdict | None = None
-        for attempt in (0, 1):
+        harder = adopted = False
+        for _ in range(3):
             prompt = await self.prompts.build(
-                session, question_id, prompt_text, user_tokens, context, harder=attempt == 1
+                session, question_id, prompt_text, user_tokens, context, harder=harder
             )
             state.prompt_estimate = round(prompt.raw_tokens * self.counter.correction)
             if prompt.notice:
@@ -278,10 +299,10 @@ class ConversationEngine:
                         if verdict is not None:
                             break
                         yield delta
-            except ContextTooLong:
-                if state.parts or attempt == 1:
+            except ContextTooLong as exc:
+                if state.parts or harder:
                     raise
-                log.warning("%s: server says the prompt is too long; trimming harder", session)
+                adopted, harder = self._after_overflow(session, exc, prompt.raw_tokens, adopted)
                 continue
             if stream.usage is not None:
                 state.usage = stream.usage
@@ -289,6 +310,11 @@ class ConversationEngine:
                 self.counter.observe_usage(prompt.raw_tokens, stream.usage.prompt_tokens)
             break
         produced = "".join(state.parts)
+        finish = getattr(stream, "finish_reason", None)
+        if verdict is None and finish == "content_filter":
+            state.status = "filtered"  # the question stays incomplete: it would be filtered again
+            yield filtered_message(after_text=bool(produced.strip()))
+            return
         if verdict is None and produced:
             verdict = await self._check_reply(message, produced)
         if verdict is not None:
@@ -299,6 +325,34 @@ class ConversationEngine:
         elif not produced.strip():
             state.status = "empty"
             yield EMPTY_REPLY
+        elif finish == "length":
+            state.status = "length"  # stored complete: the user saw it, and the model may continue it
+            yield LENGTH_NOTICE
+
+    def _after_overflow(
+        self, session: str, exc: ContextTooLong, estimate: int, adopted: bool
+    ) -> tuple[bool, bool]:
+        """Learn what an overflow says; ``(adopted, harder)`` for the next attempt.
+
+        A window smaller than ours is adopted for this engine (logged, it happens once per window) and the
+        prompt rebuilt for it; otherwise, or once adopted already, the next prompt is trimmed harder.
+        """
+        reported = reported_prompt(exc, self.bot.params.max_tokens, estimate)
+        if reported is not None:
+            self.counter.observe_usage(estimate, reported)  # our raw estimate, as with a usage report
+        window = smaller_window(exc, self.bot)
+        if window is None or adopted:
+            log.warning("%s: server says the prompt is too long; trimming harder", session)
+            return adopted, True
+        log.warning(
+            "the model server's context window is %d tokens, not the %d we budgeted for; using %d from now on",
+            window,
+            self.bot.window,
+            window,
+        )
+        self.bot = adopt_window(self.bot, window, self.max_tokens_share)
+        self.prompts.bot = self.bot
+        return True, False
 
     def _record(
         self, message: IncomingMessage, text: str, reply: str, started: float, status: str
@@ -395,7 +449,7 @@ class ConversationEngine:
         )
         # What the user saw in full answers the question: a complete reply, or the refusal that replaced a
         # withdrawn one (so the model knows it was refused and the question is not re-sent as new).
-        complete = state.status == "ok" or state.shown is not None
+        complete = state.status in ("ok", "length") or state.shown is not None
         save = (
             self.store.save_reply(
                 message.session_id,
@@ -476,6 +530,16 @@ def default_help(bot: BotProfile, extra_lines: Iterable[str] = ()) -> str:
 
 
 async def _deltas(stream: ReplyStream) -> AsyncGenerator[str]:
-    """The stream's deltas as a generator we can close early (a guard stopped the reply)."""
-    async for delta in stream:
-        yield delta
+    """The stream's deltas as a generator we can close early (a guard stopped the reply).
+
+    The stream's own iterator is closed here, at once, rather than whenever the garbage collector gets to
+    it: closing it ends the HTTP response and frees the model slot before the user sees the refusal.
+    """
+    iterator = aiter(stream)
+    try:
+        async for delta in iterator:
+            yield delta
+    finally:
+        close = getattr(iterator, "aclose", None)
+        if close is not None:
+            await close()
