@@ -20,6 +20,7 @@ from core.errors import ConfigError
 from core.model_client import OpenAIChatModel, ReplyLimits
 from core.model_outcomes import max_tokens_cap
 from core.model_servers import ServerWindow, choose_window, discover_window
+from core.model_tokenize import ServerTokenCounter
 from core.model_windows import DEFAULT_CONTEXT_TOKENS, known_context_window
 from core.sqlite_store import SQLiteStore
 from core.tokens import TokenCounter
@@ -153,6 +154,14 @@ async def fit_to_server(
     return fitted
 
 
+def exact_counter(model: OpenAIChatModel, bot: BotProfile) -> ServerTokenCounter | None:
+    """The server's own token counter when discovery found a server that has one (llama.cpp, vLLM)."""
+    if model.server is None:
+        return None
+    counter = ServerTokenCounter(model.client, bot.model_name, model.server.dialect)
+    return counter if counter.available else None
+
+
 @asynccontextmanager
 async def open_engine(
     settings: Settings,
@@ -178,10 +187,16 @@ async def open_engine(
         bot = await fit_to_server(
             bot, settings, model, counter, configured=settings.context_tokens or definition.context_tokens
         )
+        server_tokens = exact_counter(model, bot)
+        if server_tokens is not None:
+            exact = await server_tokens.count(bot.system_prompt)
+            if exact is not None:
+                counter.learn(bot.system_prompt, exact)
         store = SQLiteStore(settings.db_path)
         await store.open()
         engine = ConversationEngine(bot, store, model, counter, clock=clock or SystemClock())
         engine.max_tokens_share = settings.max_tokens_share  # for a window learned from an overflow
+        engine.server_tokens = server_tokens
         context = FeatureContext(settings, engine, data_root=DATA_ROOT, secrets=secrets_of(settings))
         try:
             if features:

@@ -53,6 +53,7 @@ from core.model_outcomes import (
     smaller_window,
     timeout_message,
 )
+from core.model_tokenize import ServerTokenCounter
 from core.prompt import PromptBuilder
 from core.store import ConversationStore, TurnRecord
 from core.tokens import TokenCounter
@@ -177,6 +178,7 @@ class ConversationEngine:
         self.locks = _SessionLocks()
         self.prompts = PromptBuilder(bot, store, model, counter, context_share=self.hooks.context_share)
         self.max_tokens_share = DEFAULT_MAX_TOKENS_SHARE  # of a window learned from an overflow, for a reply
+        self.server_tokens: ServerTokenCounter | None = None  # exact counts, from servers that can count
 
     async def reply(self, message: IncomingMessage) -> AsyncIterator[str]:
         """The reply to ``message``, as text chunks to show the user in order."""
@@ -209,6 +211,7 @@ class ConversationEngine:
             return
 
         prompt_text = view_for_prompt(text, self.bot.max_input_chars)
+        await self._count_exactly(prompt_text)
         user_tokens = self.counter.message_tokens(prompt_text)
         verdict = await self._check_input(message, text)
         if verdict is not None:
@@ -450,6 +453,8 @@ class ConversationEngine:
         # What the user saw in full answers the question: a complete reply, or the refusal that replaced a
         # withdrawn one (so the model knows it was refused and the question is not re-sent as new).
         complete = state.status in ("ok", "length") or state.shown is not None
+        if complete and state.shown is None:
+            await self._count_exactly(reply)  # fed back to the model from now on
         save = (
             self.store.save_reply(
                 message.session_id,
@@ -467,6 +472,19 @@ class ConversationEngine:
         except Exception:
             log.exception("%s: could not store the reply", message.session_id)
         await self._observe(message, turn)
+
+    async def _count_exactly(self, text: str) -> None:
+        """Teach the counter the server's exact count of ``text`` when the server can count (llama.cpp,
+        vLLM: see :mod:`core.model_tokenize`, cached there); elsewhere, or on any failure, it estimates."""
+        if self.server_tokens is None or not text:
+            return
+        try:
+            exact = await self.server_tokens.count(text)
+        except Exception:
+            log.warning("counting tokens on the model server failed; estimating", exc_info=True)
+            return
+        if exact is not None:
+            self.counter.learn(text, exact)
 
     def _billed(self, state: _ReplyState) -> tuple[int, int]:
         """``(prompt, completion)`` tokens the turn cost: what the server reported, else, for a stream that

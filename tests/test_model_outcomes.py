@@ -7,9 +7,12 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from core.hooks import Retraction, Verdict
 from core.incoming import IncomingMessage
 from core.model_outcomes import FILTERED, LENGTH_NOTICE
+from core.tokens import PER_MESSAGE_OVERHEAD, TokenCounter
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.support.engines import engine_for, said
 
@@ -143,3 +146,28 @@ async def test_a_reply_a_guard_stops_frees_its_model_slot_before_the_refusal_is_
                 free_when_refused = engine.model.call_limit.active == 0  # type: ignore[attr-defined]
         assert free_when_refused is True
         assert await engine.reply_text(said("console:b", "next")) == "You said: next"
+
+
+@pytest.mark.parametrize(("dialect", "exact"), [("llama-server", True), ("vllm", True), ("ollama", False)])
+async def test_on_servers_that_can_count_the_store_holds_their_exact_token_counts(
+    db_path: Path, dialect: str, exact: bool
+) -> None:
+    server = FakeOpenAI(dialect=dialect)
+    await server.start()
+    text = "x" * 400  # 100 tokens by the fake server's tokenizer, about 58 by our estimate
+    estimate = TokenCounter("local-model", allow_download=False).message_tokens(text)
+    try:
+        async with engine_for(server.base_url, db_path, CHATBOT_MODEL="local-model") as engine:
+            await engine.reply_text(said("console:a", text))
+    finally:
+        await server.stop()
+    stored = rows(db_path, "SELECT role, tokens FROM messages ORDER BY id")
+    # the two counts differ, so the test can tell which one was stored
+    assert estimate != len(text) // 4 + PER_MESSAGE_OVERHEAD
+    if exact:  # by the server's tokenizer (4 characters a token in the fake), plus the message overhead
+        assert stored == [
+            ("user", len(text) // 4 + PER_MESSAGE_OVERHEAD),
+            ("assistant", len("You said: " + text) // 4 + PER_MESSAGE_OVERHEAD),
+        ]
+    else:
+        assert stored[0] == ("user", estimate)
