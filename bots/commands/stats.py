@@ -24,7 +24,7 @@ NAME = "stats"
 HELP = "turns, users, latency p50/p95, tokens and cost per day, platform and bot"
 CONSOLE_LOG_LEVEL = "WARNING"
 ERROR_STATUSES = frozenset({"error", "interrupted"})
-NOT_BLOCKED = ERROR_STATUSES | {"ok", "empty", "command"}
+NOT_BLOCKED = ERROR_STATUSES | {"ok", "length", "empty", "command"}  # "length": answered, cut short
 BAR_WIDTH = 40
 HEADERS = ("turns", "users", "errors", "blocked", "p50 ms", "p95 ms", "prompt tok", "compl tok", "cost $")
 

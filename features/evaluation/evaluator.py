@@ -507,7 +507,7 @@ class Evaluator:
                     )
                     result.seconds = time.monotonic() - started
                     return result
-                blocked = turn is not None and turn.status not in ("ok", "empty", "command")
+                blocked = turn is not None and turn.status not in ("ok", "length", "empty", "command")
             result.reply = reply
             result.checks = await check_reply(
                 case, reply, self.suite, judge=self.judge, judge_all=self.judge_all, blocked=blocked
