@@ -12,7 +12,7 @@
 4. stream the model's reply; on ``context_length_exceeded`` before any text, adopt the window the server
    named when it is smaller than ours and build the prompt again for it, else (or if that overflows too)
    trim to half the budget, and give up after that (see :mod:`core.model_outcomes`). A reply the server cut
-   at ``max_tokens`` is shown and stored with a notice; one its content filter stopped is not complete;
+   at ``max_tokens`` is shown with a notice and stored complete; one its content filter stopped is not;
 5. store the reply. A complete reply completes its question in the same transaction, and both are fed back
    to the model from then on. When an output guard withdraws a reply, the refusal the user saw is stored as
    the (complete) answer, so the model knows the question was refused. A turn that failed, was

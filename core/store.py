@@ -48,7 +48,7 @@ class TurnRecord:
     latency_ms: float
     prompt_tokens: int
     completion_tokens: int
-    status: str  # "ok", "error", "interrupted", "command", "rejected"
+    status: str  # "ok", "length", "filtered", "empty", "error", "interrupted", "command", "blocked", ...
     model: str
     user_id: str = ""
     bot: str = ""
