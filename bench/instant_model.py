@@ -13,6 +13,7 @@ class _Stream:
         self.text = text
         self.chunks = chunks
         self.usage: Usage | None = None
+        self.finish_reason: str | None = None  # "stop" once the whole text is out, as a real server says
 
     def __aiter__(self) -> AsyncIterator[str]:
         return self._run()
@@ -22,6 +23,7 @@ class _Stream:
         for start in range(0, len(self.text), size):
             yield self.text[start : start + size]
         self.usage = Usage(prompt_tokens=0, completion_tokens=len(self.text) // 4)
+        self.finish_reason = "stop"
 
 
 class InstantModel:

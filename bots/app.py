@@ -19,7 +19,9 @@ from core.config import OPENAI_DEFAULT_URL
 from core.conversation import ConversationEngine
 from core.errors import ConfigError
 from core.model_client import OpenAIChatModel, ReplyLimits
+from core.model_outcomes import max_tokens_cap
 from core.model_servers import ServerWindow, choose_window, discover_window
+from core.model_tokenize import ServerTokenCounter
 from core.model_windows import DEFAULT_CONTEXT_TOKENS, known_context_window
 from core.sqlite_store import SQLiteStore
 from core.tokens import TokenCounter
@@ -123,7 +125,7 @@ async def fit_to_server(
         model.set_max_concurrent(found.slots)
         log.info("at most %d concurrent model calls (the server's slots)", found.slots)
     max_tokens = bot.params.max_tokens
-    cap = max(16, int(choice.window * settings.max_tokens_share))
+    cap = max_tokens_cap(choice.window, settings.max_tokens_share)
     if max_tokens > cap:
         log.warning(
             "max_tokens %d is too large for a %d-token window; capped to %d (%.0f%%) to leave room for "
@@ -153,6 +155,14 @@ async def fit_to_server(
     return fitted
 
 
+def exact_counter(model: OpenAIChatModel, bot: BotProfile) -> ServerTokenCounter | None:
+    """The server's own token counter when discovery found a server that has one (llama.cpp, vLLM)."""
+    if model.server is None:
+        return None
+    counter = ServerTokenCounter(model.client, bot.model_name, model.server.dialect)
+    return counter if counter.available else None
+
+
 @asynccontextmanager
 async def open_engine(
     settings: Settings,
@@ -178,14 +188,17 @@ async def open_engine(
         bot = await fit_to_server(
             bot, settings, model, counter, configured=settings.context_tokens or definition.context_tokens
         )
+        server_tokens = exact_counter(model, bot)
+        if server_tokens is not None:
+            exact = await server_tokens.count(bot.system_prompt)
+            if exact is not None:
+                counter.learn(bot.system_prompt, exact)
         store = SQLiteStore(settings.db_path)
         await store.open()
-        context = FeatureContext(
-            settings,
-            ConversationEngine(bot, store, model, counter, clock=clock or SystemClock()),
-            data_root=DATA_ROOT,
-            secrets=secrets_of(settings),
-        )
+        engine = ConversationEngine(bot, store, model, counter, clock=clock or SystemClock())
+        engine.max_tokens_share = settings.max_tokens_share  # for a window learned from an overflow
+        engine.server_tokens = server_tokens
+        context = FeatureContext(settings, engine, data_root=DATA_ROOT, secrets=secrets_of(settings))
         try:
             if features:
                 await install_features(context)

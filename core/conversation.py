@@ -9,7 +9,10 @@
 3. build a prompt that fits (see :mod:`core.trimming`) from complete messages only, folding dropped history
    into the summary when the bot uses that strategy, and tell the user once when history was dropped or
    summarised;
-4. stream the model's reply; on ``context_length_exceeded`` before any text, trim harder and retry once;
+4. stream the model's reply; on ``context_length_exceeded`` before any text, adopt the window the server
+   named when it is smaller than ours and build the prompt again for it, else (or if that overflows too)
+   trim to half the budget, and give up after that (see :mod:`core.model_outcomes`). A reply the server cut
+   at ``max_tokens`` is shown with a notice and stored complete; one its content filter stopped is not;
 5. store the reply. A complete reply completes its question in the same transaction, and both are fed back
    to the model from then on. When an output guard withdraws a reply, the refusal the user saw is stored as
    the (complete) answer, so the model knows the question was refused. A turn that failed, was
@@ -36,10 +39,20 @@ from contextlib import aclosing, asynccontextmanager
 from core.bot_profile import BotProfile
 from core.clock import Clock, SystemClock
 from core.commands import Command, Commands
-from core.errors import ContextTooLong, ModelError, ModelRejected
+from core.errors import ContextTooLong, ModelError, ModelRejected, ModelTimeout
 from core.hooks import Retraction, TurnHooks
 from core.incoming import IncomingMessage
 from core.model_client import ChatModel, ReplyStream
+from core.model_outcomes import (
+    DEFAULT_MAX_TOKENS_SHARE,
+    LENGTH_NOTICE,
+    adopt_window,
+    filtered_message,
+    reported_prompt,
+    smaller_window,
+    timeout_message,
+)
+from core.model_tokenize import ServerTokenCounter
 from core.prompt import PromptBuilder
 from core.store import ConversationStore, TurnRecord
 from core.tokens import TokenCounter
@@ -144,6 +157,8 @@ class ConversationEngine:
             ]
         )
         self.prompts = PromptBuilder(self)  # reads the engine's bot, store, model and counter per prompt
+        self.max_tokens_share = DEFAULT_MAX_TOKENS_SHARE  # of a window learned from an overflow, for a reply
+        self.server_tokens: ServerTokenCounter | None = None  # exact counts, from servers that can count
 
     async def reply(self, message: IncomingMessage) -> AsyncIterator[str]:
         """The reply to ``message``, as text chunks to show the user in order."""
@@ -171,6 +186,7 @@ class ConversationEngine:
             yield EMPTY_INPUT
             return
         prompt_text = view_for_prompt(turn.text, self.bot.max_input_chars)
+        await self._count_exactly(prompt_text)
         user_tokens = self.counter.message_tokens(prompt_text)
         refusal = await self._check_input(message, turn.text)
         if refusal is not None:
@@ -238,6 +254,11 @@ class ConversationEngine:
             turn.status = TurnStatus.ERROR
             log.error("%s: %s", session, exc)
             yield REJECTED.format(reason=str(exc).split(":")[0]) if not turn.parts else INTERRUPTED
+        except ModelTimeout as exc:
+            turn.status = TurnStatus.ERROR if not turn.parts else TurnStatus.INTERRUPTED
+            log.warning("%s: %s", session, exc)
+            words = timeout_message(exc, after_text=bool(turn.parts))
+            yield words or (UNAVAILABLE if not turn.parts else INTERRUPTED)
         except ModelError as exc:
             turn.status = TurnStatus.ERROR if not turn.parts else TurnStatus.INTERRUPTED
             log.warning("%s: %s", session, exc)
@@ -254,12 +275,15 @@ class ConversationEngine:
         """Stream the model's reply into ``turn`` and yield it; stop early when an output guard withdraws it
         (``turn.refusal``). Model errors propagate.
 
-        On ``context_length_exceeded`` before any text, the prompt is trimmed harder and sent once more.
+        On ``context_length_exceeded`` before any text: when the server named a window smaller than ours, the
+        bot adopts it and the prompt is built again for it; then (or when no window came) it is trimmed to
+        half and sent once more.
         """
         session = turn.message.session_id
-        for attempt in (0, 1):
+        harder = adopted = False
+        for _ in range(3):
             prompt = await self.prompts.build(
-                session, turn.question_id, prompt_text, user_tokens, context, harder=attempt == 1
+                session, turn.question_id, prompt_text, user_tokens, context, harder=harder
             )
             turn.prompt_estimate = round(prompt.raw_tokens * self.counter.correction)
             if prompt.notice:
@@ -275,11 +299,12 @@ class ConversationEngine:
                         if turn.refusal is not None:
                             break
                         yield delta
-            except ContextTooLong:
-                if turn.parts or attempt == 1:
+            except ContextTooLong as exc:
+                if turn.parts or harder:
                     raise
-                log.warning("%s: server says the prompt is too long; trimming harder", session)
+                adopted, harder = self._after_overflow(session, exc, prompt.raw_tokens, adopted)
                 continue
+            turn.finish_reason = getattr(stream, "finish_reason", None)
             if stream.usage is not None:
                 turn.usage = stream.usage
                 # the raw estimate: the correction learns the whole error, not what is left after itself
@@ -288,8 +313,12 @@ class ConversationEngine:
 
     async def _settle_reply(self, turn: Turn) -> str | None:
         """The streamed reply's last chunk: a :class:`Retraction` when an output guard withdraws the reply
-        (now, or while it streamed), a note when it was empty, else nothing."""
+        (now, or while it streamed), a note when it was empty, filtered or cut at the length limit, else
+        nothing."""
         produced = turn.produced
+        if turn.refusal is None and turn.finish_reason == "content_filter":
+            turn.status = TurnStatus.FILTERED  # the question stays incomplete: it would be filtered again
+            return filtered_message(after_text=bool(produced.strip()))
         if turn.refusal is None and produced:
             turn.refusal = await self._check_reply(turn.message, produced)
         if turn.refusal is not None:
@@ -300,7 +329,34 @@ class ConversationEngine:
         if not produced.strip():
             turn.status = TurnStatus.EMPTY
             return EMPTY_REPLY
+        if turn.finish_reason == "length":
+            turn.status = TurnStatus.LENGTH  # stored complete: the user saw it, and the model may continue it
+            return LENGTH_NOTICE
         return None
+
+    def _after_overflow(
+        self, session: str, exc: ContextTooLong, estimate: int, adopted: bool
+    ) -> tuple[bool, bool]:
+        """Learn what an overflow says; ``(adopted, harder)`` for the next attempt.
+
+        A window smaller than ours is adopted for this engine (logged, it happens once per window) and the
+        prompt rebuilt for it; otherwise, or once adopted already, the next prompt is trimmed harder.
+        """
+        reported = reported_prompt(exc, self.bot.params.max_tokens, estimate)
+        if reported is not None:
+            self.counter.observe_usage(estimate, reported)  # our raw estimate, as with a usage report
+        window = smaller_window(exc, self.bot)
+        if window is None or adopted:
+            log.warning("%s: server says the prompt is too long; trimming harder", session)
+            return adopted, True
+        log.warning(
+            "the model server's context window is %d tokens, not the %d we budgeted for; using %d from now on",
+            window,
+            self.bot.window,
+            window,
+        )
+        self.bot = adopt_window(self.bot, window, self.max_tokens_share)
+        return True, False
 
     def _model_free_record(self, turn: Turn, user_text: str, reply: str) -> TurnRecord:
         """The record of a turn the model took no part in."""
@@ -388,7 +444,9 @@ class ConversationEngine:
         )
         # What the user saw in full answers the question: a complete reply, or the refusal that replaced a
         # withdrawn one (so the model knows it was refused and the question is not re-sent as new).
-        complete = turn.status == TurnStatus.OK or turn.shown is not None
+        complete = turn.status in (TurnStatus.OK, TurnStatus.LENGTH) or turn.shown is not None
+        if complete and turn.shown is None:
+            await self._count_exactly(reply)  # fed back to the model from now on
         save = (
             self.store.save_reply(
                 message.session_id,
@@ -406,6 +464,19 @@ class ConversationEngine:
         except Exception:
             log.exception("%s: could not store the reply", message.session_id)
         await self._observe(message, record)
+
+    async def _count_exactly(self, text: str) -> None:
+        """Teach the counter the server's exact count of ``text`` when the server can count (llama.cpp,
+        vLLM: see :mod:`core.model_tokenize`, cached there); elsewhere, or on any failure, it estimates."""
+        if self.server_tokens is None or not text:
+            return
+        try:
+            exact = await self.server_tokens.count(text)
+        except Exception:
+            log.warning("counting tokens on the model server failed; estimating", exc_info=True)
+            return
+        if exact is not None:
+            self.counter.learn(text, exact)
 
     def _billed(self, turn: Turn) -> tuple[int, int]:
         """``(prompt, completion)`` tokens the turn cost: what the server reported, else, for a stream that
@@ -463,6 +534,16 @@ def help_text(bot: BotProfile, commands: Commands) -> str:
 
 
 async def _deltas(stream: ReplyStream) -> AsyncGenerator[str]:
-    """The stream's deltas as a generator we can close early (a guard stopped the reply)."""
-    async for delta in stream:
-        yield delta
+    """The stream's deltas as a generator we can close early (a guard stopped the reply).
+
+    The stream's own iterator is closed here, at once, rather than whenever the garbage collector gets to
+    it: closing it ends the HTTP response and frees the model slot before the user sees the refusal.
+    """
+    iterator = aiter(stream)
+    try:
+        async for delta in iterator:
+            yield delta
+    finally:
+        close = getattr(iterator, "aclose", None)
+        if close is not None:
+            await close()

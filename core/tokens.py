@@ -21,6 +21,7 @@ import math
 import os
 import tempfile
 import threading
+from collections import OrderedDict
 from typing import Protocol
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ REPLY_PRIMING = 3  # tokens the server adds to start the assistant's reply
 APPROX_FACTOR = 1.15
 EMA_WEIGHT = 0.3  # of each new usage report in the correction, once the first few are averaged
 DOWNLOAD_TIMEOUT = 10.0
+KNOWN_COUNTS = 256  # exact counts the model server gave, kept for the texts being stored right now
 
 _warned: set[str] = set()
 
@@ -158,9 +160,24 @@ class TokenCounter:
         self.safety_margin = safety_margin
         self.correction = 1.0
         self._observations = 0
+        self._known: OrderedDict[str, int] = OrderedDict()
+
+    def learn(self, text: str, tokens: int) -> None:
+        """Remember the model server's exact count of ``text`` (llama.cpp and vLLM can count).
+
+        The engine asks the server, in its async path, for the texts it is about to store; their counts are
+        then exact, while everything else is still estimated here.
+        """
+        self._known[text] = tokens
+        self._known.move_to_end(text)
+        if len(self._known) > KNOWN_COUNTS:
+            self._known.popitem(last=False)
 
     def count(self, text: str) -> int:
         """Tokens of ``text`` by our tokeniser (or estimate), before any correction."""
+        known = self._known.get(text) if self._known else None
+        if known is not None:
+            return known
         if self._encoder is None:
             return estimate_tokens(text)
         try:

@@ -34,11 +34,16 @@ class TurnStatus(StrEnum):
     """A usage limit (rate, daily tokens, budget) stopped the turn before the model was called."""
     COMMAND = "command"
     """A chat command (``/reset``, ``/help`` ...) answered without the model."""
+    LENGTH = "length"
+    """The reply hit the length limit (``finish_reason: length``): shown with a notice, stored complete."""
+    FILTERED = "filtered"
+    """The model server's content filter stopped the reply (``finish_reason: content_filter``); the user
+    was told so and the question is not fed back."""
 
 
 FAILED_STATUSES = frozenset({TurnStatus.ERROR, TurnStatus.INTERRUPTED})
 """Turns the model (or the process) failed: what stats count as errors."""
-ANSWERED_STATUSES = frozenset({TurnStatus.OK, TurnStatus.EMPTY, TurnStatus.COMMAND})
+ANSWERED_STATUSES = frozenset({TurnStatus.OK, TurnStatus.LENGTH, TurnStatus.EMPTY, TurnStatus.COMMAND})
 """Turns answered as asked: neither failed nor stopped by a guard or a limit."""
 
 
@@ -75,6 +80,7 @@ class Turn:
     shown: str | None = None  # a refusal shown instead of the model's withdrawn text
     usage: Usage | None = None  # as the server reported it
     prompt_estimate: int = 0  # our estimate of the prompt, for a stream that ended without usage
+    finish_reason: str | None = None  # how the stream said it ended ("stop", "length", "content_filter")
 
     @property
     def produced(self) -> str:

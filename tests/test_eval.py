@@ -320,3 +320,21 @@ async def test_seeded_database_keeps_the_knowledge_base_only(tmp_path: Path) -> 
     assert b"private conversation" not in target_path.read_bytes()
     with sqlite3.connect(source_path) as db:
         assert db.execute("SELECT COUNT(*) FROM messages").fetchone() == (1,)
+
+
+async def test_a_reply_cut_at_the_length_limit_is_graded_as_an_answer_not_a_refusal(
+    fake_model: FakeOpenAI, tmp_path: Path
+) -> None:
+    fake_model.default = lambda body: Reply(
+        text="An Orbit workspace holds your projects and", finish_reason="length"
+    )
+    cases = {
+        "bot": "orbit",
+        "topic_keywords": ["Orbit"],
+        "cases": [{"name": "long", "turns": ["explain workspaces"], "expect": {"refuses": False}}],
+    }
+    code, out, err = await run_chatbot(
+        ["eval", str(write_cases(tmp_path, cases))], b"", tmp_path, env_for(fake_model)
+    )
+    assert code == 0, out + err
+    assert rows(out)["long"][0] == "PASS"

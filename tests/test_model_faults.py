@@ -63,7 +63,8 @@ async def test_context_error_that_persists_is_explained(fake_model: FakeOpenAI, 
     fake_model.context_limit = 10
     async with engine_for(fake_model.base_url, db_path) as engine:
         assert await engine.reply_text(said("console:a", "hello")) == conv.TOO_LONG
-    assert len(fake_model.chat_requests) == 2
+    # the first try, one at the 10-token window the server named, one trimmed to half: then it gives up
+    assert len(fake_model.chat_requests) == 3
 
 
 async def test_server_that_rejects_stream_options_still_streams(

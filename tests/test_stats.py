@@ -208,3 +208,18 @@ def test_bar_chart_scales_to_the_largest() -> None:
         "bb │████ 2",
         "c  │ 0",
     ]
+
+
+async def test_a_reply_cut_at_the_length_limit_is_not_counted_as_blocked(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "data" / "chatbot.db")
+    await store.open()
+    for minute, status in ((1, "ok"), (2, "length"), (3, "blocked")):
+        await store.record_turn(
+            turn(at(0, 0, minute), user="telegram:1", latency=500, prompt=100, completion=50, status=status)
+        )
+    await store.close()
+    env = {"OPENAI_BASE_URL": "http://127.0.0.1:9/v1", "CHATBOT_PRICES": PRICE_SETTING}
+    code, out, err = await run_chatbot(["stats", "--days", "1"], b"", tmp_path, env)
+    assert code == 0, err
+    turns, _users, errors, blocked = tables(out)["day"]["all"][:4]
+    assert (turns, errors, blocked) == ("3", "0", "1")  # the length-cut reply was answered, not blocked
