@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes.discord_api import FakeDiscord
 from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.slack_api import FakeSlack
+from tests.fakes.telegram_api import FakeTelegram
 from tests.support.network_guard import loopback_only
 
 # Never read a developer's .env or reach for tiktoken files on the network during tests.
@@ -42,3 +45,36 @@ async def fake_model() -> AsyncIterator[FakeOpenAI]:
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "chatbot.db"
+
+
+@pytest.fixture
+async def telegram() -> AsyncIterator[FakeTelegram]:
+    """The fake Telegram Bot API on loopback."""
+    fake = FakeTelegram()
+    await fake.start()
+    try:
+        yield fake
+    finally:
+        await fake.stop()
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    """The fake Slack Web API on loopback."""
+    fake = FakeSlack()
+    await fake.start()
+    try:
+        yield fake
+    finally:
+        await fake.stop()
+
+
+@pytest.fixture
+async def fake_discord() -> AsyncIterator[FakeDiscord]:
+    """The fake Discord REST API and gateway on loopback."""
+    fake = FakeDiscord()
+    await fake.start()
+    try:
+        yield fake
+    finally:
+        await fake.stop()

@@ -73,16 +73,6 @@ async def killed_mid_reply(
     assert process.returncode == -9, err.decode()[-2000:]
 
 
-@pytest.fixture
-async def telegram() -> AsyncIterator[FakeTelegram]:
-    fake = FakeTelegram()
-    await fake.start()
-    try:
-        yield fake
-    finally:
-        await fake.stop()
-
-
 async def test_telegram_reply_cut_by_a_crash_is_finished_with_a_note_on_the_next_start(
     fake_model: FakeOpenAI, telegram: FakeTelegram, db_path: Path, tmp_path: Path
 ) -> None:

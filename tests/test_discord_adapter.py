@@ -59,16 +59,6 @@ class LeapClock:
         await asyncio.sleep(0)
 
 
-@pytest.fixture
-async def fake_discord() -> AsyncIterator[FakeDiscord]:
-    server = FakeDiscord()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
 def discord_settings(fake_model: FakeOpenAI, fake: FakeDiscord, db_path: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "DISCORD_BOT_TOKEN": TOKEN,

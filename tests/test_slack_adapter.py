@@ -41,16 +41,6 @@ MARKER = " ▌"
 CHANNEL = "C0GENERAL"
 
 
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    server = FakeSlack()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
 @asynccontextmanager
 async def slack_bot(
     fake_model: FakeOpenAI, slack: FakeSlack, db_path: Path, *, socket_mode: bool = False, **overrides: Any

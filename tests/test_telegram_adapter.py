@@ -61,16 +61,6 @@ def fast_pacing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(telegram_runner, "DEFAULT_TUNING", FAST)
 
 
-@pytest.fixture
-async def telegram() -> AsyncIterator[FakeTelegram]:
-    fake = FakeTelegram()
-    await fake.start()
-    try:
-        yield fake
-    finally:
-        await fake.stop()
-
-
 def settings(fake_model: FakeOpenAI, telegram: FakeTelegram, db_path: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {"TELEGRAM_BOT_TOKEN": telegram.token, "TELEGRAM_BASE_URL": telegram.root}
     return settings_for(fake_model.base_url, db_path, **{**values, **overrides})

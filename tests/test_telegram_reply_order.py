@@ -22,16 +22,6 @@ def fast_pacing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(telegram_runner, "DEFAULT_TUNING", FAST)
 
 
-@pytest.fixture
-async def telegram() -> Any:
-    fake = FakeTelegram()
-    await fake.start()
-    try:
-        yield fake
-    finally:
-        await fake.stop()
-
-
 def answer(body: dict[str, Any]) -> Reply:
     n = int(str(body["messages"][-1]["content"]).split()[-1])
     # a random-ish but deterministic length and pace per reply: later answers often come faster
