@@ -158,3 +158,23 @@ async def test_a_window_read_in_pages_is_the_same_as_one_read(db_path: Path) -> 
     finally:
         await store.close()
         await uncached.close()
+
+
+async def test_cached_windows_stay_within_their_budget_and_still_answer_right(db_path: Path) -> None:
+    store, uncached = SQLiteStore(db_path), SQLiteStore(db_path, cache_windows=False)
+    assert store._windows is not None
+    store._windows.max_chars, store._windows.rows_per_session = 5_000, 20
+    await store.open()
+    await uncached.open()
+    try:
+        for i in range(400):
+            session = f"s{i % 10}"
+            await store.add_message(session, "user" if i % 2 == 0 else "assistant", f"message {i} " * 5, 9)
+            for limit in (5, 64):
+                got = await store.recent_messages(session, limit=limit)
+                assert got == await uncached.recent_messages(session, limit=limit)
+            assert store._windows._chars <= 5_000 + 20 * (128 + 60)  # one session may pass it on its own
+            assert all(len(entry.rows) <= 20 for entry in store._windows._entries.values())
+    finally:
+        await store.close()
+        await uncached.close()
