@@ -1,9 +1,11 @@
 """A turn's core overhead (store, token counting, trimming, logging) with an instant model.
 
 Measures per-turn wall and CPU time for sessions with 10, 1,000 and 10,000 stored messages, side by side in
-one run, and throughput with 1, 100 and 1,000 concurrent sessions. The bot's window is 8,192 tokens, so
-from about 200 messages on the prompt is full and the turn's work stops growing: 10 vs 10,000 compares a
-nearly empty prompt with a full one, 1,000 vs 10,000 shows that a longer history itself costs nothing.
+one run, at 8k, 32k and 128k-token windows (issue 19 target 2), and throughput with 1, 100 and 1,000
+concurrent sessions (8k window). Every row runs in process (the store, the engine, an instant model). From
+about 200 messages (8k) to 3,000 (128k) on the prompt is full and the turn's work stops growing: 10 vs
+10,000 compares a nearly empty prompt with a full one, 1,000 vs 10,000 shows that a longer history itself
+costs nothing.
 """
 
 from __future__ import annotations
@@ -32,8 +34,11 @@ def sentence(i: int, n: int = 25) -> str:
     return f"message {i}: " + " ".join(WORDS[(i + k) % len(WORDS)] for k in range(n))
 
 
-async def make_engine(db: Path) -> ConversationEngine:
-    settings = Settings(_env_file=None, CHATBOT_MODEL="gpt-4", CHATBOT_CONTEXT_TOKENS=8192)  # type: ignore[call-arg]
+WINDOWS = {"8k": 8_192, "32k": 32_000, "128k": 128_000}
+
+
+async def make_engine(db: Path, window: int = 8_192) -> ConversationEngine:
+    settings = Settings(_env_file=None, CHATBOT_MODEL="gpt-4", CHATBOT_CONTEXT_TOKENS=window)  # type: ignore[call-arg]
     bot = get_bot("default").with_settings(settings)
     store = SQLiteStore(db)
     await store.open()
@@ -65,6 +70,15 @@ async def turn_times(engine: ConversationEngine, sessions: list[str]) -> tuple[l
 
 
 async def history_growth(turns: int = 300, rounds: int = 3) -> list[tuple[str, ...]]:
+    """:func:`window_growth` at each of :data:`WINDOWS`, then the naive loop."""
+    rows: list[tuple[str, ...]] = []
+    for label, window in WINDOWS.items():
+        rows += await window_growth(label, window, turns, rounds)
+    rows += await naive_growth()
+    return rows
+
+
+async def window_growth(label: str, window: int, turns: int, rounds: int) -> list[tuple[str, ...]]:
     """Turns against 10 stored messages (a fresh session each turn), and against 1,000 and 10,000."""
     per_round = turns // rounds
     small_sessions = [f"bench:small:{i}" for i in range(turns)]
@@ -72,7 +86,7 @@ async def history_growth(turns: int = 300, rounds: int = 3) -> list[tuple[str, .
     wall: dict[str, list[float]] = {name: [] for name in sizes}
     cpu: dict[str, list[float]] = {name: [] for name in sizes}
     with tempfile.TemporaryDirectory() as tmp:
-        engine = await make_engine(Path(tmp) / "bench.db")
+        engine = await make_engine(Path(tmp) / "bench.db", window)
         for session in small_sessions:
             await seed(engine, session, 10)
         for size in sizes.values():
@@ -92,7 +106,7 @@ async def history_growth(turns: int = 300, rounds: int = 3) -> list[tuple[str, .
     for name in sizes:
         rows.append(
             (
-                f"turn overhead, {name} messages stored",
+                f"turn overhead, {label} window, {name} messages stored",
                 f"{statistics.median(wall[name]):.2f} ms",
                 f"{pct(wall[name], 0.95):.2f} ms",
                 f"{statistics.median(cpu[name]):.2f} ms",
@@ -100,8 +114,7 @@ async def history_growth(turns: int = 300, rounds: int = 3) -> list[tuple[str, .
         )
     for a, b in (("10", "10,000"), ("1,000", "10,000")):
         ratio = statistics.median(wall[b]) / statistics.median(wall[a])
-        rows.append((f"ratio {b} / {a} (median)", f"{ratio:.2f}x", "", ""))
-    rows += await naive_growth()
+        rows.append((f"ratio {b} / {a} at {label} (median)", f"{ratio:.2f}x", "", ""))
     return rows
 
 

@@ -6,6 +6,10 @@ attributes sharing its connection and write lock: ``ledger``
 (:mod:`core.sqlite_ledger`), ``review`` (:mod:`core.sqlite_review`) and ``knowledge``
 (:mod:`core.sqlite_knowledge`). Every table, features' included, is created by :data:`MIGRATIONS`.
 
+Each active session's newest messages are also kept in memory (:mod:`core.recent_window`), so a turn reads
+its window without re-reading thousands of rows; every write here that changes messages keeps that copy
+right, and a write by another connection (another process) is noticed with ``PRAGMA data_version``.
+
 WAL mode (readers never wait for the writer), a schema versioned with ``PRAGMA user_version`` and applied
 by ordered migrations, and one transaction per write: a single statement where one suffices (each is its own
 transaction in autocommit mode), ``BEGIN IMMEDIATE ... COMMIT`` where a write spans statements. Every call
@@ -17,13 +21,15 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Iterator
+from contextlib import AbstractAsyncContextManager, contextmanager
 from itertools import starmap
 from pathlib import Path
 
 import aiosqlite
 
 from core.errors import ConfigError
+from core.recent_window import RecentWindows
 from core.sqlite_connection import (
     SharedConnection,
     connect,
@@ -187,13 +193,23 @@ MIGRATIONS: list[str] = [
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
+NO_UPPER = 2**62  # an id above every message's
+FILL_SLACK = 16  # rows read beyond a request when filling the window: the turn's own incomplete question
 
 
 class SQLiteStore(SQLiteJournal):
-    """:class:`core.store.ConversationStore` on a SQLite file."""
+    """:class:`core.store.ConversationStore` on a SQLite file.
 
-    def __init__(self, path: str | Path) -> None:
+    ``cache_windows=False`` reads every window from the file (the reference the cached reads are tested
+    and benchmarked against).
+    """
+
+    def __init__(self, path: str | Path, *, cache_windows: bool = True) -> None:
         self.path = Path(path)
+        self._windows = RecentWindows() if cache_windows else None
+        self._data_version: int | None = None  # PRAGMA data_version when the windows were last validated
+        self._message_writes = 0  # this store's message writes, started or finished
+        self._writing_messages = 0  # this store's message writes in progress
         self._shared = SharedConnection()
         self._write_lock = self._shared.write_lock
         self._ledger = SQLiteLedger(self._shared)
@@ -256,6 +272,9 @@ class SQLiteStore(SQLiteJournal):
 
     async def close(self) -> None:
         self._knowledge.clear_caches()
+        if self._windows is not None:
+            self._windows.clear()
+        self._data_version = None
         if self._shared.connection is not None:
             await self._shared.connection.close()
             self._shared.connection = None
@@ -289,6 +308,25 @@ class SQLiteStore(SQLiteJournal):
             ),
         )
 
+    @contextmanager
+    def _changing_messages(self, session_id: str | None) -> Iterator[RecentWindows | None]:
+        """Around a write to messages: windows being filled meanwhile are not kept (they may have read
+        half of it), and a write that failed drops the session's window (everyone's for ``None``)."""
+        self._writing_messages += 1
+        self._message_writes += 1
+        done = False
+        try:
+            yield self._windows
+            done = True
+        finally:
+            self._writing_messages -= 1
+            self._message_writes += 1
+            if not done and self._windows is not None:
+                if session_id is None:
+                    self._windows.clear()
+                else:
+                    self._windows.drop(session_id)
+
     async def add_message(
         self,
         session_id: str,
@@ -299,10 +337,15 @@ class SQLiteStore(SQLiteJournal):
         user_id: str = "",
         complete: bool = True,
     ) -> int:
-        async with self._write_lock:  # one statement: its own transaction (the trigger runs inside it)
-            return await self._insert_message(
-                session_id, role, content, tokens, user_id, complete, time.time()
-            )
+        now = time.time()
+        with self._changing_messages(session_id) as windows:
+            async with self._write_lock:  # one statement: its own transaction (the trigger runs inside it)
+                message_id = await self._insert_message(
+                    session_id, role, content, tokens, user_id, complete, now
+                )
+            if windows is not None:
+                windows.added(session_id, StoredMessage(message_id, role, content, tokens, now, complete))
+        return message_id
 
     async def save_reply(
         self,
@@ -314,16 +357,23 @@ class SQLiteStore(SQLiteJournal):
         turn: TurnRecord,
         question_id: int | None = None,
     ) -> int:
-        async with self._transaction():
-            message_id = await self._insert_message(
-                session_id, "assistant", content, tokens, "", complete, time.time()
-            )
-            if complete and question_id is not None:  # answered: the question joins the model's context
-                await self.db.execute(
-                    "UPDATE messages SET complete = 1 WHERE id = ? AND session_id = ?",
-                    (question_id, session_id),
+        now = time.time()
+        with self._changing_messages(session_id) as windows:
+            async with self._transaction():
+                message_id = await self._insert_message(
+                    session_id, "assistant", content, tokens, "", complete, now
                 )
-            await self._insert_turn(turn)
+                if complete and question_id is not None:  # answered: the question joins the model's context
+                    await self.db.execute(
+                        "UPDATE messages SET complete = 1 WHERE id = ? AND session_id = ?",
+                        (question_id, session_id),
+                    )
+                await self._insert_turn(turn)
+            if windows is not None:
+                reply = StoredMessage(message_id, "assistant", content, tokens, now, complete)
+                windows.added(session_id, reply)
+                if complete and question_id is not None:
+                    windows.completed(session_id, question_id)
         return message_id
 
     async def record_turn(self, turn: TurnRecord) -> None:
@@ -333,13 +383,60 @@ class SQLiteStore(SQLiteJournal):
     async def recent_messages(
         self, session_id: str, *, after_id: int = 0, before_id: int | None = None, limit: int = 64
     ) -> list[StoredMessage]:
-        upper = before_id if before_id is not None else 2**62
+        upper = before_id if before_id is not None else NO_UPPER
+        windows = await self._current_windows()
+        if windows is not None:
+            found = windows.read(session_id, after_id, upper, limit)
+            if found is None:
+                found = await self._fill_window(windows, session_id, after_id, upper, limit)
+            if found is not None:
+                return found
         rows = await self.db.execute_fetchall(
             "SELECT id, role, content, tokens, created_at FROM messages "
             "WHERE session_id = ? AND id > ? AND id < ? AND complete = 1 ORDER BY id DESC LIMIT ?",
             (session_id, after_id, upper, limit),
         )
         return list(starmap(StoredMessage, rows))
+
+    async def _current_windows(self) -> RecentWindows | None:
+        """The cached windows, emptied first if another connection committed since they were last
+        validated (``PRAGMA data_version`` changes with every other connection's commit, never with
+        this one's)."""
+        windows = self._windows
+        if windows is None:
+            return None
+        rows = list(await self.db.execute_fetchall("PRAGMA data_version"))
+        version = int(rows[0][0])
+        if version != self._data_version:
+            windows.clear()
+            self._data_version = version
+        return windows
+
+    async def _fill_window(
+        self, windows: RecentWindows, session_id: str, after_id: int, upper: int, limit: int
+    ) -> list[StoredMessage] | None:
+        """Read what the session's window lacks for a request into it, then answer from it; ``None`` when
+        the window cannot take the rows (they lie below what it holds, or a write ran meanwhile)."""
+        lower = windows.lower(session_id)
+        if lower is not None and upper <= lower:
+            return None
+        fill_upper = NO_UPPER if lower is None else lower + 1
+        if self._writing_messages:
+            return None
+        writes = self._message_writes
+        want = limit + FILL_SLACK
+        rows = await self.db.execute_fetchall(
+            "SELECT id, role, content, tokens, created_at, complete FROM messages "
+            "WHERE session_id = ? AND id > ? AND id < ? ORDER BY id DESC LIMIT ?",
+            (session_id, after_id, fill_upper, want),
+        )
+        if writes != self._message_writes:
+            return None
+        found = [
+            StoredMessage(i, role, text, tokens, at, bool(done)) for i, role, text, tokens, at, done in rows
+        ]
+        windows.merge(session_id, after_id, fill_upper, want, found)
+        return windows.read(session_id, after_id, upper, limit)
 
     async def messages_between(
         self, session_id: str, *, after_id: int = 0, before_id: int | None = None, limit: int = 64
@@ -387,10 +484,13 @@ class SQLiteStore(SQLiteJournal):
             )
 
     async def reset(self, session_id: str) -> int:
-        async with self._transaction():
-            cursor = await self.db.execute("DELETE FROM messages WHERE session_id = ?", (session_id,))
-            deleted = cursor.rowcount
-            await self.db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+        with self._changing_messages(session_id) as windows:
+            async with self._transaction():
+                cursor = await self.db.execute("DELETE FROM messages WHERE session_id = ?", (session_id,))
+                deleted = cursor.rowcount
+                await self.db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+            if windows is not None:
+                windows.drop(session_id)
         return deleted
 
     async def count_messages(self, session_id: str) -> int:
@@ -403,6 +503,13 @@ class SQLiteStore(SQLiteJournal):
     async def forget_user(self, user_id: str) -> int:
         if not user_id:  # an empty id would match every assistant reply
             return 0
+        with self._changing_messages(None) as windows:
+            deleted = await self._forget_user(user_id)
+            if windows is not None:
+                windows.clear()  # whole sessions, and the user's messages in shared ones
+        return deleted
+
+    async def _forget_user(self, user_id: str) -> int:
         async with self._transaction() as db:
             own_sessions = (
                 "SELECT session_id FROM messages WHERE role = 'user' GROUP BY session_id "
@@ -422,6 +529,13 @@ class SQLiteStore(SQLiteJournal):
         return deleted
 
     async def delete_older_than(self, timestamp: float) -> int:
+        with self._changing_messages(None) as windows:
+            deleted = await self._delete_older_than(timestamp)
+            if windows is not None:
+                windows.clear()
+        return deleted
+
+    async def _delete_older_than(self, timestamp: float) -> int:
         async with self._transaction() as db:
             cursor = await db.execute("DELETE FROM messages WHERE created_at < ?", (timestamp,))
             deleted = cursor.rowcount

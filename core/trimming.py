@@ -15,7 +15,10 @@ A message that alone exceeds the room left is cut with a visible marker.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from dataclasses import dataclass, field
+from itertools import accumulate, repeat
+from operator import attrgetter, mul
 
 from core.bot_profile import BotProfile
 from core.store import ConversationStore, StoredMessage
@@ -23,6 +26,7 @@ from core.tokens import REPLY_PRIMING, TokenCounter
 
 PAGE = 64
 MIN_MESSAGE_ROOM = 32
+_TOKENS = attrgetter("tokens")
 CUT_MARKER = "\n\n[… message cut here: {n} more characters did not fit …]"
 
 
@@ -88,13 +92,14 @@ async def fit_history(
     page_size = max(PAGE // 4, min(room // 32, 512))  # enough rows for the room at ~32 tokens a message
     while True:
         page = await store.recent_messages(session_id, after_id=after_id, before_id=upper, limit=page_size)
-        for message in page:
-            cost = math.ceil(message.tokens * scale)
-            if used + cost > room or len(kept) >= limit:
-                plan.dropped = True
-                break
-            kept.append(message)
-            used += cost
+        # the newest messages whose running cost fits, summed and searched at C speed (costs are >= 0)
+        running = list(accumulate(map(math.ceil, map(mul, map(_TOKENS, page), repeat(scale)))))
+        fits = min(bisect_right(running, room - used), limit - len(kept))
+        kept += page[:fits]
+        if fits:
+            used += running[fits - 1]
+        if fits < len(page):
+            plan.dropped = True
         if plan.dropped or len(page) < page_size:
             break
         upper = page[-1].id
