@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import openai
-from openai import AsyncOpenAI, AsyncStream
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from openai import AsyncOpenAI
+from openai.types.chat import ChatCompletion
 
 from core.bot_profile import ModelParams
+from core.chat_stream import ChunkStream, StreamChunk
 from core.errors import (
     ContextTooLong,
     ModelError,
@@ -254,7 +255,7 @@ class _OpenAIStream:
             raise translate_error(exc, owner.base_url) from exc
         chunks = 0
         text_length = 0
-        iterator = aiter(stream)
+        iterator: AsyncIterator[StreamChunk] = aiter(stream)
         try:
             while True:
                 if text_length:
@@ -274,16 +275,11 @@ class _OpenAIStream:
                         break
                     raise self._timeout(phase) from None
                 chunks += 1
-                usage = getattr(chunk, "usage", None)
-                if usage is not None:
-                    self.usage = Usage(int(usage.prompt_tokens or 0), int(usage.completion_tokens or 0))
-                if not chunk.choices:
-                    continue
-                choice = chunk.choices[0]
-                if choice.finish_reason:
-                    self.finish_reason = str(choice.finish_reason)
-                delta = choice.delta
-                text = getattr(delta, "content", None) if delta is not None else None
+                if chunk.usage is not None:
+                    self.usage = Usage(*chunk.usage)
+                if chunk.finish_reason:
+                    self.finish_reason = chunk.finish_reason
+                text = chunk.text
                 if text:
                     text_length += len(text)
                     yield text
@@ -383,17 +379,18 @@ class OpenAIChatModel:
         return _OpenAIStream(self, model, messages, params)
 
     async def post_chat(self, body: dict[str, Any], *, stream: bool) -> Any:
-        """POST ``/chat/completions`` through the client's own request path (auth, retries, errors, SSE).
+        """POST ``/chat/completions`` through the client's own request path (auth, retries, errors).
 
         ``chat.completions.create`` would first walk every message through the SDK's TypedDict transform,
         which costs more than the rest of a turn for long histories; our messages are plain JSON already.
+        A streamed body is parsed by :class:`core.chat_stream.ChunkStream`, not into the SDK's objects.
         """
         return await self.client.post(
             "/chat/completions",
             body=body,
             cast_to=ChatCompletion,
             stream=stream,
-            stream_cls=AsyncStream[ChatCompletionChunk],
+            stream_cls=ChunkStream,
             options={"security": {"bearer_auth": True}},
         )
 
