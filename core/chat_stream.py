@@ -123,7 +123,9 @@ class ChunkStream(AsyncStream[StreamChunk]):
         request = response.request
         splitter = LineSplitter()
         pending: list[bytes] = []
-        raw = response.aiter_bytes()
+        # without a content encoding the decoded bytes are the raw ones: skip the decoder's generator layer
+        encoded = response.headers.get("content-encoding", "identity") != "identity"
+        raw = response.aiter_bytes() if encoded else response.aiter_raw()
         try:
             try:
                 async for block in raw:
