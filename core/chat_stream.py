@@ -140,6 +140,7 @@ class ChunkStream(AsyncStream[StreamChunk]):
             except sdk_transport.request_exceptions() as exc:
                 raise openai.APIConnectionError(request=request) from exc
         finally:
+            await raw.aclose()  # the byte generator's own cleanup, not left to the garbage collector
             await response.aclose()
 
 

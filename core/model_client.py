@@ -3,6 +3,8 @@
 The openai client retries 408/409/429/5xx itself with backoff, honouring ``Retry-After`` (up to two
 minutes); what still fails after that reaches the engine as :class:`ModelUnavailable`. Usage is asked for
 with ``stream_options``; a server that rejects the option is asked again without it, and remembered.
+The client sends every request; a streamed body is parsed by :mod:`core.chat_stream`, not into the SDK's
+chunk objects (issue 19: they were most of a turn's CPU).
 """
 
 from __future__ import annotations
