@@ -309,6 +309,9 @@ async def run(quick: bool = False) -> Section:
             "tokens. Both columns send the request through the same client.post; only the stream parsing "
             "differs. CPU is this process's (time.process_time); turns/s also depends on the fake server's "
             "process sharing the machine's cores."
+            + " Parsing is the first row; the marginal row also holds what both columns share per chunk: "
+            "h11 reading one HTTP chunk per event through httpx2, and the stall time limit's asyncio.timeout "
+            "(about 3.6 µs) around each read."
             + (f" Quick mode: {replies} replies per size, {turns_each} turns per session." if quick else ""),
         ],
     )
