@@ -6,6 +6,8 @@ Sections (``--only`` takes these names, comma-separated or repeated):
   (:mod:`bench.core_overhead`), with the naive loop's growth side by side;
 - ``latency``: added latency per platform adapter and the terminal (:mod:`bench.platform_latency`);
 - ``calls``: platform calls per reply with each platform's pace enforced (:mod:`bench.platform_calls`);
+- ``http``: CPU per streamed chunk and engine turns/s through the real HTTP path, the SDK's chunk objects
+  against the parsed SSE body (:mod:`bench.http_path`);
 - ``knowledge``: ingest throughput and retrieval latency at 10,000 and 100,000 passages
   (:mod:`bench.knowledge_bench`).
 
@@ -27,7 +29,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bench import core_overhead, knowledge_bench, platform_calls, platform_latency
+from bench import core_overhead, http_path, knowledge_bench, platform_calls, platform_latency
 from bench.report import Section, table
 
 RESULTS = Path(__file__).parent / "results"
@@ -64,6 +66,10 @@ async def calls(quick: bool) -> Section:
     return await platform_calls.run(quick=quick)
 
 
+async def http(quick: bool) -> Section:
+    return await http_path.run(quick=quick)
+
+
 async def knowledge(quick: bool) -> Section:
     header, rows = await knowledge_bench.run(quick=quick)
     return Section(
@@ -77,6 +83,7 @@ SECTIONS: dict[str, Callable[[bool], Awaitable[Section]]] = {
     "core": core,
     "latency": latency,
     "calls": calls,
+    "http": http,
     "knowledge": knowledge,
 }
 

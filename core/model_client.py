@@ -3,6 +3,8 @@
 The openai client retries 408/409/429/5xx itself with backoff, honouring ``Retry-After`` (up to two
 minutes); what still fails after that reaches the engine as :class:`ModelUnavailable`. Usage is asked for
 with ``stream_options``; a server that rejects the option is asked again without it, and remembered.
+The client sends every request; a streamed body is parsed by :mod:`core.chat_stream`, not into the SDK's
+chunk objects (issue 19: they were most of a turn's CPU).
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import openai
-from openai import AsyncOpenAI, AsyncStream
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from openai import AsyncOpenAI
+from openai.types.chat import ChatCompletion
 
 from core.bot_profile import ModelParams
+from core.chat_stream import ChunkStream, StreamChunk
 from core.errors import (
     ContextTooLong,
     ModelError,
@@ -254,7 +257,7 @@ class _OpenAIStream:
             raise translate_error(exc, owner.base_url) from exc
         chunks = 0
         text_length = 0
-        iterator = aiter(stream)
+        iterator: AsyncIterator[StreamChunk] = aiter(stream)
         try:
             while True:
                 if text_length:
@@ -274,16 +277,11 @@ class _OpenAIStream:
                         break
                     raise self._timeout(phase) from None
                 chunks += 1
-                usage = getattr(chunk, "usage", None)
-                if usage is not None:
-                    self.usage = Usage(int(usage.prompt_tokens or 0), int(usage.completion_tokens or 0))
-                if not chunk.choices:
-                    continue
-                choice = chunk.choices[0]
-                if choice.finish_reason:
-                    self.finish_reason = str(choice.finish_reason)
-                delta = choice.delta
-                text = getattr(delta, "content", None) if delta is not None else None
+                if chunk.usage is not None:
+                    self.usage = Usage(*chunk.usage)
+                if chunk.finish_reason:
+                    self.finish_reason = chunk.finish_reason
+                text = chunk.text
                 if text:
                     text_length += len(text)
                     yield text
@@ -383,17 +381,18 @@ class OpenAIChatModel:
         return _OpenAIStream(self, model, messages, params)
 
     async def post_chat(self, body: dict[str, Any], *, stream: bool) -> Any:
-        """POST ``/chat/completions`` through the client's own request path (auth, retries, errors, SSE).
+        """POST ``/chat/completions`` through the client's own request path (auth, retries, errors).
 
         ``chat.completions.create`` would first walk every message through the SDK's TypedDict transform,
         which costs more than the rest of a turn for long histories; our messages are plain JSON already.
+        A streamed body is parsed by :class:`core.chat_stream.ChunkStream`, not into the SDK's objects.
         """
         return await self.client.post(
             "/chat/completions",
             body=body,
             cast_to=ChatCompletion,
             stream=stream,
-            stream_cls=AsyncStream[ChatCompletionChunk],
+            stream_cls=ChunkStream,
             options={"security": {"bearer_auth": True}},
         )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import platform_calls, platform_latency
+from bench import http_path, platform_calls, platform_latency
 from bench.report import Section
 
 # PTB's own RetryAfter constructor reads its deprecated int property (the naive loop is refused a lot).
@@ -51,3 +51,16 @@ async def test_calls_benchmark_counts_429s_for_the_naive_loop_and_none_for_the_b
     assert row["whole reply shown: ours / naive"].startswith("yes / ")
     assert row["target"] == "met"
     assert section.markdown().startswith(f"## {section.title}\n\n| platform")
+
+
+async def test_http_path_benchmark_compares_both_parsers_through_a_server_in_another_process() -> None:
+    section = await http_path.run(quick=True)
+
+    assert section.header == http_path.HEADER
+    rows = cells(section)
+    assert len(rows) == 6
+    for row in rows[:2]:
+        assert row["SDK objects (before)"].endswith(" µs") and row["parsed SSE (now)"].endswith(" µs")
+        assert row["ratio"].endswith("x cheaper")
+    assert rows[2]["parsed SSE (now)"].endswith(" turns/s")
+    assert "real HTTP" in section.notes[0]

@@ -84,6 +84,11 @@ class Reply:
     # after the finish_reason chunk, wait this long before the usage chunk and [DONE]
     hang_at_end: float = 0.0
     hold: asyncio.Event | None = None
+    # a streamed body written verbatim, one write per piece with a pause between (so pieces usually arrive
+    # as separate reads): the framings servers really send, per the WHATWG event-stream rules
+    # (https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation):
+    # CRLF or CR line ends, ':' comment / keep-alive lines, event/id/retry fields, multi-line data
+    raw_sse: list[bytes] | None = None
 
 
 EMBED_DIMENSIONS = 256
@@ -427,6 +432,12 @@ class FakeOpenAI:
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
         await response.prepare(request)
+        if reply.raw_sse is not None:
+            for piece in reply.raw_sse:
+                await response.write(piece)
+                await asyncio.sleep(0.005)
+            await response.write_eof()
+            return response
 
         async def send(payload: dict[str, Any]) -> None:
             await response.write(f"data: {json.dumps(payload)}\n\n".encode())
