@@ -256,3 +256,19 @@ async def test_a_platform_failure_mid_stream_closes_the_source_and_raises() -> N
     assert closed == [True], "the chunk source must be closed when the platform fails"
     assert len(produced) < 100, "the source must not run on after the failure"
     assert WRITING_MARKER in t.visible()[0], "what the user saw is the last preview that landed"
+
+
+async def test_a_reply_of_exactly_the_limit_ends_as_one_message() -> None:
+    # the text fits one message but not with the writing marker: a preview must not roll it over
+    t = target(max_chars=200, interval=0.1)
+    text = ("Exactly two hundred characters, with no room for the marker. " * 4)[:200]
+    chunks = [text[i : i + 25] for i in range(0, 200, 25)]
+
+    async def stream() -> AsyncIterator[str]:
+        async for chunk in paced(chunks, t.clock, 0.5):
+            yield chunk
+        await t.clock.sleep(2.0)  # the model is slow to say it is done: previews of the full text fire
+
+    result = await stream_reply(stream(), t, t.clock)
+    assert t.visible() == [text]
+    assert result.messages == [text]

@@ -487,3 +487,17 @@ async def test_a_bare_forget_in_a_group_works_and_is_in_the_command_menu(
     assert len(fake_model.chat_requests) == 1  # the command never reached the model
     with sqlite3.connect(db_path) as db:
         assert db.execute("SELECT count(*) FROM messages WHERE user_id = 'telegram:1001'").fetchone()[0] == 0
+
+
+async def test_a_reply_of_exactly_4096_characters_ends_as_one_message(
+    fake_model: FakeOpenAI, telegram: FakeTelegram, db_path: Path
+) -> None:
+    # all 4,096 characters are out before the model says it is done, so a preview of the whole text fires:
+    # with the writing marker it would not fit, yet the reply itself does
+    text = ("Four thousand and ninety-six characters, exactly. " * 90)[:4096]
+    fake_model.queue(Reply(text=text, chunk_size=512, delay=0.01, hang_at_end=0.6))
+    chat = telegram.private_chat(1001)
+    async with running(fake_model, telegram, db_path) as (runner, _engine):
+        telegram.user_message(chat, "write 4096")
+        texts = await replies(telegram, runner, 1001)
+    assert texts == [text.strip()]
