@@ -27,7 +27,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bench import core_overhead, knowledge_bench, platform_calls, platform_latency
+from bench import core_overhead, features_cost, knowledge_bench, platform_calls, platform_latency
 from bench.report import Section, table
 
 RESULTS = Path(__file__).parent / "results"
@@ -42,6 +42,7 @@ async def core(quick: bool) -> Section:
         header = ("measure", "median", "p95", "CPU per turn")
     else:
         header, rows = await core_overhead.run()
+    rows += await features_cost.run(turns=100 if quick else 400, rounds=3 if quick else 5)
     return Section(
         title="Core overhead with an instant in-process model (items 3, 4, 5 and 6)",
         header=header,

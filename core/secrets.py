@@ -48,6 +48,13 @@ _MAYBE_SECRET = re.compile(
     r"sk-|xox[abposre]-|xapp-|\d{8}:|\.[A-Za-z\d_-]{6}\.|gh[pousr]_|github_pat_|(?i:aws|secret_?access)|"
     r"AKIA|ASIA|AIza|k_live_|k_test_|eyJ|-----BEGIN|://[^\s/]*@"
 )
+# the same, bounded: every match of a secret pattern holds one of these, and none is longer than
+# NEEDLE_SPAN, so a reply streamed in deltas can be watched for them reading each delta once
+SECRET_NEEDLES = re.compile(
+    r"sk-|xox[abposre]-|xapp-|\d{8}:|\.[A-Za-z\d_-]{6}\.|gh[pousr]_|github_pat_|(?i:aws|secret_?access)|"
+    r"AKIA|ASIA|AIza|k_live_|k_test_|eyJ|-----BEGIN|://"
+)
+NEEDLE_SPAN = 16
 MIN_SECRET_LENGTH = 8
 SECRET_OVERLAP = 200  # longer than the shortest text any secret pattern needs to match
 
