@@ -295,11 +295,15 @@ class _Streamer:
             self._record(text)
             return
         attempts = self.limits.final_attempts
+        gate = self.target.gate
         for attempt in range(attempts):
-            wait = self._wait_needed(preview=False)
+            # with a shared gate, the gate is the platform's budget: a final edit goes as soon as it has
+            # room, not an edit interval after the last preview (the interval paces previews)
+            wait = (
+                self.not_before - self.clock.now() if gate is not None else self._wait_needed(preview=False)
+            )
             if wait > 0:
                 await self.clock.sleep(wait)
-            gate = self.target.gate
             if gate is not None:
                 await gate.acquire()
             try:

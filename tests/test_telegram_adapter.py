@@ -159,7 +159,8 @@ async def test_edits_keep_the_minimum_interval_in_private_chats_and_groups(
         assert message.text == text.strip()
         gaps = edit_gaps(telegram, chat_id, message.message_id)
         assert len(gaps) >= 2
-        assert min(gaps) >= interval - 0.01, (chat_id, gaps)
+        # previews keep the interval; the final edit may come sooner, from the chat's burst (issue 19)
+        assert min(gaps[:-1]) >= interval - 0.01, (chat_id, gaps)
 
 
 async def test_a_10000_character_reply_arrives_complete_across_messages(
