@@ -734,7 +734,6 @@ class SecretGuard:
     def __init__(self, rules: GuardRules, known_secrets: Sequence[str] = ()) -> None:
         self.rules = rules
         self.known = sorted({s for s in known_secrets if len(s) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
-        self.overlap = max([SECRET_OVERLAP, *(len(secret) for secret in self.known)])
         self._progress = _Progress()
 
     async def check_input(self, message: IncomingMessage, text: str) -> Refusal | None:
@@ -757,9 +756,8 @@ class SecretGuard:
         """Reads what the delta added once, for the signs every token pattern needs; only while such a sign
         is close enough to belong to a token that ends in the new text do the patterns run, on that tail."""
         state, checked = self._progress.step(message, text)
-        tail = text[max(0, checked - self.overlap) :]
-        for secret in self.known:
-            if secret in tail:
+        for secret in self.known:  # one that ends in the new text starts at most len(secret) - 1 before it
+            if text.find(secret, max(0, checked - len(secret) + 1)) >= 0:
                 return Refusal(
                     self.rules.refusal("secret_output"), "credential in the reply (configured secret)"
                 )
