@@ -51,6 +51,8 @@ async def core(quick: bool) -> Section:
             "Targets: at least 500 turns/s on 2 cores; 10,000 vs 10 stored messages under 1.5x; under 300 MB "
             "with 10,000 sessions. The naive rows run the article's loop on the same store and model."
             + (" Quick mode: fewer turns, no memory check." if quick else ""),
+            "Features rows (issue 19, item 3): the same turns with every feature installed and with the core "
+            "only, the turn log written in both, 40 deltas a reply; target CPU per turn at most 1.3x.",
         ],
     )
 

@@ -187,7 +187,7 @@ async def run(
             "stream, run right after ours in its own conversation; it cuts the text at the length limit.",
             f"Streams: {', '.join(s.describe() for s in plan.streams)}, each run stretched by a different "
             "fraction of the edit interval (the stream's end falls all over the edit cycle); the adapters' "
-            "real pacing (Telegram 1 s private / 3 s groups, Slack 1 s, Discord 1 s); no pace enforcement "
+            "real pacing (Telegram 1 s private / 3 s groups after a burst of 3 a chat, Slack 1 s, Discord 1 s); no pace enforcement "
             "in the fakes; each Slack reply in a workspace of its own; platforms measured concurrently, "
             "runs one after another.",
         ],
