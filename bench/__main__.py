@@ -29,7 +29,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bench import core_overhead, http_path, knowledge_bench, platform_calls, platform_latency
+from bench import core_overhead, features_cost, http_path, knowledge_bench, platform_calls, platform_latency
 from bench.report import Section, table
 
 RESULTS = Path(__file__).parent / "results"
@@ -44,6 +44,7 @@ async def core(quick: bool) -> Section:
         header = ("measure", "median", "p95", "CPU per turn")
     else:
         header, rows = await core_overhead.run()
+    rows += await features_cost.run(turns=100 if quick else 400, rounds=3 if quick else 5)
     return Section(
         title="Core overhead with an instant in-process model (items 3, 4, 5 and 6)",
         header=header,
@@ -54,6 +55,8 @@ async def core(quick: bool) -> Section:
             "in process (no HTTP); throughput rows use the 8k window. The naive rows run the article's loop "
             "on the same store and model (8k window)."
             + (" Quick mode: fewer turns, no memory check." if quick else ""),
+            "Features rows (issue 19, item 3): the same turns with every feature installed and with the core "
+            "only, the turn log written in both, 40 deltas a reply; target CPU per turn at most 1.3x.",
         ],
     )
 

@@ -39,6 +39,8 @@ FIRST_TOKEN_TARGET = 0.020
 # 40 chunks 50 ms apart: a reply that fits one message, and a long one that needs continuation messages.
 SHORT = Stream("short", chars=1_200, chunks=40, delay=0.05)
 LONG = Stream("long", chars=8_000, chunks=40, delay=0.05)
+# Discord's limit: a reply that fits one message only without the "still writing" marker (issue 19)
+AT_LIMIT = Stream("at the limit", chars=2_000, chunks=40, delay=0.05)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +49,8 @@ class Plan:
     streams: tuple[Stream, ...]
 
 
-FULL = Plan(runs=12, streams=(SHORT, LONG))
-QUICK = Plan(runs=3, streams=(SHORT,))
+FULL = Plan(runs=12, streams=(SHORT, AT_LIMIT, LONG))
+QUICK = Plan(runs=3, streams=(SHORT, AT_LIMIT))
 SMOKE = Plan(runs=2, streams=(Stream("smoke", chars=400, chunks=10, delay=0.03),))  # the test suite's
 
 
@@ -185,7 +187,7 @@ async def run(
             "stream, run right after ours in its own conversation; it cuts the text at the length limit.",
             f"Streams: {', '.join(s.describe() for s in plan.streams)}, each run stretched by a different "
             "fraction of the edit interval (the stream's end falls all over the edit cycle); the adapters' "
-            "real pacing (Telegram 1 s private / 3 s groups, Slack 1 s, Discord 1 s); no pace enforcement "
+            "real pacing (Telegram 1 s private / 3 s groups after a burst of 3 a chat, Slack 1 s, Discord 1 s); no pace enforcement "
             "in the fakes; each Slack reply in a workspace of its own; platforms measured concurrently, "
             "runs one after another.",
         ],

@@ -169,7 +169,8 @@ class TelegramRig:
         return self.runner.target_for(route, app.bot)
 
     def pace_allows(self, span: float) -> int:
-        per_chat = _windows(span, 1, 1.0)
+        burst = self.fake.chat_burst
+        per_chat = burst.burst + math.floor(span / burst.interval) if burst else _windows(span, 1, 1.0)
         return min(per_chat, _windows(span, 20, 60.0)) if self.group else per_chat
 
 

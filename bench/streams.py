@@ -20,7 +20,8 @@ _WORDS = (
 
 
 def reply_text(chars: int, seed: int = 0) -> str:
-    """About ``chars`` characters of prose: sentences of 12 words, paragraphs of 5 sentences."""
+    """At most ``chars`` characters of prose (a few fewer where the cut falls after a sentence): sentences
+    of 12 words, paragraphs of 5 sentences."""
     sentences: list[str] = []
     length = 0
     i = seed
@@ -32,7 +33,7 @@ def reply_text(chars: int, seed: int = 0) -> str:
         length += len(sentence) + 1
         i += 1
     paragraphs = [" ".join(sentences[j : j + 5]) for j in range(0, len(sentences), 5)]
-    return "\n\n".join(paragraphs)[:chars].rstrip(" .") + "."
+    return "\n\n".join(paragraphs)[: chars - 1].rstrip(" .") + "."
 
 
 def words(text: str) -> list[str]:

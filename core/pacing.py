@@ -4,8 +4,10 @@ A platform's limit is often wider than one message (Slack's chat.update per work
 channel). A :class:`RateGate` is a sliding-window limit that every reply to the same place shares: never
 more than ``rate`` calls in any ``per`` seconds. Live-preview edits take a slot only when one is free and
 leave a reserve for final edits; final edits and new messages wait for theirs, first come first served
-(a reply that started waiting first is never overtaken by a later one). :class:`RateGates` keeps one gate
-per key and forgets idle ones, so the number of chats seen does not grow memory without bound.
+(a reply that started waiting first is never overtaken by a later one). A :class:`BurstGate` is the other
+shape a platform's pace takes: a few calls at once, then a steady one per interval (Telegram's chats).
+:class:`KeyedGates` keeps one gate per key and forgets idle ones, so the number of chats seen does not grow
+memory without bound.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import OrderedDict, deque
-from typing import Protocol
+from collections.abc import Callable
+from typing import Generic, Protocol, TypeVar
 
 from core.clock import Clock
 
@@ -82,7 +85,7 @@ class RateGate:
 class AllGates:
     """Several limits at once (a chat's own pace and its group's): a call passes when every gate lets it."""
 
-    def __init__(self, *gates: RateGate) -> None:
+    def __init__(self, *gates: RateGate | BurstGate) -> None:
         self.gates = gates
 
     def try_acquire(self) -> bool:
@@ -99,28 +102,82 @@ class AllGates:
             await gate.acquire()
 
 
-class RateGates:
-    """One :class:`RateGate` per key (a workspace, a channel), made on first use, at most ``max_size`` kept.
+class BurstGate:
+    """Up to ``burst`` calls at once, then one per ``interval`` seconds: a token bucket, kept as the time
+    the bucket will be full again (the "theoretical arrival time" of GCRA), so it costs no list of stamps.
+
+    Live previews take a call only while ``reserve`` more would still be left, so a final edit that comes
+    right after a preview goes at once instead of waiting out the interval.
+    """
+
+    def __init__(
+        self, burst: int, interval: float, clock: Clock, *, reserve: int = 1, margin: float = 0.05
+    ) -> None:
+        if burst < 1 or interval <= 0:
+            raise ValueError("burst must be at least 1 and interval positive")
+        self.burst = burst
+        self.interval = interval + margin  # the platform counts a call when it arrives, a little later
+        self._clock = clock
+        self._reserve = max(0, min(burst - 1, reserve))
+        self._full_at = -math.inf  # before this time the bucket is missing (full_at - now) / interval calls
+        self._queue = asyncio.Lock()
+
+    def _wait(self, spare: int) -> float:
+        """Seconds until a call can be made that leaves ``spare`` more calls in the bucket."""
+        return self._full_at - (self.burst - 1 - spare) * self.interval - self._clock.now()
+
+    def _take(self) -> None:
+        self._full_at = max(self._full_at, self._clock.now()) + self.interval
+
+    def try_acquire(self) -> bool:
+        if self._wait(self._reserve) <= 0:
+            self._take()
+            return True
+        return False
+
+    def delay(self) -> float:
+        return max(0.0, self._wait(self._reserve))
+
+    async def acquire(self) -> None:
+        async with self._queue:  # FIFO, as for RateGate
+            while (wait := self._wait(0)) > 0:
+                await self._clock.sleep(max(1e-3, wait))
+            self._take()
+
+    @property
+    def idle(self) -> bool:
+        return not self._queue.locked() and self._full_at <= self._clock.now()
+
+
+class _Forgettable(Protocol):
+    @property
+    def idle(self) -> bool: ...
+
+
+G = TypeVar("G", bound=_Forgettable)
+
+
+class KeyedGates(Generic[G]):
+    """One gate per key (a chat, a workspace, a channel), made by ``make`` on first use, at most
+    ``max_size`` kept.
 
     Beyond ``max_size`` keys, idle gates (nobody waiting, no call inside their window) are forgotten first,
     least recently used first; only if every gate is busy does the least recently used one go.
     """
 
-    def __init__(
-        self, rate: int, per: float, clock: Clock, *, reserve: float = 0.2, max_size: int = MAX_GATES
-    ) -> None:
+    def __init__(self, make: Callable[[], G], *, max_size: int = MAX_GATES) -> None:
         if max_size < 1:
             raise ValueError("max_size must be at least 1")
-        self._rate, self._per, self._clock, self._reserve = rate, per, clock, reserve
+        self._make = make
         self.max_size = max_size
-        self._gates: OrderedDict[str, RateGate] = OrderedDict()
+        self._gates: OrderedDict[str, G] = OrderedDict()
 
-    def get(self, key: str) -> RateGate:
+    def get(self, key: str) -> G:
         gate = self._gates.get(key)
         if gate is None:
             if len(self._gates) >= self.max_size:
                 self._shrink()
-            gate = self._gates[key] = RateGate(self._rate, self._per, self._clock, reserve=self._reserve)
+            gate = self._gates[key] = self._make()
         else:
             self._gates.move_to_end(key)
         return gate
@@ -138,3 +195,12 @@ class RateGates:
 
     def __len__(self) -> int:
         return len(self._gates)
+
+
+class RateGates(KeyedGates[RateGate]):
+    """One :class:`RateGate` of ``rate`` calls per ``per`` seconds per key."""
+
+    def __init__(
+        self, rate: int, per: float, clock: Clock, *, reserve: float = 0.2, max_size: int = MAX_GATES
+    ) -> None:
+        super().__init__(lambda: RateGate(rate, per, clock, reserve=reserve), max_size=max_size)

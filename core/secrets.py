@@ -42,8 +42,19 @@ SECRET_PATTERNS: tuple[tuple[str, str], ...] = (
     ),
 )
 _COMPILED_SECRETS = tuple((name, re.compile(pattern)) for name, pattern in SECRET_PATTERNS)
-# every pattern above needs one of these
-_MAYBE_SECRET = re.compile(r"[A-Za-z0-9_-]{13}|-----BEGIN|://[^\s/]*@")
+# every pattern above needs one of these (its fixed prefix, or the shape no other text has), so most lines
+# (a turn log, a library's request line) are cleared by one scan instead of one per pattern
+_MAYBE_SECRET = re.compile(
+    r"sk-|xox[abposre]-|xapp-|\d{8}:|\.[A-Za-z\d_-]{6}\.|gh[pousr]_|github_pat_|(?i:aws|secret_?access)|"
+    r"AKIA|ASIA|AIza|k_live_|k_test_|eyJ|-----BEGIN|://[^\s/]*@"
+)
+# the same, bounded: every match of a secret pattern holds one of these, and none is longer than
+# NEEDLE_SPAN, so a reply streamed in deltas can be watched for them reading each delta once
+SECRET_NEEDLES = re.compile(
+    r"sk-|xox[abposre]-|xapp-|\d{8}:|\.[A-Za-z\d_-]{6}\.|gh[pousr]_|github_pat_|(?i:aws|secret_?access)|"
+    r"AKIA|ASIA|AIza|k_live_|k_test_|eyJ|-----BEGIN|://"
+)
+NEEDLE_SPAN = 16
 MIN_SECRET_LENGTH = 8
 SECRET_OVERLAP = 200  # longer than the shortest text any secret pattern needs to match
 

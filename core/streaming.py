@@ -210,14 +210,17 @@ class _Streamer:
 
     async def _preview(self) -> None:
         text = self.current()
-        if self.measure(text) > self._room():
+        size = self.measure(text)
+        if size > self.limits.max_chars:
             head, tail = split_text(text, self._room(), self.measure)
             await self._put(head, final=True)
             await self._report_shown(head)  # the reply goes on: until the next message, this is where it is
             self._next_message(tail)
             self.changed.set()  # show the continuation on the next turn of the loop, paced
             return
-        if not text.strip():
+        if not text.strip() or size > self._room():
+            # text that fits one message but not with the marker: wait for more text (a rollover then) or
+            # for the final edit, rather than cut a reply that fits
             return
         preview = text + self.limits.writing_marker
         if preview == self.shown:
@@ -292,11 +295,15 @@ class _Streamer:
             self._record(text)
             return
         attempts = self.limits.final_attempts
+        gate = self.target.gate
         for attempt in range(attempts):
-            wait = self._wait_needed(preview=False)
+            # with a shared gate, the gate is the platform's budget: a final edit goes as soon as it has
+            # room, not an edit interval after the last preview (the interval paces previews)
+            wait = (
+                self.not_before - self.clock.now() if gate is not None else self._wait_needed(preview=False)
+            )
             if wait > 0:
                 await self.clock.sleep(wait)
-            gate = self.target.gate
             if gate is not None:
                 await gate.acquire()
             try:

@@ -507,3 +507,19 @@ async def test_a_second_runner_pointed_elsewhere_is_refused_and_the_first_goes_o
             await DiscordRunner(elsewhere, engine).start()
         await fake_discord.user_says("are you there?", channel_id=DM_ID)
         assert await fake_discord.wait_for_reply(DM_ID) == ["You said: are you there?"]
+
+
+async def test_a_reply_of_exactly_2000_characters_ends_as_one_message(
+    fake_model: FakeOpenAI, fake_discord: FakeDiscord, db_path: Path
+) -> None:
+    # the whole text is out before the model says it is done, so a preview of all 2,000 characters fires:
+    # with the writing marker it would not fit, yet the reply itself does
+    text = ("Two thousand characters exactly, and not one more. " * 40)[:2000]
+    fake_model.queue(Reply(text=text, chunk_size=250, delay=0.01, hang_at_end=0.4))
+    async with discord_bot(fake_model, fake_discord, db_path):
+        await fake_discord.user_says("write 2000", channel_id=GENERAL_ID, mention_bot=True)
+        await fake_discord.wait_until(
+            lambda: fake_discord.texts(GENERAL_ID) == [text.strip()], what="the whole reply as one message"
+        )
+        await asyncio.sleep(0.2)  # nothing more may follow
+    assert fake_discord.texts(GENERAL_ID) == [text.strip()]

@@ -309,3 +309,38 @@ async def test_model_check_is_off_by_default(fake_model: FakeOpenAI, db_path: Pa
     async with engine_for(fake_model.base_url, db_path) as engine:
         await engine.reply_text(msg("hello there"))
     assert [r.get("stream") for r in fake_model.chat_requests] == [True]
+
+
+LONG_WORD_PROMPT = " ".join(f"confidentialinstructionnumber{i:02d}" for i in range(40))
+
+
+async def test_a_leak_of_long_words_split_over_many_deltas_is_stopped_mid_stream(
+    fake_model: FakeOpenAI, db_path: Path
+) -> None:
+    # twelve 31-character words of the prompt span more text than any fixed overlap of characters: the
+    # output guard must carry its run of words across deltas, not re-read a window of the latest text
+    leak = "Here you go: " + " ".join(LONG_WORD_PROMPT.split()[3:20]) + ". TAIL: " + "more words. " * 30
+    fake_model.queue(Reply(text=leak, chunk_size=7, delay=0.001))
+    async with engine_for(
+        fake_model.base_url, db_path, profile_changes={"system_prompt": LONG_WORD_PROMPT}
+    ) as engine:
+        chunks = [chunk async for chunk in engine.reply(msg("tell me something"))]
+    assert isinstance(chunks[-1], Retraction)
+    assert chunks[-1] == DEFAULT_REFUSALS["prompt_leak"].format(scope="anything else")
+    shown = "".join(chunk for chunk in chunks if not isinstance(chunk, Retraction))
+    assert "TAIL" not in shown  # stopped at the leak, not at the end of the reply
+
+
+async def test_a_key_split_across_two_deltas_is_stopped_mid_stream(
+    fake_model: FakeOpenAI, db_path: Path
+) -> None:
+    key = "sk-proj-4f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c"
+    text = "Here it is: " + key + " and TAIL: " + "more words. " * 30
+    cut = text.index(key) + 20  # the first delta ends inside the key, the second completes it
+    fake_model.queue(Reply(text=text, chunk_size=cut, delay=0.001))
+    async with engine_for(fake_model.base_url, db_path) as engine:
+        chunks = [chunk async for chunk in engine.reply(msg("give me a key"))]
+    assert isinstance(chunks[-1], Retraction)
+    assert chunks[-1] == DEFAULT_REFUSALS["secret_output"].format(scope="anything else")
+    shown = "".join(chunk for chunk in chunks if not isinstance(chunk, Retraction))
+    assert "TAIL" not in shown  # stopped at the key, not at the end of the reply

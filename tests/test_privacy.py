@@ -217,3 +217,32 @@ async def test_a_pasted_database_url_is_refused_stored_redacted_and_kept_out_of_
     assert "postgres://app:[redacted]@db.internal/app" in stored
     filtered = [RedactSecrets([]).redact(record.getMessage()) for record in caplog.records]
     assert not any("Tr0ub4dor" in line or AWS_SECRET in line for line in filtered)
+
+
+async def test_the_turn_log_redacts_a_secret_in_user_text_and_keeps_the_rest(
+    fake_model: FakeOpenAI, db_path: Path, tmp_path: Path
+) -> None:
+    # features off: no guard refuses the message, so only the log filter stands between the key and the log
+    from bots.app import open_engine
+    from core.log_setup import configure_logging
+    from tests.support.engines import settings_for
+
+    key = "sk-proj-" + "Z9y8X7w6V5u4T3s2R1q0" * 2
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    log_file = tmp_path / "bot.log"
+    configure_logging(level="INFO", log_file=log_file, console_level="CRITICAL", secrets=["hunter2hunter2"])
+    try:
+        async with open_engine(settings_for(fake_model.base_url, db_path), features=False) as engine:
+            await engine.reply_text(
+                said("telegram:6", f"is {key} or hunter2hunter2 my key?", user="telegram:6")
+            )
+    finally:
+        for handler in root.handlers:
+            handler.close()
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    logged = log_file.read_text(encoding="utf-8")
+    assert key not in logged and "hunter2hunter2" not in logged
+    assert "is [redacted] or [redacted] my key?" in logged
+    assert '"prompt_tokens"' in logged and '"completion_tokens"' in logged  # the rest of the line is kept

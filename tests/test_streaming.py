@@ -256,3 +256,57 @@ async def test_a_platform_failure_mid_stream_closes_the_source_and_raises() -> N
     assert closed == [True], "the chunk source must be closed when the platform fails"
     assert len(produced) < 100, "the source must not run on after the failure"
     assert WRITING_MARKER in t.visible()[0], "what the user saw is the last preview that landed"
+
+
+async def test_a_reply_of_exactly_the_limit_ends_as_one_message() -> None:
+    # the text fits one message but not with the writing marker: a preview must not roll it over
+    t = target(max_chars=200, interval=0.1)
+    text = ("Exactly two hundred characters, with no room for the marker. " * 4)[:200]
+    chunks = [text[i : i + 25] for i in range(0, 200, 25)]
+
+    async def stream() -> AsyncIterator[str]:
+        async for chunk in paced(chunks, t.clock, 0.5):
+            yield chunk
+        await t.clock.sleep(2.0)  # the model is slow to say it is done: previews of the full text fire
+
+    result = await stream_reply(stream(), t, t.clock)
+    assert t.visible() == [text]
+    assert result.messages == [text]
+
+
+async def test_the_final_edit_goes_at_once_when_the_chat_budget_has_room() -> None:
+    from core.pacing import BurstGate
+
+    clock = VirtualClock()
+    gate = BurstGate(3, 1.0, clock, margin=0.0)  # Telegram's chat: three calls at once, then one a second
+    t = RecordingTarget(PlatformLimits(max_chars=4096, min_edit_interval=1.0), clock, gate=gate)
+    # text at 0 s (sent), 1.0 s (preview), and the reply ends at 1.3 s: the budget still has a call
+    chunks = ["First words. ", "More words. ", "Last words."]
+    delays = iter([0.0, 1.0, 0.3])
+
+    async def stream() -> AsyncIterator[str]:
+        for chunk in chunks:
+            await clock.sleep(next(delays))
+            yield chunk
+
+    await stream_reply(stream(), t, clock)
+    changes = t.changes()
+    assert [c.at - 1000.0 for c in changes] == pytest.approx([0.0, 1.0, 1.3])  # not held to 2.0 s
+    assert changes[-1].final and t.visible() == ["".join(chunks)]
+
+
+async def test_a_burst_gate_allows_its_burst_then_one_call_per_interval() -> None:
+    from core.pacing import BurstGate
+
+    clock = VirtualClock()
+    gate = BurstGate(3, 1.0, clock, margin=0.0)
+    times = []
+    for _ in range(6):
+        await gate.acquire()
+        times.append(clock.now() - 1000.0)
+    assert times == pytest.approx([0.0, 0.0, 0.0, 1.0, 2.0, 3.0])
+    # previews keep one call of the burst for a final edit
+    await clock.sleep(10.0)
+    assert [gate.try_acquire() for _ in range(3)] == [True, True, False]
+    await gate.acquire()  # the final edit goes at once
+    assert clock.now() - 1000.0 == pytest.approx(13.0)

@@ -28,7 +28,7 @@ from core.config import id_list
 from core.conversation import ConversationEngine
 from core.errors import ConfigError
 from core.incoming import IncomingMessage
-from core.pacing import AllGates, Gate, RateGates
+from core.pacing import AllGates, BurstGate, Gate, KeyedGates, RateGates
 from core.splitting import utf16_len
 from core.streaming import PlatformLimits
 
@@ -49,6 +49,7 @@ class TelegramTuning:
     """Pacing and timeouts. The defaults are Telegram's safe limits; tests use tiny values."""
 
     private_edit_interval: float = 1.0  # at most one edit a second in a private chat
+    chat_burst: int = 3  # any chat: this many calls at once, then one per private_edit_interval
     group_edit_interval: float = 3.0  # and one per three seconds in a group
     typing_interval: float = 4.0  # "typing..." lasts about 5 s
     group_rate: int = 20  # messages and edits per group ...
@@ -92,8 +93,11 @@ class TelegramRunner:
         self.clock = engine.clock  # injected: replies, pacing and flood waits all wait on it
         self.dispatcher = ReplyDispatcher(engine, self.clock)
         self._gates = RateGates(self.tuning.group_rate, self.tuning.group_per, self.clock)
-        # about one message or edit a second in any chat, whatever number of replies stream into it
-        self._chat_gates = RateGates(1, self.tuning.private_edit_interval, self.clock)
+        # a short burst, then about one message or edit a second in any chat, whatever number of replies
+        # stream into it; previews leave one call of the burst for a final edit, which then goes at once
+        self._chat_gates = KeyedGates(
+            lambda: BurstGate(self.tuning.chat_burst, self.tuning.private_edit_interval, self.clock)
+        )
         self.app: AnyApplication | None = None
         self.me: BotIdentity | None = None
 

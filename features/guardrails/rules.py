@@ -43,7 +43,14 @@ from core.errors import ConfigError
 from core.hooks import ContextSource, Refusal, TurnHooks
 from core.incoming import IncomingMessage
 from core.model_client import ChatModel
-from core.secrets import MIN_SECRET_LENGTH, SECRET_OVERLAP, find_secret, redact_secrets
+from core.secrets import (
+    MIN_SECRET_LENGTH,
+    NEEDLE_SPAN,
+    SECRET_NEEDLES,
+    SECRET_OVERLAP,
+    find_secret,
+    redact_secrets,
+)
 
 log = logging.getLogger(__name__)
 
@@ -365,6 +372,49 @@ class PromptShingles:
                 streak = 0
         return False
 
+    def scan(self) -> LeakScan:
+        """A scan of one streamed reply that reads each delta once (see :class:`LeakScan`)."""
+        return LeakScan(self)
+
+
+class LeakScan:
+    """:meth:`PromptShingles.leaks` over a reply that arrives in deltas, reading only what each adds.
+
+    It carries what a run needs across deltas (the last ``n - 1`` words, the current streak, and a word
+    the delta may have cut in two), so a leak split over any number of deltas is caught as soon as its
+    last word is complete, however long its words, and a delta costs what it holds, not what the reply does.
+    """
+
+    def __init__(self, shingles: PromptShingles) -> None:
+        self.shingles = shingles
+        self.words: list[str] = []
+        self.streak = 0
+        self.partial = ""  # the last word of the text so far, which the next delta may continue
+
+    def feed(self, added: str) -> bool:
+        """True once the reply so far (its last word held back until complete) has leaked."""
+        if not self.shingles.shingles:
+            return False
+        text = self.partial + added.lower()
+        words = _WORD.findall(text)
+        last = text[-1:]
+        self.partial = words.pop() if words and last.isascii() and last.isalnum() else ""
+        n, run, known = self.shingles.n, self.shingles.run, self.shingles.shingles
+        window = self.words
+        for word in words:
+            window.append(word)
+            if len(window) < n:
+                continue
+            if len(window) > n:
+                del window[0]
+            if tuple(window) in known:
+                self.streak += 1
+                if self.streak >= run:
+                    return True
+            else:
+                self.streak = 0
+        return False
+
 
 # --- per-bot rules -------------------------------------------------------------------------------------
 
@@ -512,23 +562,35 @@ class _RecordingSource:
         return piece
 
 
+@dataclass(slots=True)
+class _Checked:
+    """One reply being checked: which message it answers, how much of it was read, the leak scan so far."""
+
+    token: int
+    length: int = 0
+    leak: LeakScan | None = None
+    needle_end: int = -(1 << 30)  # where the last sign of a possible credential ends (see SecretGuard)
+
+
 class _Progress:
     """How far each session's reply has been checked, so each partial check reads only new text."""
 
     def __init__(self, max_sessions: int = 4096) -> None:
-        self._seen: OrderedDict[str, tuple[int, int]] = OrderedDict()
+        self._seen: OrderedDict[str, _Checked] = OrderedDict()
         self._max = max_sessions
 
-    def window(self, message: IncomingMessage, text: str, overlap: int) -> str:
+    def step(self, message: IncomingMessage, text: str) -> tuple[_Checked, int]:
+        """The state of the reply that ``text`` continues (a fresh one for a new reply, or when the text
+        no longer extends what was read) and how much of ``text`` was read before this call."""
         key = message.session_id
-        token, checked = self._seen.get(key, (0, 0))
-        if token != id(message) or checked > len(text):
-            checked = 0
-        self._seen[key] = (id(message), len(text))
-        self._seen.move_to_end(key)
-        while len(self._seen) > self._max:
-            self._seen.popitem(last=False)
-        return text[max(0, checked - overlap) :]
+        state = self._seen.get(key)
+        if state is None or state.token != id(message) or state.length > len(text):
+            state = self._seen[key] = _Checked(id(message))
+            self._seen.move_to_end(key)
+            while len(self._seen) > self._max:
+                self._seen.popitem(last=False)
+        checked, state.length = state.length, len(text)
+        return state, checked
 
     def forget(self, message: IncomingMessage) -> None:
         self._seen.pop(message.session_id, None)
@@ -545,7 +607,7 @@ def is_local(message: IncomingMessage) -> bool:
     return message.user_id.startswith(LOCAL_USER_PREFIXES)
 
 
-RULES_OVERLAP = 200  # re-read this much old text with each delta: a 12-word run, a price and what follows
+PRICE_OVERLAP = 200  # re-read this much old text with each delta: a price and what follows it
 
 
 class Guardrails:
@@ -627,8 +689,14 @@ class Guardrails:
         return self._shingles[1]
 
     def _check_output(self, message: IncomingMessage, text: str, *, partial: bool) -> Refusal | None:
-        if self._prompt_shingles().leaks(text):
-            return self._refusal("prompt_leak", "reply repeats the system prompt")
+        if not partial and self._prompt_shingles().leaks(text):
+            return self._leak()
+        return self._check_prices(message, text, partial=partial)
+
+    def _leak(self) -> Refusal:
+        return self._refusal("prompt_leak", "reply repeats the system prompt")
+
+    def _check_prices(self, message: IncomingMessage, text: str, *, partial: bool) -> Refusal | None:
         if self.rules.no_invented_prices:
             figures = find_prices(text, settled_only=partial)
             if figures:
@@ -645,7 +713,14 @@ class Guardrails:
         return None
 
     def check_partial(self, message: IncomingMessage, text: str) -> Refusal | None:
-        return self._check_output(message, self._progress.window(message, text, RULES_OVERLAP), partial=True)
+        state, checked = self._progress.step(message, text)
+        if state.leak is None:
+            state.leak = self._prompt_shingles().scan()
+        if state.leak.feed(text[checked:]):
+            return self._leak()
+        if not self.rules.no_invented_prices:
+            return None
+        return self._check_prices(message, text[max(0, checked - PRICE_OVERLAP) :], partial=True)
 
     async def check_reply(self, message: IncomingMessage, text: str) -> Refusal | None:
         self._progress.forget(message)
@@ -659,7 +734,6 @@ class SecretGuard:
     def __init__(self, rules: GuardRules, known_secrets: Sequence[str] = ()) -> None:
         self.rules = rules
         self.known = sorted({s for s in known_secrets if len(s) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
-        self.overlap = max([SECRET_OVERLAP, *(len(secret) for secret in self.known)])
         self._progress = _Progress()
 
     async def check_input(self, message: IncomingMessage, text: str) -> Refusal | None:
@@ -679,7 +753,19 @@ class SecretGuard:
         return Refusal(self.rules.refusal("secret_output"), f"credential in the reply ({kind})")
 
     def check_partial(self, message: IncomingMessage, text: str) -> Refusal | None:
-        return self._check(self._progress.window(message, text, self.overlap))
+        """Reads what the delta added once, for the signs every token pattern needs; only while such a sign
+        is close enough to belong to a token that ends in the new text do the patterns run, on that tail."""
+        state, checked = self._progress.step(message, text)
+        for secret in self.known:  # one that ends in the new text starts at most len(secret) - 1 before it
+            if text.find(secret, max(0, checked - len(secret) + 1)) >= 0:
+                return Refusal(
+                    self.rules.refusal("secret_output"), "credential in the reply (configured secret)"
+                )
+        for needle in SECRET_NEEDLES.finditer(text, max(0, checked - NEEDLE_SPAN)):
+            state.needle_end = max(state.needle_end, needle.end())
+        if state.needle_end <= checked - SECRET_OVERLAP:
+            return None
+        return self._check(text[max(0, checked - SECRET_OVERLAP) :])
 
     async def check_reply(self, message: IncomingMessage, text: str) -> Refusal | None:
         self._progress.forget(message)
