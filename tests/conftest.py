@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,12 +35,9 @@ def network_guard() -> Iterator[None]:
 
 @pytest.fixture
 async def fake_model() -> AsyncIterator[FakeOpenAI]:
-    server = FakeOpenAI()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
+    """The fake OpenAI-compatible model server on loopback."""
+    async for fake in _running(FakeOpenAI()):
+        yield fake
 
 
 @pytest.fixture
@@ -47,34 +45,31 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "chatbot.db"
 
 
-@pytest.fixture
-async def telegram() -> AsyncIterator[FakeTelegram]:
-    """The fake Telegram Bot API on loopback."""
-    fake = FakeTelegram()
+async def _running(fake: Any) -> AsyncIterator[Any]:
+    """Start a loopback fake, hand it to the test, stop it afterwards."""
     await fake.start()
     try:
         yield fake
     finally:
         await fake.stop()
+
+
+@pytest.fixture
+async def telegram() -> AsyncIterator[FakeTelegram]:
+    """The fake Telegram Bot API on loopback."""
+    async for fake in _running(FakeTelegram()):
+        yield fake
 
 
 @pytest.fixture
 async def slack() -> AsyncIterator[FakeSlack]:
     """The fake Slack Web API on loopback."""
-    fake = FakeSlack()
-    await fake.start()
-    try:
+    async for fake in _running(FakeSlack()):
         yield fake
-    finally:
-        await fake.stop()
 
 
 @pytest.fixture
 async def fake_discord() -> AsyncIterator[FakeDiscord]:
     """The fake Discord REST API and gateway on loopback."""
-    fake = FakeDiscord()
-    await fake.start()
-    try:
+    async for fake in _running(FakeDiscord()):
         yield fake
-    finally:
-        await fake.stop()
