@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
-from openai import AsyncOpenAI
 
 from core.sqlite_store import SQLiteStore
 from core.store import KnowledgeStore
@@ -18,6 +14,7 @@ from features.knowledge.embeddings import Embedder
 from features.knowledge.ingest import Ingestor
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.support.cli import run_chatbot
+from tests.support.openai_clients import client_for, close_clients  # noqa: F401 (autouse)
 from tests.test_knowledge_chunking import make_pdf
 
 ORBIT_DOCS = Path(__file__).resolve().parent.parent / "bots" / "data" / "orbit" / "docs"
@@ -105,21 +102,8 @@ async def test_cli_needs_paths_or_list_and_a_known_bot(tmp_path: Path) -> None:
     assert code == 2
 
 
-CLIENTS: list[AsyncOpenAI] = []
-
-
-@pytest.fixture(autouse=True)
-async def close_clients() -> AsyncIterator[None]:
-    """Close the helpers' clients in the test's own loop: a client left to the garbage collector closes
-    itself on whatever loop runs then, and fails another test with "Event loop is closed"."""
-    yield
-    while CLIENTS:
-        await CLIENTS.pop().close()
-
-
 def ingestor(store: KnowledgeStore, fake_model: FakeOpenAI, **overrides: int) -> Ingestor:
-    client = AsyncOpenAI(base_url=fake_model.base_url, api_key="sk-test", max_retries=0)
-    CLIENTS.append(client)
+    client = client_for(fake_model)
     sizes = {"chunk_tokens": 300, "chunk_overlap": 40, **overrides}
     counter = TokenCounter("text-embedding-3-small", allow_download=False)
     return Ingestor(store, Embedder(client, "fake-embed"), counter, **sizes)

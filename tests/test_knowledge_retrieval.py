@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from openai import AsyncOpenAI
 
 from core.errors import ModelUnavailable
 from core.sqlite_store import SQLiteStore
@@ -18,6 +17,7 @@ from features.knowledge.ingest import Ingestor
 from features.knowledge.retrieval import Retriever, relevance
 from tests.fakes.openai_server import FakeOpenAI
 from tests.support.engines import engine_for, said
+from tests.support.openai_clients import client_for, close_clients  # noqa: F401 (autouse)
 
 ORBIT_DOCS = Path(__file__).resolve().parent.parent / "bots" / "data" / "orbit" / "docs"
 
@@ -70,7 +70,7 @@ OFF_TOPIC = ["What's the capital of France?", "How do I bake bread?", "tell me a
 @pytest.fixture
 async def knowledge(fake_model: FakeOpenAI, db_path: Path) -> AsyncIterator[KnowledgeStore]:
     """The Orbit documents ingested into a fresh database through the fake embeddings endpoint."""
-    client = AsyncOpenAI(base_url=fake_model.base_url, api_key="sk-test", max_retries=0)
+    client = client_for(fake_model)
     opened = SQLiteStore(db_path)
     await opened.open()
     store = opened.knowledge
@@ -82,24 +82,10 @@ async def knowledge(fake_model: FakeOpenAI, db_path: Path) -> AsyncIterator[Know
         yield store
     finally:
         await opened.close()
-        await client.close()
-
-
-CLIENTS: list[AsyncOpenAI] = []
-
-
-@pytest.fixture(autouse=True)
-async def close_clients() -> AsyncIterator[None]:
-    """Close the helpers' clients in the test's own loop: a client left to the garbage collector closes
-    itself on whatever loop runs then, and fails another test with "Event loop is closed"."""
-    yield
-    while CLIENTS:
-        await CLIENTS.pop().close()
 
 
 def retriever(fake_model: FakeOpenAI, store: KnowledgeStore, *, retries: int = 0) -> Retriever:
-    client = AsyncOpenAI(base_url=fake_model.base_url, api_key="sk-test", max_retries=retries)
-    CLIENTS.append(client)
+    client = client_for(fake_model, max_retries=retries)
     return Retriever(store, Embedder(client, "fake-embed"), "orbit", top_k=4, min_score=0.3)
 
 
@@ -162,13 +148,12 @@ async def test_new_documents_reach_a_running_retriever(
     other_store = SQLiteStore(db_path)  # another connection, as `chatbot ingest` in another process
     await other_store.open()
     other = other_store.knowledge
-    client = AsyncOpenAI(base_url=fake_model.base_url, api_key="sk-test", max_retries=0)
+    client = client_for(fake_model)
     counter = TokenCounter("text-embedding-3-small", allow_download=False)
     await Ingestor(other, Embedder(client, "fake-embed"), counter, chunk_tokens=300, chunk_overlap=40).ingest(
         "orbit", [extra]
     )
     await other_store.close()
-    await client.close()
     found = await search.search("What is the uptime SLA for Business?")
     assert found[0].source == "sla.md" and "99.95%" in found[0].text
 
@@ -187,13 +172,12 @@ async def ingest_orbit(fake_model: FakeOpenAI, db_path: Path) -> None:
     opened = SQLiteStore(db_path)
     await opened.open()
     store = opened.knowledge
-    client = AsyncOpenAI(base_url=fake_model.base_url, api_key="sk-test", max_retries=0)
+    client = client_for(fake_model)
     counter = TokenCounter("text-embedding-3-small", allow_download=False)
     await Ingestor(store, Embedder(client, "fake-embed"), counter, chunk_tokens=300, chunk_overlap=40).ingest(
         "orbit", [ORBIT_DOCS]
     )
     await opened.close()
-    await client.close()
 
 
 async def test_passages_and_sources_go_into_the_system_message(fake_model: FakeOpenAI, db_path: Path) -> None:
