@@ -113,10 +113,6 @@ def context_error(exc: openai.APIError) -> ContextTooLong | None:
     return overflow_from(server_message(exc), exc.body, getattr(exc, "code", None))
 
 
-def is_context_error(exc: openai.APIError) -> bool:
-    return context_error(exc) is not None
-
-
 def _mentions_stream_options(exc: openai.APIError) -> bool:
     text = str(exc.message).lower()
     return "stream_options" in text or "include_usage" in text
