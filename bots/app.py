@@ -29,6 +29,7 @@ from features import FeatureContext, install_features
 
 if TYPE_CHECKING:
     from adapters.base import PlatformRunner
+    from core.shared_state import SharedState
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +201,7 @@ async def open_engine(
         engine.server_tokens = server_tokens
         context = FeatureContext(settings, engine, data_root=DATA_ROOT, secrets=secrets_of(settings))
         try:
+            engine.shared = await open_shared_state(settings, engine.clock)
             if features:
                 await install_features(context)
             yield context.engine
@@ -209,9 +211,20 @@ async def open_engine(
                     await close()
                 except Exception:
                     log.exception("closing a feature failed")
+            if engine.shared is not None:
+                await engine.shared.close()
             await store.close()
     finally:
         await model.close()
+
+
+async def open_shared_state(settings: Settings, clock: Clock) -> SharedState | None:
+    """The state every worker shares (Redis) when ``CHATBOT_REDIS_URL`` is set; ``None``: one process."""
+    if settings.redis_url is None or not settings.redis_url.get_secret_value():
+        return None
+    from adapters.shared_state.redis_state import connect  # redis is imported only when it is used
+
+    return await connect(settings.redis_url.get_secret_value(), clock, prefix=settings.redis_prefix)
 
 
 def create_runner(name: str, settings: Settings, engine: ConversationEngine) -> PlatformRunner:

@@ -6,13 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from adapters.discord.settings import DiscordSettings
+from adapters.shared_state.settings import SharedStateSettings
 from adapters.slack.settings import SlackSettings
 from adapters.telegram.settings import TelegramSettings
 from core import config
 from features.settings import FeatureSettings
 
 
-class Settings(FeatureSettings, TelegramSettings, SlackSettings, DiscordSettings):
+class Settings(FeatureSettings, TelegramSettings, SlackSettings, DiscordSettings, SharedStateSettings):
     """Deployment settings. A bot definition supplies defaults; a key set here overrides it."""
 
 

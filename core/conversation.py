@@ -54,6 +54,7 @@ from core.model_outcomes import (
 )
 from core.model_tokenize import ServerTokenCounter
 from core.prompt import PromptBuilder
+from core.shared_state import SharedState
 from core.store import ConversationStore, TurnRecord
 from core.tokens import TokenCounter
 from core.trimming import cut_to_tokens, prompt_budget, view_for_prompt
@@ -159,6 +160,8 @@ class ConversationEngine:
         self.prompts = PromptBuilder(self)  # reads the engine's bot, store, model and counter per prompt
         self.max_tokens_share = DEFAULT_MAX_TOKENS_SHARE  # of a window learned from an overflow, for a reply
         self.server_tokens: ServerTokenCounter | None = None  # exact counts, from servers that can count
+        # state every worker process shares (Redis when CHATBOT_REDIS_URL is set; None: one process)
+        self.shared: SharedState | None = None
 
     async def reply(self, message: IncomingMessage) -> AsyncIterator[str]:
         """The reply to ``message``, as text chunks to show the user in order."""

@@ -226,8 +226,9 @@ class _Streamer:
         if preview == self.shown:
             return
         gate = self.target.gate
-        if gate is not None and not gate.try_acquire():
-            self.preview_not_before = self.clock.now() + gate.delay()
+        wait = await gate.try_take() if gate is not None else 0.0
+        if wait > 0:
+            self.preview_not_before = self.clock.now() + wait
             self.changed.set()
             return
         try:

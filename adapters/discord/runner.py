@@ -36,6 +36,7 @@ from core.conversation import ConversationEngine
 from core.errors import ConfigError, PlatformError
 from core.incoming import IncomingMessage
 from core.pacing import RateGates
+from core.shared_state import shared_gate
 from core.streaming import PlatformLimits
 
 log = logging.getLogger(__name__)
@@ -236,9 +237,10 @@ class DiscordRunner:
     def _target(
         self, channel: discord.abc.Messageable, channel_id: int, reply_to: discord.Message | None
     ) -> DiscordTarget:
-        return DiscordTarget(
-            channel, limits=self.limits, gate=self.gates.get(str(channel_id)), reply_to=reply_to
+        gate = shared_gate(
+            self.engine.shared, f"discord:channel:{channel_id}", self.gates.get(str(channel_id))
         )
+        return DiscordTarget(channel, limits=self.limits, gate=gate, reply_to=reply_to)
 
     def restore_target(self, address: Any) -> DiscordTarget:
         """The target a reply in flight had, from its stored address (to finish it after a restart)."""

@@ -42,6 +42,8 @@ from core.config import id_list
 from core.conversation import ConversationEngine
 from core.errors import ConfigError
 from core.incoming import IncomingMessage
+from core.pacing import Gate
+from core.shared_state import SharedUnavailable, shared_gate
 from core.streaming import PlatformLimits
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,10 @@ MAX_CHARS = 4_000  # Slack truncates at 40,000; it recommends staying under 4,00
 UPDATE_RATE, UPDATE_PER = 45, 60.0
 TEXT_ONLY = "I can only read text for now: please paste the content into a message."
 REFUSAL = "Sorry, I'm not available to you here."
+# How long every worker remembers an event it handled. Slack retries a delivery it got no 2xx for within
+# 3 s up to three times: at once, after 1 minute and after 5 minutes ("Retries" in the Events API docs,
+# https://docs.slack.dev/apis/events-api/#retries); an hour covers that with room to spare.
+SEEN_TTL = 3600.0
 
 
 def slack_limits(settings: SlackSettings) -> PlatformLimits:
@@ -179,7 +185,7 @@ class SlackRunner:
 
     async def _handle(self, body: dict[str, Any], event: dict[str, Any], bot_user_id: str | None) -> None:
         delivery, message_key = dedup_keys(body, event)
-        if delivery is not None and not self.seen.first_time(delivery):
+        if delivery is not None and not await self.first_time(delivery):
             log.debug("slack: %s delivered again; ignored", delivery)
             return
         action = decide(str(event.get("type")), event, bot_user_id)
@@ -191,7 +197,7 @@ class SlackRunner:
             if not self.followups or not await self._answered_in(place):
                 return
             action = Action.TEXT_ONLY if has_files(event) else Action.ANSWER
-        if not self.seen.first_time(message_key):  # the same message as app_mention and as message
+        if not await self.first_time(message_key):  # the same message as app_mention and as message
             return
         target = self._target(place)
         if not allowed(event, self.allowed_channels, self.allowed_users):
@@ -212,6 +218,18 @@ class SlackRunner:
         )
         self.dispatcher.submit(message, target)
 
+    async def first_time(self, key: str) -> bool:
+        """Whether no worker has handled ``key`` (an event id, a message) yet: asked of the shared state when
+        there is one (a redelivery may reach another worker), else, or while it is unreachable, of this
+        process's memory."""
+        here = self.seen.first_time(key)
+        if self.engine.shared is None:
+            return here
+        try:
+            return await self.engine.shared.first_time(f"slack:seen:{key}", SEEN_TTL)
+        except SharedUnavailable:
+            return here
+
     async def _answered_in(self, place: Place) -> bool:
         """Whether the bot already talks in this thread (remembered, or on record from before a restart)."""
         if place.thread_key in self.threads:
@@ -227,7 +245,7 @@ class SlackRunner:
             channel=place.channel,
             thread_ts=place.thread_ts,
             limits=self.limits,
-            gate=self.gate(place.team),
+            gate=self.workspace_gate(place.team),
             team=place.team,
         )
 
@@ -239,7 +257,7 @@ class SlackRunner:
             channel=str(address["channel"]),
             thread_ts=address.get("thread_ts"),
             limits=self.limits,
-            gate=self.gate(team),
+            gate=self.workspace_gate(team),
             team=team,
         )
 
@@ -252,6 +270,11 @@ class SlackRunner:
                 UPDATE_RATE, UPDATE_PER, self.engine.clock, max_delay=max_delay
             )
         return gate
+
+    def workspace_gate(self, team: str) -> Gate:
+        """The workspace's pace as every worker shares it (this process's gate when there is one worker)."""
+        local = self.gate(team)
+        return shared_gate(self.engine.shared, f"slack:workspace:{team}", local, max_delay=local.max_delay)
 
     def _say(self, target: SlackReplyTarget, text: str) -> None:
         """Send a fixed notice in the background (the handler must not wait for Slack either)."""

@@ -18,7 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack.mrkdwn import escape, to_mrkdwn
 from core.clock import Clock
 from core.errors import MessageTooLong, PlatformError, RateLimited
-from core.pacing import RateGate
+from core.pacing import Gate, RateGate
 from core.streaming import PlatformLimits
 
 DEFAULT_RETRY_AFTER = 1.0
@@ -77,7 +77,7 @@ class SlackReplyTarget:
     channel: str
     thread_ts: str | None
     limits: PlatformLimits
-    gate: RateGate | None = None
+    gate: Gate | None = None
     team: str = ""
 
     @property

@@ -29,6 +29,7 @@ from core.conversation import ConversationEngine
 from core.errors import ConfigError
 from core.incoming import IncomingMessage
 from core.pacing import AllGates, BurstGate, Gate, KeyedGates, RateGates
+from core.shared_state import shared_gate
 from core.splitting import utf16_len
 from core.streaming import PlatformLimits
 
@@ -279,8 +280,10 @@ class TelegramRunner:
         return self._gate(found.chat_id, in_group=found.in_group)
 
     def _gate(self, chat_id: int, *, in_group: bool) -> Gate:
+        """The chat's pace (and its group's), shared by every worker when the engine has shared state."""
         chat = self._chat_gates.get(str(chat_id))
-        return AllGates(chat, self._gates.get(str(chat_id))) if in_group else chat
+        local = AllGates(chat, self._gates.get(str(chat_id))) if in_group else chat
+        return shared_gate(self.engine.shared, f"telegram:chat:{chat_id}", local)
 
     def _notify(self, target: TelegramTarget, text: str) -> None:
         self.dispatcher.notify(target, text)
