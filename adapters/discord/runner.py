@@ -31,6 +31,7 @@ from adapters.discord.sessions import (
     seen_from_message,
 )
 from adapters.discord.settings import DiscordSettings
+from adapters.discord.sharding import Sharding, sharding_from
 from adapters.discord.target import DiscordTarget
 from core.conversation import ConversationEngine
 from core.errors import ConfigError, PlatformError
@@ -44,6 +45,9 @@ log = logging.getLogger(__name__)
 MAX_CHARS = 2000
 TEXT_ONLY = "I can only read text for now: please type your message."
 REFUSED = "Sorry, I'm not set up to answer you here."
+# seconds between two shards' IDENTIFYs in one process: Discord allows max_concurrency of them (1 for most
+# bots) per 5 seconds (docs: "Session Start Limit"); discord.py's default hook waits the same
+IDENTIFY_INTERVAL = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +68,7 @@ class DiscordOptions:
     message_content: bool = False
     sync_commands: bool = True
     followed_threads: int = 10_000  # threads remembered as answered in; older ones are looked up in the store
+    sharding: Sharding | None = None  # None: one plain gateway connection (adapters/discord/sharding.py)
 
     @classmethod
     def from_settings(cls, settings: DiscordSettings) -> DiscordOptions:
@@ -71,6 +76,7 @@ class DiscordOptions:
             edit_interval=settings.discord_edit_interval,
             guild_ready_timeout=settings.discord_guild_ready_timeout,
             message_content=settings.discord_message_content,
+            sharding=sharding_from(settings),
         )
 
 
@@ -108,15 +114,20 @@ def _slash_callback(
 class ChatClient(discord.Client):
     """discord.py's client, handing its events to the runner."""
 
-    def __init__(self, runner: DiscordRunner, options: DiscordOptions) -> None:
+    def __init__(self, runner: DiscordRunner, options: DiscordOptions, **sharding: Any) -> None:
         super().__init__(
             intents=intents_for(options),
             allowed_mentions=discord.AllowedMentions.none(),  # model output must never ping anyone
             max_ratelimit_timeout=options.max_ratelimit_timeout,
             guild_ready_timeout=options.guild_ready_timeout,
+            **sharding,
         )
         self.runner = runner
         self.tree = command_tree(self, runner)
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        if not initial:  # a later shard of this process: keep Discord's identify pace
+            await asyncio.sleep(IDENTIFY_INTERVAL)
 
     async def setup_hook(self) -> None:
         if self.runner.options.sync_commands:
@@ -127,6 +138,17 @@ class ChatClient(discord.Client):
 
     async def on_message(self, message: discord.Message) -> None:
         await self.runner.on_message(message)
+
+
+class ShardedChatClient(ChatClient, discord.AutoShardedClient):
+    """The same client over several gateway shards in one process (discord.py's ``AutoShardedClient``)."""
+
+
+def make_client(runner: DiscordRunner, options: DiscordOptions) -> ChatClient:
+    """A plain client, or a sharded one when the options ask for shards."""
+    if options.sharding is None:
+        return ChatClient(runner, options)
+    return ShardedChatClient(runner, options, **options.sharding.client_options())
 
 
 class DiscordRunner:
@@ -167,7 +189,7 @@ class DiscordRunner:
             self._uses_endpoints = endpoints.use(self._endpoints)
         self._closing = False
         self.ready.clear()
-        self.client = client = ChatClient(self, self.options)
+        self.client = client = make_client(self, self.options)
         self._task = asyncio.create_task(client.start(token.get_secret_value()), name="discord-client")
         ready = asyncio.create_task(self.ready.wait())
         await asyncio.wait(

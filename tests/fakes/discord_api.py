@@ -10,6 +10,12 @@ REST (``/api/v10``): the bot user and application, message create/edit keeping e
 and follow-ups. Every call is recorded with a timestamp (:attr:`FakeDiscord.calls`); ``rate_limit`` and
 ``fail`` script error answers on demand (429s carry ``retry_after`` and a ``Via`` header, as Discord's do).
 
+Sharding (Discord's docs, "Sharding": https://discord.com/developers/docs/events/gateway#sharding): an
+IDENTIFY may carry ``shard: [shard_id, num_shards]``; that connection then gets READY and GUILD_CREATE for
+the guilds with ``(guild_id >> 22) % num_shards == shard_id`` only, and only their events; DMs go to shard 0
+only. ``GET /gateway/bot`` recommends ``recommended_shards`` (discord.py's ``AutoShardedClient`` asks it).
+A second guild (``OTHER_GUILD_ID``, on the other shard of two) joins with ``add_other_guild()``.
+
 Opt-in (``enforce_pace=True``, off by default): Discord's observed pace of about 5 message creates and edits
 per 5 seconds per channel (../shared/PLATFORMS.md). A create or edit that comes too fast is answered 429
 with ``retry_after`` (and ``Via``, so discord.py takes it for a rate limit: it sleeps and retries by itself)
@@ -49,6 +55,14 @@ MEMBER_ROLE_ID = 700_000_000_000_000_001
 BOT_ROLE_ID = 700_000_000_000_000_099
 
 ISO_EPOCH = "2024-01-01T00:00:00+00:00"
+# A second server for sharding tests: (OTHER_GUILD_ID >> 22) % 2 == 1, while GUILD_ID's is 0.
+OTHER_GUILD_ID = 100_000_000_004_194_305
+OTHER_GENERAL_ID = 200_000_000_000_000_011  # its text channel
+
+
+def shard_of(guild_id: int, num_shards: int) -> int:
+    """The shard that receives a guild's events (Discord's docs, "Sharding": the sharding formula)."""
+    return (guild_id >> 22) % num_shards
 
 
 def user_payload(user_id: int, name: str, *, bot: bool = False) -> dict[str, Any]:
@@ -173,6 +187,15 @@ def guild_payload() -> dict[str, Any]:
     }
 
 
+def other_guild_payload() -> dict[str, Any]:
+    """A second server with one text channel, for sharding tests."""
+    payload = guild_payload()
+    channel = {**payload["channels"][0], "id": str(OTHER_GENERAL_ID), "guild_id": str(OTHER_GUILD_ID)}
+    payload.update(id=str(OTHER_GUILD_ID), name="Other Server", channels=[channel], threads=[])
+    payload["roles"] = [_role(OTHER_GUILD_ID, "@everyone", 0), *payload["roles"][1:]]
+    return payload
+
+
 _MESSAGE_PATH = re.compile(r"/channels/(\d+)/messages(/\d+)?")  # create (POST) or edit (PATCH)
 
 CHANNEL_GUILDS: dict[int, int | None] = {
@@ -181,6 +204,7 @@ CHANNEL_GUILDS: dict[int, int | None] = {
     THREAD_ID: GUILD_ID,
     DM_ID: None,
     DM2_ID: None,
+    OTHER_GENERAL_ID: OTHER_GUILD_ID,
 }
 
 
@@ -252,8 +276,13 @@ class FakeDiscord:
         self._sockets: list[web.WebSocketResponse] = []
         self._identified = asyncio.Event()
         self._runner: web.AppRunner | None = None
+        # sharding: the guilds the fake serves, what /gateway/bot recommends, each connection's shard
+        self.guilds: dict[int, Callable[[], dict[str, Any]]] = {GUILD_ID: guild_payload}
+        self.recommended_shards = 1
+        self._shards: dict[web.WebSocketResponse, tuple[int, int]] = {}
         self._routes: list[tuple[str, re.Pattern[str], Callable[..., Awaitable[web.Response]]]] = [
             ("GET", re.compile(r"/users/@me"), self._me),
+            ("GET", re.compile(r"/gateway/bot"), self._gateway_bot),
             ("GET", re.compile(r"/oauth2/applications/@me"), self._application),
             ("POST", re.compile(r"/channels/(?P<channel>\d+)/messages"), self._create_message),
             (
@@ -392,9 +421,22 @@ class FakeDiscord:
         await self._identified.wait()
         self._seq += 1
         frame = json.dumps({"op": 0, "t": event, "s": self._seq, "d": data})
+        guild_id = int(data["guild_id"]) if data.get("guild_id") else None
         for ws in list(self._sockets):
-            if not ws.closed:
+            if not ws.closed and self._receives(ws, guild_id):
                 await ws.send_str(frame)
+
+    def _receives(self, ws: web.WebSocketResponse, guild_id: int | None) -> bool:
+        """Whether a connection gets an event of ``guild_id`` (``None``: a DM, for shard 0 only)."""
+        shard = self._shards.get(ws)
+        if shard is None:
+            return True
+        shard_id, num_shards = shard
+        return shard_id == 0 if guild_id is None else shard_of(guild_id, num_shards) == shard_id
+
+    def add_other_guild(self) -> None:
+        """Serve the second server too (for sharding tests)."""
+        self.guilds[OTHER_GUILD_ID] = other_guild_payload
 
     # -- queries -----------------------------------------------------------------------------------------
 
@@ -445,26 +487,36 @@ class FakeDiscord:
                     await ws.send_str(json.dumps({"op": 11}))
                 elif op == 2:
                     self.identify.append(frame["d"])
+                    shard = frame["d"].get("shard")
+                    if shard is not None:
+                        self._shards[ws] = (int(shard[0]), int(shard[1]))
                     await self._hello_ready(ws)
         finally:
             self._sockets.remove(ws)
+            self._shards.pop(ws, None)
         return ws
 
     async def _hello_ready(self, ws: web.WebSocketResponse) -> None:
         ready = {
             "v": 10,
             "user": BOT_USER,
-            "guilds": [{"id": str(GUILD_ID), "unavailable": True}],
+            "guilds": [{"id": str(guild), "unavailable": True} for guild in self._guilds_of(ws)],
             "session_id": "fake-session",
             "resume_gateway_url": self.gateway_url,
             "application": {"id": str(APP_ID), "flags": 0},
             "private_channels": [],
             "relationships": [],
         }
-        for event, data in (("READY", ready), ("GUILD_CREATE", guild_payload())):
+        if ws in self._shards:
+            ready["shard"] = list(self._shards[ws])
+        creates = [("GUILD_CREATE", self.guilds[guild]()) for guild in self._guilds_of(ws)]
+        for event, data in (("READY", ready), *creates):
             self._seq += 1
             await ws.send_str(json.dumps({"op": 0, "t": event, "s": self._seq, "d": data}))
         self._identified.set()
+
+    def _guilds_of(self, ws: web.WebSocketResponse) -> list[int]:
+        return [guild for guild in self.guilds if self._receives(ws, guild)]
 
     # -- REST --------------------------------------------------------------------------------------------
 
@@ -533,6 +585,13 @@ class FakeDiscord:
 
     async def _me(self, body: Any) -> web.Response:
         return self._json(BOT_USER)
+
+    async def _gateway_bot(self, body: Any) -> web.Response:
+        """The gateway and the shard count Discord recommends (docs: "Get Gateway Bot")."""
+        limit = {"total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1}
+        return self._json(
+            {"url": self.gateway_url, "shards": self.recommended_shards, "session_start_limit": limit}
+        )
 
     async def _application(self, body: Any) -> web.Response:
         return self._json(
