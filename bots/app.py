@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from bots.registry import get_bot
 from bots.settings import Settings
@@ -71,6 +72,8 @@ def secrets_of(settings: Settings) -> list[str]:
             values.append(secret)
             if ":" in secret:  # Telegram tokens are "<bot id>:<secret>"
                 values.append(secret.split(":", 1)[1])
+            if "://" in secret:  # a service URL (CHATBOT_REDIS_URL): its password on its own too
+                values.append(urlsplit(secret).password or "")
     return [v for v in values if v]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import AsyncIterator
 
 import pytest
@@ -153,6 +154,9 @@ async def test_a_lost_redis_falls_back_with_one_warning_and_is_used_again_when_b
         own_redis.start()
         assert await state.first_time("seen:3", 60.0)
         assert any("is back" in r.getMessage() for r in caplog.records)
+        # the restarted server has no scripts loaded: the gate loads its script again and is shared again
+        assert await gate.try_take() == 0.0
+        assert not state.lost and await state.client.exists("t:gate:telegram:chat:1:burst:0")
     finally:
         await state.close()
 
@@ -172,3 +176,17 @@ async def test_the_url_password_is_never_logged(
     finally:
         await state.close()
     assert caplog.records and not any("s3cret" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_hung_redis_counts_as_lost_after_the_command_timeout(own_redis: OwnRedis) -> None:
+    state = await connect(own_redis.url, CLOCK, prefix="t:")
+    local = RateGate(5, 5.0, CLOCK)
+    gate = state.gate("discord:channel:1", local)
+    assert own_redis.process is not None
+    own_redis.process.send_signal(signal.SIGSTOP)  # accepts connections, answers nothing
+    try:
+        assert await gate.try_take() == 0.0  # answered by the local gate once the command timed out
+        assert state.lost and local.delay() == 0.0 and len(local.shapes) == 1
+    finally:
+        own_redis.process.send_signal(signal.SIGCONT)
+        await state.close()

@@ -19,8 +19,9 @@ import pytest
 import adapters.telegram.runner as telegram_runner
 from adapters.slack import SlackRunner
 from adapters.telegram import TelegramRunner, TelegramTuning
-from bots.app import open_engine, running_platforms
+from bots.app import open_engine, running_platforms, secrets_of
 from core.conversation import ConversationEngine
+from core.errors import ConfigError
 from core.incoming import IncomingMessage
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.fakes.slack_api import BOT_TOKEN, BOT_USER, SIGNING_SECRET, FakeSlack, mention
@@ -291,3 +292,27 @@ async def test_replies_still_arrive_when_redis_dies_mid_run_with_one_warning(
         await ask(b_url, "after", 20)
     assert any("is back" in r.getMessage() for r in caplog.records)
     assert not any(t.endswith(MARKER) for t in telegram.texts(1001))
+
+
+# -- start-up --------------------------------------------------------------------------------------------
+
+
+async def test_a_worker_whose_redis_is_down_does_not_start_and_says_why_without_the_password(
+    fake_model: FakeOpenAI, db_path: Path
+) -> None:
+    port = free_port()
+    settings = settings_for(
+        fake_model.base_url, db_path, CHATBOT_REDIS_URL=f"redis://:pa55-word@127.0.0.1:{port}/0"
+    )
+    with pytest.raises(ConfigError) as caught:
+        async with open_engine(settings):
+            pass
+    assert f"127.0.0.1:{port}" in str(caught.value) and "pa55-word" not in str(caught.value)
+    assert "pa55-word" in secrets_of(settings)  # the log filter redacts the password on its own too
+
+
+async def test_without_a_redis_url_the_engine_keeps_in_process_state(
+    fake_model: FakeOpenAI, db_path: Path
+) -> None:
+    async with open_engine(settings_for(fake_model.base_url, db_path)) as engine:
+        assert engine.shared is None
