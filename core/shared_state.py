@@ -12,7 +12,7 @@ logs one warning when the store is lost and says when it is back; a reply never 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from core.pacing import Gate, PacedGate
@@ -25,10 +25,11 @@ class SharedUnavailable(Exception):
 class SharedState(Protocol):
     """What the adapters and features ask of the state all workers share."""
 
-    def gate(self, key: str, local: PacedGate, *, max_delay: float | None = None) -> Gate:
-        """A gate with ``local``'s limits, shared by every worker under ``key``; ``local`` paces the calls
-        of this process while the store is unreachable. ``max_delay`` caps the wait a refused preview
-        is told (it asks again then)."""
+    def gate(self, key: str | Sequence[str], local: PacedGate, *, max_delay: float | None = None) -> Gate:
+        """A gate with ``local``'s limits, shared by every worker under ``key`` (or one key per limit of
+        ``local``, in order, when limits of different scopes meet: a chat's and the bot's); ``local``
+        paces the calls of this process while the store is unreachable. ``max_delay`` caps the wait a
+        refused preview is told (it asks again then)."""
         ...
 
     async def first_time(self, key: str, ttl: float) -> bool:

@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from core.errors import ConfigError
 from core.incoming import IncomingMessage
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.fakes.slack_api import BOT_TOKEN, BOT_USER, SIGNING_SECRET, FakeSlack, mention
-from tests.fakes.telegram_api import Burst, FakeTelegram
+from tests.fakes.telegram_api import Burst, FakeTelegram, Pace
 from tests.support.engines import settings_for
 from tests.support.services import OwnRedis, free_port
 
@@ -135,6 +136,48 @@ async def test_two_workers_pacing_each_on_its_own_are_refused_by_telegram(
     texts = await two_workers_answer_one_chat(fake_model, telegram, tmp_path, monkeypatch)
     assert sorted(t.split(":")[0] for t in texts) == [f"answer {i}" for i in range(6)]
     assert telegram.rate_limited() != []
+
+
+async def test_two_workers_sharing_redis_keep_the_bots_global_pace_over_many_chats(
+    fake_model: FakeOpenAI,
+    telegram: FakeTelegram,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    redis_url: str,
+    redis_prefix: str,
+) -> None:
+    """Telegram's 30 messages a second for the whole bot (here 8, and the bot's own pace 6): ten chats
+    answered at once by two workers stay under it together."""
+    monkeypatch.setattr(telegram_runner, "DEFAULT_TUNING", replace(TUNING, global_rate=6))
+    telegram.enforce_pace, telegram.chat_burst, telegram.global_pace = True, FAKE_BURST, (Pace(8, 1.0),)
+    chats = [telegram.private_chat(2000 + n) for n in range(10)]
+    fake_model.queue(
+        *(Reply(text=f"answer {n}: " + "word " * 8, chunk_size=10, delay=0.05) for n in range(10))
+    )
+    keys = {"CHATBOT_REDIS_URL": redis_url, "CHATBOT_REDIS_PREFIX": redis_prefix}
+    async with (
+        telegram_worker(fake_model, telegram, tmp_path / "a.db", **keys) as (a, a_url),
+        telegram_worker(fake_model, telegram, tmp_path / "b.db", **keys) as (b, b_url),
+    ):
+        updates = [
+            {"update_id": 900 + n, "message": telegram.user_message(chat, f"q{n}", queue=False)}
+            for n, chat in enumerate(chats)
+        ]
+        await asyncio.gather(
+            *(telegram.post_webhook((a_url, b_url)[n % 2], u, SECRET) for n, u in enumerate(updates))
+        )
+
+        def done() -> bool:
+            texts = [t for chat in chats for t in telegram.texts(chat["id"])]
+            return (
+                len(texts) >= 10
+                and a.in_flight == b.in_flight == 0
+                and not any(t.endswith(MARKER) for t in texts)
+            )
+
+        await telegram.wait_for(done, within=60.0)
+    assert all(telegram.texts(chat["id"])[0].endswith("word") for chat in chats)
+    assert telegram.rate_limited() == []
 
 
 # -- users' limits ----------------------------------------------------------------------------------------

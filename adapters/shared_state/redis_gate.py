@@ -17,6 +17,7 @@ state logs one warning; see ``redis_state.py``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from core.clock import Clock
@@ -89,12 +90,13 @@ def script_args(shapes: tuple[GateShape, ...]) -> list[str]:
 
 
 class RedisGate:
-    """The :class:`core.pacing.Gate` every worker shares under ``key``, with ``local``'s limits."""
+    """The :class:`core.pacing.Gate` every worker shares under ``key``, with ``local``'s limits (one Redis
+    key per limit: ``key`` and the limit's kind and place, or the keys given, one per limit)."""
 
     def __init__(
         self,
         state: RedisState,
-        key: str,
+        key: str | Sequence[str],
         local: PacedGate,
         clock: Clock,
         *,
@@ -104,7 +106,13 @@ class RedisGate:
         self.max_delay = max_delay
         self._state = state
         self._clock = clock
-        self._keys = [f"gate:{key}:{shape.kind}:{index}" for index, shape in enumerate(local.shapes)]
+        shapes = local.shapes
+        if isinstance(key, str):
+            self._keys = [f"gate:{key}:{shape.kind}:{index}" for index, shape in enumerate(shapes)]
+        else:
+            if len(key) != len(shapes):
+                raise ValueError(f"{len(key)} keys for {len(shapes)} limits")
+            self._keys = [f"gate:{name}" for name in key]
         self._args = script_args(local.shapes)
 
     async def try_take(self) -> float:

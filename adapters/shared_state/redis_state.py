@@ -16,7 +16,7 @@ Every key starts with the prefix (``CHATBOT_REDIS_PREFIX``), so several bots (or
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -103,7 +103,7 @@ class RedisState:
 
     # -- SharedState ---------------------------------------------------------------------------------
 
-    def gate(self, key: str, local: PacedGate, *, max_delay: float | None = None) -> Gate:
+    def gate(self, key: str | Sequence[str], local: PacedGate, *, max_delay: float | None = None) -> Gate:
         return RedisGate(self, key, local, self._clock, max_delay=max_delay)
 
     async def reserve(self, keys: list[str], args: list[str]) -> tuple[bool, float]:

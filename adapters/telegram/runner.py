@@ -28,8 +28,7 @@ from core.config import id_list
 from core.conversation import ConversationEngine
 from core.errors import ConfigError
 from core.incoming import IncomingMessage
-from core.pacing import AllGates, BurstGate, Gate, KeyedGates, RateGates
-from core.shared_state import shared_gate
+from core.pacing import AllGates, BurstGate, Gate, KeyedGates, RateGate, RateGates
 from core.splitting import utf16_len
 from core.streaming import PlatformLimits
 
@@ -55,6 +54,8 @@ class TelegramTuning:
     typing_interval: float = 4.0  # "typing..." lasts about 5 s
     group_rate: int = 20  # messages and edits per group ...
     group_per: float = 60.0  # ... per minute, shared by every reply in that group
+    global_rate: int = 30  # messages and edits of the bot in all chats ...
+    global_per: float = 1.0  # ... per second: paced only when several workers share state (CHATBOT_REDIS_URL)
     poll_timeout: float = 30.0  # long-polling hold time
     drain_grace: float = 30.0  # on stop, how long replies in flight may take to finish
 
@@ -99,6 +100,8 @@ class TelegramRunner:
         self._chat_gates = KeyedGates(
             lambda: BurstGate(self.tuning.chat_burst, self.tuning.private_edit_interval, self.clock)
         )
+        # the bot's pace over all chats: with several workers (shared state) every one of them counts
+        self._global_gate = RateGate(self.tuning.global_rate, self.tuning.global_per, self.clock)
         self.app: AnyApplication | None = None
         self.me: BotIdentity | None = None
 
@@ -280,10 +283,17 @@ class TelegramRunner:
         return self._gate(found.chat_id, in_group=found.in_group)
 
     def _gate(self, chat_id: int, *, in_group: bool) -> Gate:
-        """The chat's pace (and its group's), shared by every worker when the engine has shared state."""
+        """The chat's pace (and its group's). With several workers (shared state) every worker shares it,
+        and the bot's global pace as well: N workers would otherwise send N times Telegram's 30 a second."""
         chat = self._chat_gates.get(str(chat_id))
-        local = AllGates(chat, self._gates.get(str(chat_id))) if in_group else chat
-        return shared_gate(self.engine.shared, f"telegram:chat:{chat_id}", local)
+        group = self._gates.get(str(chat_id))
+        if self.engine.shared is None:
+            return AllGates(chat, group) if in_group else chat
+        if in_group:
+            keys = [f"telegram:chat:{chat_id}", f"telegram:group:{chat_id}", "telegram:global"]
+            return self.engine.shared.gate(keys, AllGates(chat, group, self._global_gate))
+        keys = [f"telegram:chat:{chat_id}", "telegram:global"]
+        return self.engine.shared.gate(keys, AllGates(chat, self._global_gate))
 
     def _notify(self, target: TelegramTarget, text: str) -> None:
         self.dispatcher.notify(target, text)
