@@ -7,7 +7,8 @@ leave a reserve for final edits; final edits and new messages wait for theirs, f
 (a reply that started waiting first is never overtaken by a later one). A :class:`BurstGate` is the other
 shape a platform's pace takes: a few calls at once, then a steady one per interval (Telegram's chats).
 :class:`KeyedGates` keeps one gate per key and forgets idle ones, so the number of chats seen does not grow
-memory without bound.
+memory without bound. Every gate states its limits as :class:`GateShape` values, so that the same limits
+can be kept by a gate that several worker processes share (``core/shared_state.py``).
 """
 
 from __future__ import annotations
