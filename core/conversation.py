@@ -202,7 +202,9 @@ class ConversationEngine:
             prompt_text = f"{prompt_text}\n\n{extra}"
         await self._count_exactly(prompt_text)
         user_tokens = self.counter.message_tokens(prompt_text)
-        refusal = await self._check_input(message, f"{turn.text}\n\n{extra}" if extra else turn.text)
+        # guards judge the user's own words (caption, transcripts); a document's text is read like retrieved
+        # context: cut to its share of the budget, never stored, not taken for a flood or an overlong message
+        refusal = await self._check_input(message, turn.text)
         if refusal is not None:
             yield await self._refuse_input(turn, refusal, user_tokens)
             return
