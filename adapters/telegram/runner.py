@@ -21,6 +21,7 @@ from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
 from adapters.base import ReplyDispatcher
+from adapters.telegram.attachments import attachment
 from adapters.telegram.sessions import BotIdentity, Route, route
 from adapters.telegram.settings import TelegramSettings
 from adapters.telegram.target import TelegramTarget
@@ -35,7 +36,6 @@ from core.streaming import PlatformLimits
 log = logging.getLogger(__name__)
 
 MAX_CHARS = 4096
-TEXT_ONLY = "I can only read text for now. Please type your message."
 NOT_ALLOWED = (
     "Sorry, this bot is private. If you should have access, ask its operator to add your user id "
     "({user_id}) to TELEGRAM_ALLOWED_IDS."
@@ -224,15 +224,13 @@ class TelegramRunner:
             )
             self._notify(target, NOT_ALLOWED.format(user_id=found.user_id))
             return
-        if found.text is None:
-            self._notify(target, TEXT_ONLY)
-            return
         message = IncomingMessage(
             session_id=found.session_id,
             text=found.text,
             user_id=f"telegram:{found.user_id}",
             platform="telegram",
             extras={"chat_id": found.chat_id, "message_id": found.message_id, "thread_id": found.thread_id},
+            attachments=tuple(attachment(file, context.bot) for file in found.files),
         )
         self.dispatcher.submit(message, target)
 
