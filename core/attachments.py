@@ -57,6 +57,7 @@ class Attachment:
     ``size`` is the platform's declared size in bytes (``None`` when it does not say); ``download_cap`` the
     most the platform lets a bot download (Telegram's getFile: 20 MB), ``None`` for no platform cap.
     ``duration`` (seconds) is set for audio when the platform reports it; ``width``/``height`` for images.
+    ``error``, when set, is why the adapter already knows the file cannot be had (shown to the user).
     """
 
     name: str
@@ -69,6 +70,7 @@ class Attachment:
     width: int | None = None
     height: int | None = None
     platform: str = ""
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -120,6 +120,8 @@ class MediaReader:
         )
 
     async def _read_one(self, attachment: Attachment, got: _Gathered, share: int) -> None:
+        if attachment.error is not None:
+            raise AttachmentError(attachment.error)
         kind = attachment.kind
         if kind == AttachmentKind.IMAGE or (
             kind == AttachmentKind.DOCUMENT and is_image(attachment.name, attachment.mime)
