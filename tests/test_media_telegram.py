@@ -142,3 +142,23 @@ async def test_a_photo_in_a_group_is_answered_when_its_caption_mentions_the_bot(
         await telegram.wait_for(lambda: len(telegram.bot_messages(-100500)) == 1 and runner.in_flight == 0)
     assert telegram.texts(-100500)[0].startswith("You said: what is this?")
     assert len(image_parts(fake_model.chat_requests[-1])) == 1
+
+
+async def test_an_album_of_photos_is_answered_once_with_every_photo_and_the_caption(
+    fake_model: FakeOpenAI, telegram: FakeTelegram, db_path: Path
+) -> None:
+    chat = telegram.private_chat(CHAT)
+    async with running(fake_model, telegram, db_path) as runner:
+        first = {"media_group_id": "1357", "photo": telegram.files.photo(image_bytes(64, 48), 64, 48)}
+        second = {
+            "media_group_id": "1357",
+            "photo": telegram.files.photo(image_bytes(48, 64), 48, 64),
+            "caption": "which of these two is sharper?",
+        }
+        telegram.user_message(chat, None, extra=first)
+        telegram.user_message(chat, None, extra=second)
+        await telegram.wait_for(lambda: len(telegram.bot_messages(CHAT)) == 1 and runner.in_flight == 0)
+        await reply_to(telegram, runner, {"text": "thanks"})
+    assert len(fake_model.chat_requests) == 2  # the album, then "thanks"
+    assert [image_size(p) for p in image_parts(fake_model.chat_requests[0])] == [(64, 48), (48, 64)]
+    assert telegram.texts(CHAT)[0].startswith("You said: which of these two is sharper?")

@@ -329,3 +329,17 @@ async def test_without_the_media_feature_files_get_text_only_and_the_caption_is_
         captioned = await engine.reply_text(sent("hi there", photo(image_bytes(8, 8))))
     assert only == "I can only read text here: please type your message."
     assert "without its files" in captioned and "You said: hi there" in captioned
+
+
+async def test_a_model_server_that_refuses_images_gets_a_clear_answer_and_the_next_message_works(
+    fake_model: FakeOpenAI, db_path: Path
+) -> None:
+    from tests.fakes.openai_server import Reply
+
+    fake_model.queue(Reply(status=400, error_message="image input is not supported by this model"))
+    async with engine_for(fake_model.base_url, db_path) as engine:
+        refused = await engine.reply_text(sent("what is this?", photo(image_bytes(32, 32))))
+        after = await engine.reply_text(sent("never mind"))
+    assert "refused this request" in refused
+    assert after == "You said: never mind"
+    assert image_parts(fake_model.chat_requests[0]) and not image_parts(fake_model.chat_requests[1])

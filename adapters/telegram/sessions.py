@@ -56,6 +56,7 @@ class Route:
     thread_id: int | None = None
     reply_to: int | None = None
     files: tuple[TelegramFile, ...] = ()
+    media_group_id: str | None = None  # an album's parts share it (adapters.telegram.albums)
 
     @property
     def in_group(self) -> bool:
@@ -234,4 +235,5 @@ def route(
         thread_id=topic_id(message),
         reply_to=message_id if in_group else None,
         files=() if has_text else files_of(message),
+        media_group_id=str(message["media_group_id"]) if message.get("media_group_id") else None,
     )

@@ -58,6 +58,8 @@ def _label(attachment: Attachment) -> str:
         AttachmentKind.VOICE: "your voice note",
         AttachmentKind.AUDIO: "the audio file",
     }
+    if attachment.kind == AttachmentKind.OTHER and not attachment.mime and attachment.name:
+        return f"the {attachment.name}"  # content that is no file: the sticker, the location
     word = words.get(attachment.kind, "the file")
     return (
         f"{word} {attachment.name}" if attachment.name and attachment.kind != AttachmentKind.VOICE else word
