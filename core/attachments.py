@@ -94,6 +94,8 @@ class AttachmentReading:
     """What a message's attachments came to.
 
     ``text``: the user's message as stored and seen by later turns (caption, transcripts, placeholders).
+    ``words``: what the user said in it (caption and transcripts, no placeholders): what input guards judge,
+    so three screenshots in a row are not taken for the same message repeated.
     ``extra``: text for this turn's prompt only (documents, already cut to their share of the budget).
     ``images``: image parts for this turn's request. ``notices``: shown above the reply (what was heard, a
     document cut short, a file that could not be read). ``answer``: when set, nothing is left to ask the
@@ -106,6 +108,7 @@ class AttachmentReading:
     notices: tuple[str, ...] = ()
     answer: str | None = None
     problems: tuple[str, ...] = field(default=())  # for the log: what failed, without user content
+    words: str | None = None  # None: the same as ``text``
 
 
 class AttachmentReader(Protocol):

@@ -79,6 +79,7 @@ NOTICE_FILES_IGNORED = "ℹ️ I can only read text here, so I answered your mes
 NOTICE_READ_FAILED = "⚠️ Something went wrong reading your files; I answered your text only.\n\n"
 READ_FAILED = "⚠️ Something went wrong reading your files. Please try again, or type your message."
 FILES_PLACEHOLDER = "[files: could not be read]"
+FILES_NOT_READ = "[files: not read, this bot reads text only]"
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # Unicode Cc, less \t \n \r
 
@@ -204,7 +205,8 @@ class ConversationEngine:
         user_tokens = self.counter.message_tokens(prompt_text)
         # guards judge the user's own words (caption, transcripts); a document's text is read like retrieved
         # context: cut to its share of the budget, never stored, not taken for a flood or an overlong message
-        refusal = await self._check_input(message, turn.text)
+        words = reading.words if reading is not None and reading.words is not None else turn.text
+        refusal = await self._check_input(message, words)
         if refusal is not None:
             yield await self._refuse_input(turn, refusal, user_tokens)
             return
@@ -225,7 +227,8 @@ class ConversationEngine:
         caption = turn.text
         if reader is None:
             reading = AttachmentReading(
-                text=caption,
+                text=f"{caption}\n\n{FILES_NOT_READ}".strip(),
+                words=caption,
                 notices=(NOTICE_FILES_IGNORED,) if caption.strip() else (),
                 answer=None if caption.strip() else TEXT_ONLY,
             )
@@ -237,6 +240,7 @@ class ConversationEngine:
                 placeholder = f"{caption}\n\n{FILES_PLACEHOLDER}".strip()
                 reading = AttachmentReading(
                     text=placeholder,
+                    words=caption,
                     notices=(NOTICE_READ_FAILED,) if caption.strip() else (),
                     answer=None if caption.strip() else READ_FAILED,
                 )

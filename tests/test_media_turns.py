@@ -343,3 +343,12 @@ async def test_a_model_server_that_refuses_images_gets_a_clear_answer_and_the_ne
     assert "refused this request" in refused
     assert after == "You said: never mind"
     assert image_parts(fake_model.chat_requests[0]) and not image_parts(fake_model.chat_requests[1])
+
+
+async def test_screenshots_sent_one_after_another_are_not_taken_for_a_repeated_message(
+    fake_model: FakeOpenAI, db_path: Path
+) -> None:
+    async with engine_for(fake_model.base_url, db_path) as engine:
+        replies = [await engine.reply_text(sent("", photo(image_bytes(60, 40)))) for _ in range(4)]
+    assert all(reply.startswith("You said: [photo: photo.jpg, 60x40]") for reply in replies)
+    assert statuses(db_path) == ["ok"] * 4

@@ -72,6 +72,7 @@ class _Gathered:
     extra: list[str] = field(default_factory=list)  # this turn only: documents' text
     images: list[ImagePart] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
+    words: list[str] = field(default_factory=list)  # caption and transcripts
     failures: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     usable: bool = False  # something the model can answer
@@ -91,6 +92,7 @@ class MediaReader:
         got = _Gathered()
         if text.strip():
             got.parts.append(text)
+            got.words.append(text)
             got.usable = True
         files = message.attachments
         limit = self.settings.max_attachments
@@ -113,6 +115,7 @@ class MediaReader:
             notices=notices,
             answer=None if got.usable else NOTHING_LEFT,
             problems=tuple(got.problems),
+            words="\n\n".join(got.words),
         )
 
     @staticmethod
@@ -189,6 +192,7 @@ class MediaReader:
         data = await self._fetch(attachment, cap)
         heard = await self.transcriber.transcribe(attachment.name, data, attachment.mime)
         got.parts.append(heard)
+        got.words.append(heard)
         got.usable = True
         if self.settings.quote_transcript:
             quoted = heard if len(heard) <= QUOTE_CHARS else heard[:QUOTE_CHARS].rstrip() + " …"
