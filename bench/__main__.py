@@ -9,7 +9,8 @@ Sections (``--only`` takes these names, comma-separated or repeated):
 - ``http``: CPU per streamed chunk and engine turns/s through the real HTTP path, the SDK's chunk objects
   against the parsed SSE body (:mod:`bench.http_path`);
 - ``knowledge``: ingest throughput and retrieval latency at 10,000 and 100,000 passages
-  (:mod:`bench.knowledge_bench`).
+  (:mod:`bench.knowledge_bench`);
+- ``media``: a turn with one photo against a text turn (:mod:`bench.media_cost`).
 
 ``--quick`` does fewer runs and shorter streams (the core section skips the memory check and uses fewer
 turns). A full run of every section writes ``bench/results/latest.md``; a quick or partial run writes
@@ -29,7 +30,15 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bench import core_overhead, features_cost, http_path, knowledge_bench, platform_calls, platform_latency
+from bench import (
+    core_overhead,
+    features_cost,
+    http_path,
+    knowledge_bench,
+    media_cost,
+    platform_calls,
+    platform_latency,
+)
 from bench.report import Section, table
 
 RESULTS = Path(__file__).parent / "results"
@@ -82,12 +91,27 @@ async def knowledge(quick: bool) -> Section:
     )
 
 
+async def media(quick: bool) -> Section:
+    header, rows = await media_cost.run(quick=quick)
+    return Section(
+        title="Photos: a turn with one 1600x1200 JPEG against a text turn (instant in-process model, 8k)",
+        header=header,
+        rows=rows,
+        notes=[
+            "The photo comes from memory; the difference is decoding, downscaling to 1024x768, JPEG "
+            "re-encoding and base64 (Pillow), and the bigger request. Image tokens by OpenAI's formula "
+            "(765 for 1024x768 at high detail). Medians over rounds that alternate the two arms."
+        ],
+    )
+
+
 SECTIONS: dict[str, Callable[[bool], Awaitable[Section]]] = {
     "core": core,
     "latency": latency,
     "calls": calls,
     "http": http,
     "knowledge": knowledge,
+    "media": media,
 }
 
 

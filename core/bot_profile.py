@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from core.config import EngineSettings, TrimStrategy
+from core.model_vision import model_sees_images
 from core.model_windows import DEFAULT_CONTEXT_TOKENS, known_context_window
 
 T = TypeVar("T")
@@ -48,7 +49,8 @@ class TrimPolicy:
 
 @dataclass(frozen=True, slots=True)
 class BotProfile:
-    """One bot. ``model`` and ``context_tokens`` of ``None`` defer to the settings."""
+    """One bot. ``model`` and ``context_tokens`` of ``None`` defer to the settings; ``vision`` of ``None``
+    to the model's name (:mod:`core.model_vision`)."""
 
     name: str
     system_prompt: str
@@ -60,6 +62,7 @@ class BotProfile:
     params: ModelParams = field(default_factory=ModelParams)
     trim: TrimPolicy = field(default_factory=TrimPolicy)
     max_input_chars: int = 16_000
+    vision: bool | None = None
 
     def with_settings(self, settings: EngineSettings) -> BotProfile:
         """This bot with the deployment's explicit settings applied on top."""
@@ -90,6 +93,11 @@ class BotProfile:
     @property
     def model_name(self) -> str:
         return self.model or "gpt-4o-mini"
+
+    @property
+    def sees_images(self) -> bool:
+        """Whether images go to the model as content parts: the bot's ``vision``, else by model name."""
+        return self.vision if self.vision is not None else model_sees_images(self.model_name)
 
     @property
     def window(self) -> int:

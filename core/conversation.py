@@ -36,6 +36,7 @@ import re
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing, asynccontextmanager
 
+from core.attachments import TEXT_ONLY, AttachmentReading
 from core.bot_profile import BotProfile
 from core.clock import Clock, SystemClock
 from core.commands import Command, Commands
@@ -74,6 +75,12 @@ TOO_LONG = (
 )
 EMPTY_REPLY = "(The model returned an empty reply. Please rephrase or try again.)"
 NOTICE_INPUT_CUT = "ℹ️ Your message was very long; I read only its first {n:,} characters.\n\n"
+
+NOTICE_FILES_IGNORED = "ℹ️ I can only read text here, so I answered your message without its files.\n\n"
+NOTICE_READ_FAILED = "⚠️ Something went wrong reading your files; I answered your text only.\n\n"
+READ_FAILED = "⚠️ Something went wrong reading your files. Please try again, or type your message."
+FILES_PLACEHOLDER = "[files: could not be read]"
+FILES_NOT_READ = "[files: not read, this bot reads text only]"
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # Unicode Cc, less \t \n \r
 
@@ -185,22 +192,86 @@ class ConversationEngine:
         if command is not None:
             yield await self._answer_command(turn, command)
             return
+        reading = await self._read_attachments(turn) if message.attachments else None
+        if reading is not None and reading.answer is not None:
+            yield await self._answer_unreadable(turn, reading)
+            return
         if not turn.text.strip():
             yield EMPTY_INPUT
             return
         prompt_text = view_for_prompt(turn.text, self.bot.max_input_chars)
+        extra = reading.extra if reading is not None else ""
+        stored_tokens = self.counter.message_tokens(prompt_text) if extra else None
+        if extra:  # a document's text: in this turn's prompt, never stored
+            prompt_text = f"{prompt_text}\n\n{extra}"
         await self._count_exactly(prompt_text)
         user_tokens = self.counter.message_tokens(prompt_text)
-        refusal = await self._check_input(message, turn.text)
+        # guards judge the user's own words (caption, transcripts); a document's text is read like retrieved
+        # context: cut to its share of the budget, never stored, not taken for a flood or an overlong message
+        words = reading.words if reading is not None and reading.words is not None else turn.text
+        refusal = await self._check_input(message, words)
         if refusal is not None:
             yield await self._refuse_input(turn, refusal, user_tokens)
             return
-        await self._store_question(turn, user_tokens)
+        await self._store_question(turn, user_tokens if stored_tokens is None else stored_tokens)
+        for notice in reading.notices if reading is not None else ():
+            yield notice
         if len(turn.text) > self.bot.max_input_chars:
             yield NOTICE_INPUT_CUT.format(n=self.bot.max_input_chars)
         async with aclosing(self._ask_model(turn, prompt_text, user_tokens)) as chunks:
             async for chunk in chunks:
                 yield chunk
+
+    async def _read_attachments(self, turn: Turn) -> AttachmentReading:
+        """Read the message's files into the turn: ``turn.text`` becomes what is stored (caption,
+        transcripts, placeholders) and ``turn.images`` what goes to the model with it. A reader that fails
+        costs the files, never the caption; without a reader, files get "I can only read text"."""
+        message, reader = turn.message, self.hooks.attachments
+        caption = turn.text
+        if reader is None:
+            reading = AttachmentReading(
+                text=f"{caption}\n\n{FILES_NOT_READ}".strip(),
+                words=caption,
+                notices=(NOTICE_FILES_IGNORED,) if caption.strip() else (),
+                answer=None if caption.strip() else TEXT_ONLY,
+            )
+        else:
+            try:
+                reading = await reader.read(message, caption)
+            except Exception:
+                log.exception("%s: reading the attached files failed", message.session_id)
+                placeholder = f"{caption}\n\n{FILES_PLACEHOLDER}".strip()
+                reading = AttachmentReading(
+                    text=placeholder,
+                    words=caption,
+                    notices=(NOTICE_READ_FAILED,) if caption.strip() else (),
+                    answer=None if caption.strip() else READ_FAILED,
+                )
+        for problem in reading.problems:
+            log.warning("%s: %s", message.session_id, problem)
+        turn.text = clean_text(reading.text)
+        turn.images = reading.images
+        return reading
+
+    async def _answer_unreadable(self, turn: Turn, reading: AttachmentReading) -> str:
+        """Files that left nothing to ask the model: the user is told why; the message (its placeholders)
+        is stored, never complete, and the turn recorded, without a model call."""
+        message = turn.message
+        answer = "".join(reading.notices) + (reading.answer or "")
+        stored = bounded(turn.text, MAX_REFUSED_CHARS)
+        await self.store.add_message(
+            message.session_id,
+            "user",
+            stored,
+            self.counter.message_tokens(stored),
+            user_id=message.user_id,
+            complete=False,
+        )
+        turn.status = TurnStatus.UNREADABLE
+        record = self._model_free_record(turn, stored, answer)
+        await self.store.record_turn(record)
+        await self._observe(message, record)
+        return answer
 
     async def _answer_command(self, turn: Turn, command: Command) -> str:
         """A chat command's answer; the turn is logged and observed, not stored."""
@@ -286,7 +357,13 @@ class ConversationEngine:
         harder = adopted = False
         for _ in range(3):
             prompt = await self.prompts.build(
-                session, turn.question_id, prompt_text, user_tokens, context, harder=harder
+                session,
+                turn.question_id,
+                prompt_text,
+                user_tokens,
+                context,
+                harder=harder,
+                images=turn.images,
             )
             turn.prompt_estimate = round(prompt.raw_tokens * self.counter.correction)
             if prompt.notice:

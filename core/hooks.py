@@ -5,6 +5,8 @@ without the engine knowing them.
     ContextSource   adds text to the system message (retrieved passages), within a token allowance
     OutputGuard     as the reply accumulates and once complete: may withdraw it with a :class:`Refusal`
     TurnObserver    after every turn, with its record (review triggers, accounting, metrics)
+    attachments     reads a message's files (photos, voice notes, documents) into the turn: one reader,
+                    see :mod:`core.attachments`; without one, files get "I can only read text"
 
 Chat commands (``/forget``) are not hooks: features add them to the engine's registry,
 :class:`core.commands.Commands`.
@@ -18,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from core.attachments import AttachmentReader
 from core.incoming import IncomingMessage
 from core.store import TurnRecord
 from core.turn import Refusal as Refusal  # what guards return; re-exported for them
@@ -62,3 +65,4 @@ class TurnHooks:
     context_sources: list[ContextSource] = field(default_factory=list)
     observers: list[TurnObserver] = field(default_factory=list)
     context_share: float = 0.3  # of the prompt budget, at most, for context sources together
+    attachments: AttachmentReader | None = None

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.attachments import Attachment
+
 
 @dataclass(frozen=True, slots=True)
 class IncomingMessage:
@@ -13,6 +15,8 @@ class IncomingMessage:
     ``session_id`` decides whose history the message joins (``telegram:42``, ``console:default``, ...).
     ``user_id`` is platform-qualified (``telegram:1001``) so per-user rules hold across platforms.
     ``extras`` carries whatever an adapter wants to keep beside the text; the core never reads it.
+    ``attachments`` are the files sent with it (photos, voice notes, documents), fetched only when read
+    (:mod:`core.attachments`); ``text`` is then the caption, possibly empty.
     """
 
     session_id: str
@@ -20,3 +24,4 @@ class IncomingMessage:
     user_id: str = ""
     platform: str = ""
     extras: dict[str, Any] = field(default_factory=dict)
+    attachments: tuple[Attachment, ...] = ()

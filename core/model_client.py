@@ -35,7 +35,9 @@ from core.model_servers import ServerWindow, overflow_from
 
 log = logging.getLogger(__name__)
 
-ChatMessage = dict[str, str]
+ChatMessage = dict[str, Any]
+"""A chat message: ``role`` and ``content``, a string, or a list of content parts for a message with
+images (:meth:`core.attachments.ImagePart.content_part`)."""
 
 
 @dataclass(slots=True)

@@ -4,9 +4,11 @@ the new message, within the budget of :mod:`core.trimming`."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from core.attachments import ImagePart
 from core.bot_profile import BotProfile
 from core.errors import ModelError
 from core.hooks import TurnHooks
@@ -92,16 +94,28 @@ class PromptBuilder:
         return cost
 
     async def build(
-        self, session: str, user_id: int, user_text: str, user_tokens: int, context: str, *, harder: bool
+        self,
+        session: str,
+        user_id: int,
+        user_text: str,
+        user_tokens: int,
+        context: str,
+        *,
+        harder: bool,
+        images: Sequence[ImagePart] = (),
     ) -> Prompt:
-        """The prompt for the message ``user_id`` (already stored); ``harder`` halves the budget."""
+        """The prompt for the message ``user_id`` (already stored); ``harder`` halves the budget.
+
+        ``images`` go with the new message as content parts; their tokens (:mod:`core.image_tokens`) are
+        counted with the message's."""
         bot, counter = self.bot, self.counter
         budget = prompt_budget(bot, harder=harder)
         state = await self.store.session(session)
         if context and harder:
             context = cut_to_tokens(context, int(budget * self.context_share), counter)
         context_cost = counter.budgeted(counter.count(context)) if context else 0
-        fixed = self._fixed_cost(context_cost, state)
+        image_cost = counter.budgeted(sum(image.tokens for image in images))
+        fixed = self._fixed_cost(context_cost, state) + image_cost
         user_cost = counter.budgeted(user_tokens)
         if fixed + user_cost > budget:
             user_text = cut_to_tokens(user_text, budget - fixed, counter)
@@ -134,7 +148,7 @@ class PromptBuilder:
             except ModelError as exc:
                 log.warning("%s: summarising failed (%s); dropping old history instead", session, exc)
             else:
-                fixed = self._fixed_cost(context_cost, state)
+                fixed = self._fixed_cost(context_cost, state) + image_cost
                 room = max(0, budget - fixed - user_cost)
                 plan = await fit_history(
                     self.store, session, counter, room=room, before_id=user_id, after_id=state.summary_upto
@@ -147,6 +161,12 @@ class PromptBuilder:
             await self.store.mark_trim_notified(session)
 
         messages = self._assemble(state, plan.messages, user_text, context)
+        if images:
+            last_message = messages[-1]
+            last_message["content"] = [
+                {"type": "text", "text": last_message["content"]},
+                *(image.content_part() for image in images),
+            ]
         raw = (
             self.system_tokens
             + REPLY_PRIMING
@@ -154,6 +174,7 @@ class PromptBuilder:
             + (state.summary_tokens if bot.trim.strategy == "summary" and state.summary else 0)
             + sum(m.tokens for m in plan.messages)
             + user_tokens
+            + sum(image.tokens for image in images)
         )
         return Prompt(
             messages=messages, tokens=fixed + plan.tokens + user_cost, notice=notice, raw_tokens=raw

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from core.attachments import ImagePart
 from core.incoming import IncomingMessage
 from core.model_client import Usage
 
@@ -39,11 +40,17 @@ class TurnStatus(StrEnum):
     FILTERED = "filtered"
     """The model server's content filter stopped the reply (``finish_reason: content_filter``); the user
     was told so and the question is not fed back."""
+    UNREADABLE = "unreadable"
+    """The message's files could not be used (too big, corrupt, a failed download or transcription, a type
+    the bot does not read, images for a text-only model) and nothing else was left to answer; the user was
+    told why, without a model call."""
 
 
 FAILED_STATUSES = frozenset({TurnStatus.ERROR, TurnStatus.INTERRUPTED})
 """Turns the model (or the process) failed: what stats count as errors."""
-ANSWERED_STATUSES = frozenset({TurnStatus.OK, TurnStatus.LENGTH, TurnStatus.EMPTY, TurnStatus.COMMAND})
+ANSWERED_STATUSES = frozenset(
+    {TurnStatus.OK, TurnStatus.LENGTH, TurnStatus.EMPTY, TurnStatus.COMMAND, TurnStatus.UNREADABLE}
+)
 """Turns answered as asked: neither failed nor stopped by a guard or a limit."""
 
 
@@ -81,6 +88,7 @@ class Turn:
     usage: Usage | None = None  # as the server reported it
     prompt_estimate: int = 0  # our estimate of the prompt, for a stream that ended without usage
     finish_reason: str | None = None  # how the stream said it ended ("stop", "length", "content_filter")
+    images: tuple[ImagePart, ...] = ()  # sent with the question in this turn only (never stored)
 
     @property
     def produced(self) -> str:

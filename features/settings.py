@@ -5,12 +5,19 @@ from __future__ import annotations
 from features.guardrails.settings import GuardrailSettings
 from features.knowledge.settings import KnowledgeSettings
 from features.limits.settings import LimitSettings
+from features.media.settings import MediaSettings
 from features.metrics.settings import MetricsSettings
 from features.privacy.settings import PrivacySettings
 from features.review.settings import ReviewSettings
 
 
 class FeatureSettings(
-    KnowledgeSettings, GuardrailSettings, LimitSettings, ReviewSettings, MetricsSettings, PrivacySettings
+    KnowledgeSettings,
+    GuardrailSettings,
+    LimitSettings,
+    ReviewSettings,
+    MetricsSettings,
+    PrivacySettings,
+    MediaSettings,
 ):
     """The engine's settings plus those of every feature."""

@@ -16,7 +16,7 @@ from typing import Any
 import discord
 import pytest
 
-from adapters.discord.runner import REFUSED, TEXT_ONLY, DiscordRunner
+from adapters.discord.runner import REFUSED, DiscordRunner
 from adapters.discord.sessions import FollowedThreads
 from bots.app import open_engine, running_platforms
 from bots.settings import Settings
@@ -305,17 +305,6 @@ async def test_history_survives_a_restart(
         await fake_discord.wait_for_reply(THREAD_ID, count=2)
     assert fake_model.last_messages()[-1]["content"] == "a follow-up after the restart"
     assert len(fake_discord.identify) == 2
-
-
-async def test_attachments_only_get_a_text_only_answer(
-    fake_model: FakeOpenAI, fake_discord: FakeDiscord, db_path: Path
-) -> None:
-    async with discord_bot(fake_model, fake_discord, db_path):
-        await fake_discord.user_says("", channel_id=DM_ID, attachments=1)
-        await fake_discord.user_says("", channel_id=GENERAL_ID, mention_bot=True, attachments=2)
-        assert await fake_discord.wait_for_reply(DM_ID) == [TEXT_ONLY]
-        assert await fake_discord.wait_for_reply(GENERAL_ID) == [TEXT_ONLY]
-    assert fake_model.chat_requests == []
 
 
 async def test_allowlists_limit_where_and_whom_the_bot_answers(

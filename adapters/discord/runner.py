@@ -20,6 +20,7 @@ from discord import app_commands
 
 from adapters.base import ReplyDispatcher
 from adapters.discord import endpoints
+from adapters.discord.files import attachments_of
 from adapters.discord.sessions import (
     Access,
     Action,
@@ -43,7 +44,6 @@ from core.streaming import PlatformLimits
 log = logging.getLogger(__name__)
 
 MAX_CHARS = 2000
-TEXT_ONLY = "I can only read text for now: please type your message."
 REFUSED = "Sorry, I'm not set up to answer you here."
 # seconds between two shards' IDENTIFYs in one process: Discord allows max_concurrency of them (1 for most
 # bots) per 5 seconds (docs: "Session Start Limit"); discord.py's default hook waits the same
@@ -296,7 +296,7 @@ class DiscordRunner:
                     self._followed.add(seen.session_id)
                 self.dispatcher.submit(self._incoming(seen, message), target)
                 return
-        self._notice(target, TEXT_ONLY if action is Action.TEXT_ONLY else REFUSED)
+        self._notice(target, REFUSED)
 
     async def _answered_in(self, seen: Seen) -> bool:
         if seen.session_id in self._followed:
@@ -314,6 +314,7 @@ class DiscordRunner:
             user_id=f"discord:{seen.author_id}",
             platform="discord",
             extras={"message_id": message.id, "channel_id": seen.channel_id, "guild_id": seen.guild_id},
+            attachments=attachments_of(message),
         )
 
     def _notice(self, target: DiscordTarget, text: str) -> None:

@@ -66,7 +66,6 @@ class Action(enum.Enum):
 
     IGNORE = "ignore"
     ANSWER = "answer"
-    TEXT_ONLY = "text only"  # attachments without text
     REFUSE = "refuse"  # addressed by someone the allowlist leaves out
 
 
@@ -134,7 +133,8 @@ def decide(
     ``thread_followups``, every message in a thread where it has answered before (``answered_here``). It
     never answers itself, other bots or system notices. A message whose text is empty without attachments is
     left alone unless it was clearly meant for the bot: Discord hides the text of unmentioned server
-    messages from bots without the message content intent.
+    messages from bots without the message content intent. Attachments (files, voice messages, stickers)
+    are answered: the engine reads them, or says what it can read.
     """
     if seen.author_id == bot_id or seen.author_is_bot or not seen.is_chat:
         return Action.IGNORE
@@ -143,11 +143,8 @@ def decide(
         return Action.IGNORE
     if not access.person_allowed(seen):
         return Action.REFUSE if seen.addressed else Action.IGNORE
-    if not seen.text.strip():
-        if seen.has_attachments:
-            return Action.TEXT_ONLY
-        if not (seen.is_dm or seen.mentions_bot):
-            return Action.IGNORE
+    if not seen.text.strip() and not seen.has_attachments and not (seen.is_dm or seen.mentions_bot):
+        return Action.IGNORE
     return Action.ANSWER
 
 

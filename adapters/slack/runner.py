@@ -23,6 +23,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from adapters.base import ReplyDispatcher
+from adapters.slack.files import SlackFiles
 from adapters.slack.sessions import (
     Action,
     Place,
@@ -52,7 +53,6 @@ EVENTS_PATH = "/slack/events"
 MAX_CHARS = 4_000  # Slack truncates at 40,000; it recommends staying under 4,000 for readability
 # chat.update is Tier 3 (about 50 a minute per workspace): every reply in a workspace shares one gate.
 UPDATE_RATE, UPDATE_PER = 45, 60.0
-TEXT_ONLY = "I can only read text for now: please paste the content into a message."
 REFUSAL = "Sorry, I'm not available to you here."
 # How long every worker remembers an event it handled. Slack retries a delivery it got no 2xx for within
 # 3 s up to three times: at once, after 1 minute and after 5 minutes ("Retries" in the Events API docs,
@@ -95,6 +95,9 @@ class SlackRunner:
             token=settings.slack_bot_token.get_secret_value(), base_url=_with_slash(settings.slack_api_url)
         )
         self._signing_secret = secret
+        self.files = SlackFiles(
+            self.client, settings.slack_bot_token.get_secret_value(), settings.slack_api_url
+        )
         self.app = AsyncApp(
             client=self.client,
             signing_secret=secret,
@@ -196,7 +199,7 @@ class SlackRunner:
         if followup:
             if not self.followups or not await self._answered_in(place):
                 return
-            action = Action.TEXT_ONLY if has_files(event) else Action.ANSWER
+            action = Action.ANSWER
         if not await self.first_time(message_key):  # the same message as app_mention and as message
             return
         target = self._target(place)
@@ -205,16 +208,15 @@ class SlackRunner:
                 log.info("slack: %s is not on the allowlist here; refused", event.get("user"))
                 self._say(target, REFUSAL)
             return
-        if action is Action.TEXT_ONLY:
-            self._say(target, TEXT_ONLY)
-            return
         self.threads.add(place.thread_key)
+        attachments = await self.files.attachments(event) if has_files(event) else ()
         message = IncomingMessage(
             session_id=place.session_id,
             text=prompt_text(event, bot_user_id, self.engine.commands.names()),
             user_id=f"slack:{event.get('user')}",
             platform="slack",
             extras={"team": place.team, "channel": place.channel, "ts": event.get("ts")},
+            attachments=attachments,
         )
         self.dispatcher.submit(message, target)
 

@@ -21,6 +21,8 @@ from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
 from adapters.base import ReplyDispatcher
+from adapters.telegram.albums import Albums
+from adapters.telegram.attachments import attachment
 from adapters.telegram.sessions import BotIdentity, Route, route
 from adapters.telegram.settings import TelegramSettings
 from adapters.telegram.target import TelegramTarget
@@ -35,7 +37,6 @@ from core.streaming import PlatformLimits
 log = logging.getLogger(__name__)
 
 MAX_CHARS = 4096
-TEXT_ONLY = "I can only read text for now. Please type your message."
 NOT_ALLOWED = (
     "Sorry, this bot is private. If you should have access, ask its operator to add your user id "
     "({user_id}) to TELEGRAM_ALLOWED_IDS."
@@ -58,6 +59,7 @@ class TelegramTuning:
     global_per: float = 1.0  # ... per second: paced only when several workers share state (CHATBOT_REDIS_URL)
     poll_timeout: float = 30.0  # long-polling hold time
     drain_grace: float = 30.0  # on stop, how long replies in flight may take to finish
+    album_wait: float = 1.0  # an album is complete once no part has come for this long
 
 
 DEFAULT_TUNING = TelegramTuning()
@@ -94,6 +96,9 @@ class TelegramRunner:
         self.engine = engine
         self.clock = engine.clock  # injected: replies, pacing and flood waits all wait on it
         self.dispatcher = ReplyDispatcher(engine, self.clock)
+        self.albums: Albums[TelegramTarget] = Albums(
+            self.clock, self.dispatcher.submit, wait=self.tuning.album_wait
+        )
         self._gates = RateGates(self.tuning.group_rate, self.tuning.group_per, self.clock)
         # a short burst, then about one message or edit a second in any chat, whatever number of replies
         # stream into it; previews leave one call of the burst for a final edit, which then goes at once
@@ -188,6 +193,7 @@ class TelegramRunner:
             await app.updater.stop()  # no new updates
         if app.running:
             await app.stop()
+        await self.albums.close()  # albums still being collected are answered too
         await self.dispatcher.drain(self.tuning.drain_grace)  # replies in flight still need the bot
         await app.shutdown()
 
@@ -228,16 +234,17 @@ class TelegramRunner:
             )
             self._notify(target, NOT_ALLOWED.format(user_id=found.user_id))
             return
-        if found.text is None:
-            self._notify(target, TEXT_ONLY)
-            return
         message = IncomingMessage(
             session_id=found.session_id,
             text=found.text,
             user_id=f"telegram:{found.user_id}",
             platform="telegram",
             extras={"chat_id": found.chat_id, "message_id": found.message_id, "thread_id": found.thread_id},
+            attachments=tuple(attachment(file, context.bot) for file in found.files),
         )
+        if found.media_group_id is not None:  # one part of an album: answered once it is all there
+            self.albums.add(f"{found.session_id}/{found.media_group_id}", message, target)
+            return
         self.dispatcher.submit(message, target)
 
     def allowed(self, found: Route) -> bool:

@@ -38,6 +38,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from tests.fakes.discord_files import DiscordCdn
+
 MAX_CHARS = 2000
 
 BOT_ID = 900_000_000_000_000_001
@@ -270,6 +272,7 @@ class FakeDiscord:
         self.commands: dict[str, list[dict[str, Any]]] = {}  # "global" or a guild id -> registered commands
         self.api_url = ""
         self.gateway_url = ""
+        self.cdn = DiscordCdn()  # attachment URLs (tests.fakes.discord_files)
         self._failures: list[_Failure] = []
         self._ids = itertools.count(1_000_000_000_000_000_001)
         self._seq = 0
@@ -303,6 +306,7 @@ class FakeDiscord:
         app = web.Application()
         app.router.add_get("/gateway", self._gateway)
         app.router.add_route("*", "/api/v10/{tail:.*}", self._rest)
+        app.router.add_get("/attachments/{tail:.*}", self.cdn.download)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -310,6 +314,7 @@ class FakeDiscord:
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.api_url = f"http://127.0.0.1:{port}/api/v10"
         self.gateway_url = f"ws://127.0.0.1:{port}/gateway"
+        self.cdn.root = f"http://127.0.0.1:{port}"
 
     async def stop(self) -> None:
         for ws in list(self._sockets):
@@ -347,12 +352,16 @@ class FakeDiscord:
         attachments: int = 0,
         roles: Iterable[int] = (),
         hide_content: bool = False,
+        files: Iterable[dict[str, Any]] = (),
+        flags: int = 0,
     ) -> int:
         """Dispatch a MESSAGE_CREATE as if a user wrote ``text``; return the new message's id.
 
         ``mention_bot`` prefixes the bot's mention; ``reply_to`` makes it a reply (pinging the replied author
         unless ``ping_reply`` is false); ``hide_content`` sends it empty, as Discord does for guild messages
-        that do not mention the bot when the message content intent is off.
+        that do not mention the bot when the message content intent is off. ``files`` are attachment
+        objects from :attr:`cdn` (``attachments`` adds placeholders the CDN does not have); ``flags`` the
+        message's flags (``IS_VOICE_MESSAGE`` for a voice message).
         """
         content = f"<@{BOT_ID}> {text}" if mention_bot else text
         mentions = [BOT_USER] if mention_bot else []
@@ -376,11 +385,13 @@ class FakeDiscord:
                     "id": str(next(self._ids)),
                     "filename": f"photo{index}.png",
                     "size": 1234,
-                    "url": f"https://cdn.invalid/photo{index}.png",
-                    "proxy_url": f"https://media.invalid/photo{index}.png",
+                    "url": f"{self.cdn.root}/attachments/missing/photo{index}.png",
+                    "proxy_url": f"{self.cdn.root}/attachments/missing/photo{index}.png",
                     "content_type": "image/png",
                 }
             )
+        payload["attachments"].extend(files)
+        payload["flags"] = flags
         self._remember(payload)
         await self.dispatch("MESSAGE_CREATE", payload)
         return int(payload["id"])

@@ -54,6 +54,9 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.model_images import text_of
+from tests.fakes.transcription_server import FakeTranscriptions
+
 
 @dataclass
 class Reply:
@@ -136,6 +139,7 @@ class FakeOpenAI:
     embedding_keys: list[str] = field(default_factory=list)  # the bearer key of each embeddings request
     request_times: list[tuple[float, float]] = field(default_factory=list)
     script: deque[Reply] = field(default_factory=deque)
+    transcriptions: FakeTranscriptions = field(default_factory=FakeTranscriptions)  # /v1/audio/transcriptions
     base_url: str = ""
     _runner: web.AppRunner | None = None
 
@@ -155,6 +159,7 @@ class FakeOpenAI:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/embeddings", self._embeddings)
+        app.router.add_post("/v1/audio/transcriptions", self.transcriptions.handle)
         if self.dialect == "llama-server":
             app.router.add_get("/props", self._props)
         if self.dialect in ("llama-server", "vllm"):
@@ -365,7 +370,7 @@ class FakeOpenAI:
             answer = self.default(body)
             return answer if isinstance(answer, Reply) else Reply(text=answer)
         user = [m for m in body["messages"] if m.get("role") == "user"]
-        return Reply(text=f"You said: {user[-1]['content'] if user else ''}")
+        return Reply(text=f"You said: {text_of(user[-1]['content']) if user else ''}")
 
     @staticmethod
     def _error(

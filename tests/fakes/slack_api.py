@@ -32,6 +32,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from tests.fakes.slack_files import SlackFiles
+
 SLACK_MAX_TEXT = 40_000
 SIGNING_SECRET = "fake-signing-secret-0123456789"
 BOT_TOKEN = "xoxb-fake-bot-token-0123456789"
@@ -155,6 +157,7 @@ class FakeSlack:
     _sockets: list[web.WebSocketResponse] = field(default_factory=list)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     _root: str = ""
+    files: SlackFiles = field(default_factory=lambda: SlackFiles(BOT_TOKEN, TEAM))  # url_private, files.info
 
     # ----- lifecycle
 
@@ -162,12 +165,15 @@ class FakeSlack:
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
         app.router.add_get("/link/", self._socket_mode)
+        app.router.add_get("/files-pri/{team_file}/{rest:.+}", self.files.download)
+        app.router.add_get("/api/{method}", self._api)  # slack_sdk sends files.info as a GET (query string)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self._root = f"127.0.0.1:{port}"
+        self.files.root = self._root
         self.base_url = f"http://{self._root}/api/"
         return self.base_url
 
@@ -202,7 +208,7 @@ class FakeSlack:
         if request.content_type == "application/json":
             params = await request.json()
         else:
-            params = dict(await request.post())
+            params = {**request.query, **dict(await request.post())}
         call = Call(method, dict(params), time.monotonic())
         self.calls.append(call)
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")
@@ -222,6 +228,7 @@ class FakeSlack:
             "chat.postMessage": self._post_message,
             "chat.update": self._update,
             "apps.connections.open": self._connections_open,
+            "files.info": self._files_info,
         }.get(method)
         if handler is None:
             return self._fail(call, "unknown_method")
@@ -313,6 +320,12 @@ class FakeSlack:
             }
         )
         return web.json_response({"ok": True, "channel": found.channel, "ts": found.ts, "text": text})
+
+    def _files_info(self, call: Call, params: dict[str, Any]) -> web.Response:
+        found = self.files.info(params)
+        if found is None:
+            return self._fail(call, "file_not_found")
+        return web.json_response({"ok": True, "file": found})
 
     def _connections_open(self, call: Call, params: dict[str, Any]) -> web.Response:
         return web.json_response({"ok": True, "url": f"ws://{self._root}/link/?ticket=fake"})

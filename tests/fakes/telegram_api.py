@@ -39,6 +39,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from tests.fakes.telegram_files import FileApiError, TelegramFiles
+
 MAX_TEXT = 4096
 STRING_PARAMS = frozenset({"text", "parse_mode", "action", "url", "secret_token", "caption"})
 ALLOWED_TAGS = frozenset(
@@ -192,6 +194,7 @@ class FakeTelegram:
     global_pace: tuple[Pace, ...] = (Pace(30, 1.0),)  # the bot as a whole
     calls: list[ApiCall] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
+    files: TelegramFiles = field(default_factory=TelegramFiles)  # getFile and /file/bot<token>/<path>
     messages: dict[int, list[StoredMessage]] = field(default_factory=dict)
     chats: dict[int, dict[str, Any]] = field(default_factory=dict)
     drafts: list[dict[str, Any]] = field(default_factory=list)
@@ -222,6 +225,7 @@ class FakeTelegram:
         self._closing = asyncio.Event()
         app = web.Application()
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        app.router.add_get("/file/bot{token}/{path:.+}", self._file)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -317,6 +321,7 @@ class FakeTelegram:
             "sendMessageDraft": self._send_message_draft,
             "setMyCommands": self._set_my_commands,
             "getMyCommands": lambda p: self.commands,
+            "getFile": self._get_file,
         }
         if method == "getUpdates":
             return await self._get_updates(params)
@@ -326,6 +331,15 @@ class FakeTelegram:
         return handler(params)
 
     # -- methods ---------------------------------------------------------------------------------
+
+    async def _file(self, request: web.Request) -> web.StreamResponse:
+        return await self.files.download(request, self.token)
+
+    def _get_file(self, params: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return self.files.get_file(params)
+        except FileApiError as exc:
+            raise ApiError(exc.status, exc.description) from None
 
     def _delete_webhook(self, params: dict[str, Any]) -> bool:
         self.webhook = {}
