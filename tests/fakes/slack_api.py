@@ -304,7 +304,8 @@ class FakeSlack:
             return self._fail(call, "invalid_blocks")
         previous = found.text
         found.text = text
-        found.versions.append(text)
+        if text != previous or blocks is None:  # an update that only adds blocks shows no new text
+            found.versions.append(text)
         if blocks is not None:
             found.blocks = blocks
         self._echo(
