@@ -21,3 +21,4 @@ class DiscordSettings(SettingsBase):
     discord_message_content: bool = Field(default=False, alias="DISCORD_MESSAGE_CONTENT")
     discord_edit_interval: float = Field(default=1.0, gt=0, alias="DISCORD_EDIT_INTERVAL")
     discord_guild_ready_timeout: float = Field(default=2.0, ge=0, alias="DISCORD_GUILD_READY_TIMEOUT")
+    discord_feedback_buttons: bool = Field(default=True, alias="DISCORD_FEEDBACK_BUTTONS")
