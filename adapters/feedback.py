@@ -21,14 +21,17 @@ from __future__ import annotations
 import logging
 import re
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from core.clock import Clock
 from core.conversation import ConversationEngine
+from core.errors import RateLimited
 from core.hooks import TurnObserver
 from core.incoming import IncomingMessage
 from core.store import DOWN, DOWNVOTE_PHRASE, UP, FeedbackStore, ReviewStore, TurnRecord, feedback_of
-from core.streaming import StreamedReply
+from core.streaming import ReplyTarget, StreamedReply
 from core.turn import TurnStatus
 
 log = logging.getLogger(__name__)
@@ -60,6 +63,7 @@ ACKS: dict[VoteResult, str] = {
     VoteResult.FAILED: "Sorry, your vote could not be saved. Please try again in a moment.",
 }
 DOWN_ACK = "Thanks for telling us. Someone will look at this reply."
+MAX_BUTTON_WAIT = 30.0  # a rate limit longer than this on adding the buttons: the reply goes without them
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +90,23 @@ def parse_payload(data: str | None) -> tuple[int, int] | None:
     if found is None:
         return None
     return int(found.group(1)), UP if found.group(2) == "up" else DOWN
+
+
+async def paced(target: ReplyTarget, clock: Clock, call: Callable[[], Awaitable[object]]) -> None:
+    """Make the call that adds the buttons in the reply's pace: through the target's shared gate (the
+    chat's or workspace's budget, like a final edit), waiting out one rate-limit answer (``call`` raises
+    :class:`core.errors.RateLimited`); a longer or second one propagates."""
+    gate = target.gate
+    for attempt in range(2):
+        if gate is not None:
+            await gate.acquire()
+        try:
+            await call()
+            return
+        except RateLimited as exc:
+            if attempt or exc.retry_after > MAX_BUTTON_WAIT:
+                raise
+            await clock.sleep(exc.retry_after)
 
 
 class TurnWatch:

@@ -21,9 +21,10 @@ ANSWER = "Open Settings, then Members, and press Invite."
 
 
 async def last_reply(fake: FakeDiscord, runner: DiscordRunner, channel_id: int, count: int = 1) -> Posted:
-    """The bot's last message in the channel once every reply (and its buttons) is done."""
+    """The bot's last message in the channel once every reply (and its buttons) is done. The buttons share
+    the channel's pace (5 changes per 5 s), so they may wait for it."""
     await fake.wait_for_reply(channel_id, count)
-    await fake.wait_until(lambda: runner.dispatcher.pending == 0, what="the reply's last step")
+    await fake.wait_until(lambda: runner.dispatcher.pending == 0, within=15.0, what="the reply's last step")
     return fake.bot_messages(channel_id)[-1]
 
 

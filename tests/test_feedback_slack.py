@@ -155,4 +155,4 @@ async def test_a_refused_button_update_leaves_the_reply_text_intact(
             await slack.post_event(mention(f"<@{BOT_USER}> how do I invite?", ts="2500.000001"))
             reply = await finished(slack, runner, "2500.000001")
         assert reply.text == "Open _Settings_, then Members, and press Invite." and reply.blocks is None
-        assert "could not add the feedback buttons: invalid_blocks" in caplog.text
+        assert "could not add the feedback buttons: slack chat.update: invalid_blocks" in caplog.text

@@ -282,3 +282,18 @@ async def test_clicks_arrive_by_webhook_too(
         [answer] = await answered(telegram, runner, 1)
         assert answer["text"] == ACKS[VoteResult.COUNTED]
         await telegram.wait_for(lambda: reply.reply_markup is None)
+
+
+async def test_a_rate_limit_on_the_buttons_is_waited_out_once(
+    fake_model: FakeOpenAI, telegram: FakeTelegram, db_path: Path
+) -> None:
+    fake_model.queue(ANSWER)
+    chat = telegram.private_chat(1001)
+    telegram.fail_next("editMessageReplyMarkup", retry_after=1)
+    async with running(fake_model, telegram, db_path) as (runner, _engine):
+        telegram.user_message(chat, "How do I invite a teammate?")
+        [reply] = await settled(telegram, runner, 1001, 1)
+        assert reply.text == ANSWER and len(telegram.button_data(reply)) == 2
+    attempts = telegram.calls_to("editMessageReplyMarkup", 1001)
+    assert [c.status for c in attempts] == [429, 200]
+    assert attempts[1].at - attempts[0].at >= 0.9  # it waited what Telegram asked

@@ -17,9 +17,10 @@ import logging
 import discord
 
 from adapters.base import ReplyDispatcher
-from adapters.discord.target import DiscordTarget
-from adapters.feedback import DOWN_LABEL, UP_LABEL, Feedback, parse_payload, payload
+from adapters.discord.target import DiscordTarget, translated
+from adapters.feedback import DOWN_LABEL, UP_LABEL, Feedback, paced, parse_payload, payload
 from core.conversation import ConversationEngine
+from core.errors import PlatformError
 from core.incoming import IncomingMessage
 from core.store import DOWN, UP
 from core.streaming import ReplyTarget, StreamedReply
@@ -59,9 +60,14 @@ class DiscordFeedback:
         if not isinstance(last, discord.Message | discord.PartialMessage):
             return
         view = button_row(turn_id)
+
+        async def add() -> None:
+            with translated():
+                await last.edit(view=view)
+
         try:
-            await last.edit(view=view)
-        except (discord.HTTPException, OSError) as exc:  # the reply's text is final already; it stays
+            await paced(target, self.feedback.engine.clock, add)  # the channel's pace, like a final edit
+        except PlatformError as exc:  # the reply's text is final already; it stays
             log.warning("%s: could not add the feedback buttons: %s", message.session_id, exc)
         finally:
             view.stop()  # out of discord.py's view store: on_interaction handles the clicks

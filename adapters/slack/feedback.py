@@ -33,9 +33,10 @@ from slack_sdk.models.blocks import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.base import ReplyDispatcher
-from adapters.feedback import DOWN_LABEL, UP_LABEL, Feedback, parse_payload, payload
-from adapters.slack.target import SlackReplyTarget, render
+from adapters.feedback import DOWN_LABEL, UP_LABEL, Feedback, paced, parse_payload, payload
+from adapters.slack.target import SlackReplyTarget, render, translate
 from core.conversation import ConversationEngine
+from core.errors import PlatformError
 from core.incoming import IncomingMessage
 from core.splitting import split_text
 from core.store import DOWN, UP
@@ -103,21 +104,25 @@ class SlackFeedback:
             return
         text = render(result.messages[-1], final=True)
         blocks = text_blocks(text)
-        for buttons in (feedback_buttons(turn_id), plain_buttons(turn_id)):
+        channel, ts = target.channel, str(result.refs[-1])
+        choices = [feedback_buttons(turn_id), plain_buttons(turn_id)]
+
+        async def add() -> None:
             try:
-                await self.client.chat_update(
-                    channel=target.channel, ts=str(result.refs[-1]), text=text, blocks=[*blocks, buttons]
-                )
-                return
+                await self.client.chat_update(channel=channel, ts=ts, text=text, blocks=[*blocks, choices[0]])
             except SlackApiError as exc:
-                error = exc.response.get("error")
-                if error == "invalid_blocks" and buttons["type"] == "context_actions":
-                    continue  # this workspace does not take the feedback element: plain buttons then
-                log.warning("%s: could not add the feedback buttons: %s", message.session_id, error)
-                return
-            except (aiohttp.ClientError, TimeoutError) as exc:  # the text is final already; it stays
-                log.warning("%s: could not add the feedback buttons: %s", message.session_id, exc)
-                return
+                if exc.response.get("error") == "invalid_blocks" and len(choices) > 1:
+                    choices.pop(0)  # this workspace does not take the feedback element: plain buttons then
+                    await add()
+                    return
+                raise translate("chat.update", exc) from exc
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise translate("chat.update", exc) from exc
+
+        try:
+            await paced(target, self.feedback.engine.clock, add)  # the workspace's chat.update budget
+        except PlatformError as exc:  # the text is final already; it stays
+            log.warning("%s: could not add the feedback buttons: %s", message.session_id, exc)
 
     async def on_action(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
         """bolt's listener: ack at once (Slack wants it within 3 s), vote in the background."""

@@ -16,9 +16,10 @@ from telegram import Bot, CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from telegram.error import TelegramError
 
 from adapters.base import ReplyDispatcher
-from adapters.feedback import DOWN_LABEL, UP_LABEL, Feedback, parse_payload, payload
-from adapters.telegram.target import SentMessage, TelegramTarget, is_not_modified
+from adapters.feedback import DOWN_LABEL, UP_LABEL, Feedback, paced, parse_payload, payload
+from adapters.telegram.target import SentMessage, TelegramTarget, is_not_modified, translate
 from core.conversation import ConversationEngine
+from core.errors import PlatformError
 from core.incoming import IncomingMessage
 from core.store import DOWN, UP
 from core.streaming import ReplyTarget, StreamedReply
@@ -55,12 +56,20 @@ class TelegramFeedback:
         last = result.refs[-1]
         if not isinstance(last, SentMessage):
             return
+        bot, markup = target.bot, keyboard(turn_id)
+
+        async def add() -> None:
+            try:
+                await bot.edit_message_reply_markup(
+                    chat_id=last.chat_id, message_id=last.message_id, reply_markup=markup
+                )
+            except TelegramError as exc:
+                raise translate(exc) from exc
+
         try:
-            await target.bot.edit_message_reply_markup(
-                chat_id=last.chat_id, message_id=last.message_id, reply_markup=keyboard(turn_id)
-            )
-        except TelegramError as exc:  # the reply's text is already final and stays as it is
-            log.warning("%s: could not add the feedback buttons: %s", message.session_id, exc.message)
+            await paced(target, self.feedback.engine.clock, add)
+        except PlatformError as exc:  # the reply's text is already final and stays as it is
+            log.warning("%s: could not add the feedback buttons: %s", message.session_id, exc)
 
     def on_click(self, query: CallbackQuery, bot: Bot) -> None:
         """Handle a click in the background (the update handler does no I/O)."""
