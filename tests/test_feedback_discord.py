@@ -15,6 +15,7 @@ from core.conversation import ConversationEngine
 from core.store import DOWNVOTE_PHRASE, feedback_of
 from tests.fakes.discord_api import ALICE_ID, BOB_ID, DM_ID, GENERAL_ID, FakeDiscord, Posted
 from tests.fakes.openai_server import FakeOpenAI
+from tests.support.cli import run_chatbot
 from tests.test_discord_adapter import discord_bot
 
 ANSWER = "Open Settings, then Members, and press Invite."
@@ -43,7 +44,7 @@ async def votes_of(engine: ConversationEngine) -> list[tuple[str, str, int, int]
 
 
 async def test_a_final_reply_carries_buttons_and_a_thumbs_up_is_stored_and_removes_them(
-    fake_model: FakeOpenAI, fake_discord: FakeDiscord, db_path: Path
+    fake_model: FakeOpenAI, fake_discord: FakeDiscord, db_path: Path, tmp_path: Path
 ) -> None:
     fake_model.queue(ANSWER)
     async with discord_bot(fake_model, fake_discord, db_path) as (engine, runner):
@@ -60,6 +61,10 @@ async def test_a_final_reply_carries_buttons_and_a_thumbs_up_is_stored_and_remov
         assert ephemeral_answers(fake_discord, token) == [ACKS[VoteResult.COUNTED]]
         assert reply.text == ANSWER  # the text stayed
         assert await votes_of(engine) == [("default", "discord", 1, 0)]
+    code, out, _err = await run_chatbot(["stats"], b"", tmp_path, {"CHATBOT_DB": str(db_path)})
+    assert code == 0
+    row = next(r for r in out.splitlines() if r.startswith("default on discord"))
+    assert row.split()[-4:] == ["1", "0", "1", "100%"]
 
 
 async def test_a_thumbs_down_lands_in_review_and_someone_elses_click_counts_nothing(
