@@ -13,7 +13,7 @@ The rule for votes: only the asker's vote counts (the user whose message the tur
 in a private chat); anyone else who clicks gets a short private notice and the buttons stay for the asker.
 One vote per voter per turn (a second click changes nothing); after a vote the buttons go. A 👎 also puts
 the turn in the review queue (``chatbot review``) with its question. A click on a turn no longer stored
-(``/forget``, ``/reset`` of the record by retention) gets a polite notice.
+(``/forget``, retention) gets a polite notice.
 """
 
 from __future__ import annotations

@@ -11,6 +11,8 @@ import time
 from core.sqlite_connection import SharedConnection
 from core.store import DOWN, UP, VoteCount, VotedTurn
 
+END_SLACK = 2.0  # seconds after a turn's recorded end that its reply may have been stored
+
 
 class SQLiteFeedback:
     """Votes on turns (``SQLiteStore.feedback``)."""
@@ -31,7 +33,8 @@ class SQLiteFeedback:
         db = self._shared.db
         rows = list(
             await db.execute_fetchall(
-                "SELECT id, session_id, user_id, bot, platform, started_at, status FROM turns WHERE id = ?",
+                "SELECT id, session_id, user_id, bot, platform, started_at, status, latency_ms FROM turns "
+                "WHERE id = ?",
                 (turn_id,),
             )
         )
@@ -39,13 +42,15 @@ class SQLiteFeedback:
             return None
         row = rows[0]
         session_id, user_id, started_at = str(row[1]), str(row[2]), float(row[5])
-        # The turn's question is the asker's first message stored at or after its start (the engine holds
-        # the session's lock for the whole turn), and its reply the first bot message after that.
+        ended = started_at + float(row[7]) / 1000.0 + END_SLACK
+        # The turn's question is the asker's first message stored between its start and its end (the engine
+        # holds the session's lock for the whole turn), and its reply the first bot message after that. A
+        # question deleted since (/reset) is not mistaken for a later one: those come after the end.
         questions = list(
             await db.execute_fetchall(
                 "SELECT id, content FROM messages WHERE session_id = ? AND role = 'user' AND user_id = ? "
-                "AND created_at >= ? ORDER BY id LIMIT 1",
-                (session_id, user_id, started_at),
+                "AND created_at >= ? AND created_at <= ? ORDER BY id LIMIT 1",
+                (session_id, user_id, started_at, ended),
             )
         )
         question, reply = "", ""
@@ -54,8 +59,8 @@ class SQLiteFeedback:
             replies = list(
                 await db.execute_fetchall(
                     "SELECT content FROM messages WHERE session_id = ? AND role = 'assistant' AND id > ? "
-                    "ORDER BY id LIMIT 1",
-                    (session_id, int(questions[0][0])),
+                    "AND created_at <= ? ORDER BY id LIMIT 1",
+                    (session_id, int(questions[0][0]), ended),
                 )
             )
             reply = str(replies[0][0]) if replies else ""

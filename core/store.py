@@ -10,7 +10,8 @@ Every table the bot and its features use sits behind one of the interfaces here,
 :class:`ConversationStore` (messages, sessions, turns, user-data deletion), :class:`ReplyJournal` (replies
 in flight), :class:`TurnLedger` (token sums and turn statistics), :class:`ReviewStore` (review flags) and
 :class:`KnowledgeStore` (a bot's documents, passages and vectors). A backend provides all of them as one
-:class:`Storage` object (the store, with ``.ledger``, ``.review`` and ``.knowledge``). SQLite is the default
+:class:`Storage` object (the store, with ``.ledger``, ``.review`` and ``.knowledge``), and may offer
+:class:`FeedbackStore` (votes on replies) as ``.feedback`` (:func:`feedback_of`). SQLite is the default
 (:mod:`core.sqlite_store`); ``tests/store_contract`` is the suite a second backend must pass.
 """
 

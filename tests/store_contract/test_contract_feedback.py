@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from core.store import DOWN, UP, FeedbackStore, Storage, VoteCount, feedback_of
 from tests.store_contract.records import turn
 
@@ -13,16 +15,17 @@ def votes_of(store: Storage) -> FeedbackStore:
 
 
 async def test_a_turn_is_found_by_session_and_start_with_its_question_and_reply(store: Storage) -> None:
+    started = time.time()
     question = await store.add_message(
         "s1", "user", "How do I invite a teammate?", 7, user_id="u1", complete=False
     )
-    record = turn("s1", "u1", text="How do I invite a teammate?", started_at=0.0)
+    record = turn("s1", "u1", text="How do I invite a teammate?", started_at=started)
     await store.save_reply("s1", "Open Members.", 3, complete=True, turn=record, question_id=question)
     feedback = votes_of(store)
-    turn_id = await feedback.turn_id("s1", 0.0)
+    turn_id = await feedback.turn_id("s1", started)
     assert turn_id is not None
-    assert await feedback.turn_id("s1", 1.0) is None
-    assert await feedback.turn_id("s2", 0.0) is None
+    assert await feedback.turn_id("s1", started + 1.0) is None
+    assert await feedback.turn_id("s2", started) is None
     voted = await feedback.voted_turn(turn_id)
     assert voted is not None
     assert (voted.session_id, voted.user_id, voted.bot, voted.platform, voted.status) == (
@@ -34,6 +37,18 @@ async def test_a_turn_is_found_by_session_and_start_with_its_question_and_reply(
     )
     assert (voted.question, voted.reply) == ("How do I invite a teammate?", "Open Members.")
     assert await feedback.voted_turn(turn_id + 100) is None
+
+
+async def test_a_reset_conversation_leaves_the_turn_without_its_texts(store: Storage) -> None:
+    started = time.time() - 60.0  # a turn of a minute ago
+    await store.record_turn(turn("s1", "u1", started_at=started))
+    await store.reset("s1")
+    await store.add_message("s1", "user", "a new question, asked later", 5, user_id="u1")
+    feedback = votes_of(store)
+    turn_id = await feedback.turn_id("s1", started)
+    assert turn_id is not None
+    voted = await feedback.voted_turn(turn_id)
+    assert voted is not None and (voted.question, voted.reply) == ("", "")
 
 
 async def test_one_vote_per_voter_per_turn_and_a_changed_vote_replaces_it(store: Storage) -> None:
