@@ -36,6 +36,7 @@ from core.sqlite_connection import (
     schema_statements,
     write_transaction,
 )
+from core.sqlite_feedback import SQLiteFeedback
 from core.sqlite_journal import SQLiteJournal
 from core.sqlite_knowledge import SQLiteKnowledge
 from core.sqlite_ledger import SQLiteLedger
@@ -190,6 +191,22 @@ MIGRATIONS: list[str] = [
         version INTEGER NOT NULL
     );
     """,
+    # 7: feedback votes (👍 / 👎 under replies, adapters/feedback.py): one per voter per turn, deleted
+    # with their turn; turns are found by session and start (the reference the buttons carry)
+    """
+    CREATE TABLE turn_votes (
+        turn_id INTEGER NOT NULL,
+        voter TEXT NOT NULL,
+        vote INTEGER NOT NULL CHECK (vote IN (-1, 1)),
+        voted_at REAL NOT NULL,
+        PRIMARY KEY (turn_id, voter)
+    );
+    CREATE INDEX turns_by_session ON turns (session_id, started_at);
+    CREATE TRIGGER turn_votes_follow_turns AFTER DELETE ON turns
+    BEGIN
+        DELETE FROM turn_votes WHERE turn_id = OLD.id;
+    END
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -215,6 +232,7 @@ class SQLiteStore(SQLiteJournal):
         self._ledger = SQLiteLedger(self._shared)
         self._review = SQLiteReview(self._shared)
         self._knowledge = SQLiteKnowledge(self._shared)
+        self._feedback = SQLiteFeedback(self._shared)
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -232,6 +250,10 @@ class SQLiteStore(SQLiteJournal):
     @property
     def knowledge(self) -> SQLiteKnowledge:
         return self._knowledge
+
+    @property
+    def feedback(self) -> SQLiteFeedback:
+        return self._feedback
 
     async def open(self) -> None:
         """Connect and bring the schema up to date; on failure nothing is left open."""

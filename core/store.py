@@ -10,7 +10,8 @@ Every table the bot and its features use sits behind one of the interfaces here,
 :class:`ConversationStore` (messages, sessions, turns, user-data deletion), :class:`ReplyJournal` (replies
 in flight), :class:`TurnLedger` (token sums and turn statistics), :class:`ReviewStore` (review flags) and
 :class:`KnowledgeStore` (a bot's documents, passages and vectors). A backend provides all of them as one
-:class:`Storage` object (the store, with ``.ledger``, ``.review`` and ``.knowledge``). SQLite is the default
+:class:`Storage` object (the store, with ``.ledger``, ``.review`` and ``.knowledge``), and may offer
+:class:`FeedbackStore` (votes on replies) as ``.feedback`` (:func:`feedback_of`). SQLite is the default
 (:mod:`core.sqlite_store`); ``tests/store_contract`` is the suite a second backend must pass.
 """
 
@@ -300,6 +301,69 @@ class KnowledgeStore(Protocol):
         ...
 
     async def chunks(self, chunk_ids: Sequence[int]) -> dict[int, StoredChunk]: ...
+
+
+# -- feedback votes (👍 / 👎 on replies) ---------------------------------------------------------------
+
+UP, DOWN = 1, -1
+DOWNVOTE_PHRASE = "feedback:thumbs-down"
+"""The review flag's phrase for a 👎 vote (``chatbot review`` names it; the export picks these flags)."""
+
+
+@dataclass(frozen=True, slots=True)
+class VotedTurn:
+    """A recorded turn a vote is about: who asked, where, and its question and reply as stored."""
+
+    id: int
+    session_id: str
+    user_id: str
+    bot: str
+    platform: str
+    started_at: float
+    status: str
+    question: str  # "" when the question is no longer stored
+    reply: str
+
+
+@dataclass(frozen=True, slots=True)
+class VoteCount:
+    """Votes on the turns of one bot on one platform."""
+
+    bot: str
+    platform: str
+    up: int
+    down: int
+
+
+@runtime_checkable
+class FeedbackStore(Protocol):
+    """Votes on turns (the ``turn_votes`` table): one per voter per turn, a changed vote replaces the
+    earlier one. Votes go with their turn (forgetting a user, retention)."""
+
+    async def turn_id(self, session_id: str, started_at: float) -> int | None:
+        """The id of the recorded turn of ``session_id`` that started at ``started_at`` (what a vote names)."""
+        ...
+
+    async def voted_turn(self, turn_id: int) -> VotedTurn | None:
+        """The turn, with its question and reply; ``None`` when it is no longer stored."""
+        ...
+
+    async def vote(self, turn_id: int, voter: str, vote: int, *, now: float | None = None) -> bool:
+        """Store ``voter``'s vote (:data:`UP` or :data:`DOWN`) on the turn, replacing theirs; True when
+        that changed something, False for the same vote again or a turn no longer stored."""
+        ...
+
+    async def vote_of(self, turn_id: int, voter: str) -> int | None: ...
+
+    async def vote_counts(self, since: float, until: float, *, bot: str | None = None) -> list[VoteCount]:
+        """Votes on turns with ``since <= started_at < until``, per bot and platform."""
+        ...
+
+
+def feedback_of(store: ConversationStore) -> FeedbackStore | None:
+    """The store's votes (``store.feedback``), or ``None`` for a backend without them (no buttons then)."""
+    feedback = getattr(store, "feedback", None)
+    return feedback if isinstance(feedback, FeedbackStore) else None
 
 
 @runtime_checkable

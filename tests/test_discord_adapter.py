@@ -237,7 +237,9 @@ async def test_flood_wait_on_final_edit_keeps_the_text(
     async with discord_bot(fake_model, fake_discord, db_path, clock=clock):
         await fake_discord.user_says("hi", channel_id=DM_ID)
         assert await fake_discord.wait_for_reply(DM_ID) == ["The final words must land."]
-    edits = fake_discord.calls_to("PATCH", rf"/channels/{DM_ID}/messages/\d+")
+    edits = [  # text edits: the feedback buttons come after, in an edit without content
+        c for c in fake_discord.calls_to("PATCH", rf"/channels/{DM_ID}/messages/\d+") if "content" in c.body
+    ]
     assert [c.status for c in edits] == [429] * times + [200]
     assert all(c.body["content"] == "The final words must land." for c in edits)  # the final edit itself
     # discord.py raised instead of sleeping; the core waited it out on the injected clock and retried.
@@ -458,7 +460,9 @@ async def test_model_text_never_pings_anyone_on_discord(
     writes = [
         call
         for call in fake_discord.calls
-        if call.method in ("POST", "PATCH") and re.search(r"/channels/\d+/messages", call.path)
+        if call.method in ("POST", "PATCH")
+        and re.search(r"/channels/\d+/messages", call.path)
+        and "content" in call.body  # not the feedback buttons' edit: no text, nothing to ping
     ]
     assert writes
     for call in writes:  # Discord pings only what allowed_mentions lets through: nothing here

@@ -21,6 +21,7 @@ from discord import app_commands
 from adapters.base import ReplyDispatcher
 from adapters.discord import endpoints
 from adapters.discord.files import attachments_of
+from adapters.discord.feedback import discord_feedback
 from adapters.discord.sessions import (
     Access,
     Action,
@@ -139,6 +140,11 @@ class ChatClient(discord.Client):
     async def on_message(self, message: discord.Message) -> None:
         await self.runner.on_message(message)
 
+    async def on_interaction(self, interaction: discord.Interaction[discord.Client]) -> None:
+        feedback = self.runner.feedback
+        if feedback is not None and feedback.handles(interaction):  # a 👍 / 👎 click
+            await feedback.on_click(interaction)
+
 
 class ShardedChatClient(ChatClient, discord.AutoShardedClient):
     """The same client over several gateway shards in one process (discord.py's ``AutoShardedClient``)."""
@@ -177,6 +183,8 @@ class DiscordRunner:
         self._uses_endpoints = False  # whether ``stop`` must release them
         self._order = asyncio.Lock()
         self._followed = FollowedThreads(self.options.followed_threads)  # threads it answered in lately
+        # 👍 / 👎 under final replies; clicks arrive as component interactions (ChatClient.on_interaction)
+        self.feedback = discord_feedback(engine, self.dispatcher, enabled=settings.discord_feedback_buttons)
         self._closing = False
 
     # -- lifecycle ---------------------------------------------------------------------------------------

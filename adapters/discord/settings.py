@@ -26,3 +26,4 @@ class DiscordSettings(SettingsBase):
     discord_shard_ids: str = Field(default="", alias="DISCORD_SHARD_IDS")
     discord_shard_count: int | None = Field(default=None, ge=1, alias="DISCORD_SHARD_COUNT")
     discord_auto_shard: bool = Field(default=False, alias="DISCORD_AUTO_SHARD")
+    discord_feedback_buttons: bool = Field(default=True, alias="DISCORD_FEEDBACK_BUTTONS")

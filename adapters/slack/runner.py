@@ -24,6 +24,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from adapters.base import ReplyDispatcher
 from adapters.slack.files import SlackFiles
+from adapters.slack.feedback import slack_feedback
 from adapters.slack.sessions import (
     Action,
     Place,
@@ -105,6 +106,10 @@ class SlackRunner:
         )
         self.app.event("app_mention")(self.on_event)
         self.app.event("message")(self.on_event)
+        # 👍 / 👎 under final replies; clicks arrive as block_actions (HTTP or Socket Mode)
+        self.feedback = slack_feedback(
+            engine, self.dispatcher, self.app, self.client, enabled=settings.slack_feedback_buttons
+        )
         self.port: int | None = None
         self._web: web.AppRunner | None = None
         self._socket: AsyncSocketModeHandler | None = None

@@ -23,6 +23,7 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHand
 from adapters.base import ReplyDispatcher
 from adapters.telegram.albums import Albums
 from adapters.telegram.attachments import attachment
+from adapters.telegram.feedback import telegram_feedback
 from adapters.telegram.sessions import BotIdentity, Route, route
 from adapters.telegram.settings import TelegramSettings
 from adapters.telegram.target import TelegramTarget
@@ -109,6 +110,9 @@ class TelegramRunner:
         self._global_gate = RateGate(self.tuning.global_rate, self.tuning.global_per, self.clock)
         self.app: AnyApplication | None = None
         self.me: BotIdentity | None = None
+        # 👍 / 👎 under final replies; clicks arrive as callback_query updates
+        self.feedback = telegram_feedback(engine, self.dispatcher, enabled=settings.telegram_feedback_buttons)
+        self._update_types = [Update.MESSAGE] + ([Update.CALLBACK_QUERY] if self.feedback else [])
 
     @property
     def in_flight(self) -> int:
@@ -139,13 +143,13 @@ class TelegramRunner:
                     url_path=urlsplit(self._webhook_url).path.lstrip("/"),
                     webhook_url=self._webhook_url,
                     secret_token=self._webhook_secret,
-                    allowed_updates=[Update.MESSAGE],
+                    allowed_updates=self._update_types,
                 )
                 log.info("telegram: @%s receives updates by webhook", self.me.username)
             else:
                 await app.updater.start_polling(
                     timeout=timedelta(seconds=self.tuning.poll_timeout),
-                    allowed_updates=[Update.MESSAGE],
+                    allowed_updates=self._update_types,
                     error_callback=self._on_poll_error,
                 )
                 log.info("telegram: @%s receives updates by long polling", self.me.username)
@@ -223,6 +227,10 @@ class TelegramRunner:
 
     async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         if self.me is None:
+            return
+        if update.callback_query is not None:
+            if self.feedback is not None:
+                self.feedback.on_click(update.callback_query, context.bot)
             return
         found = route(update.to_dict(), self.me, per_user=self._per_user, commands=self.commands())
         if found is None:

@@ -99,6 +99,11 @@ class TelegramTarget:
         self._gate = gate
 
     @property
+    def bot(self) -> Bot:
+        """The bot this reply is sent with (for calls beyond the text: feedback buttons)."""
+        return self._bot
+
+    @property
     def limits(self) -> PlatformLimits:
         return self._limits
 

@@ -6,7 +6,7 @@ Gateway (``/gateway``, JSON text frames): HELLO -> (heartbeat -> ACK) -> IDENTIF
 per guild, then whatever the test dispatches (``user_says``, ``slash``), each dispatch with a rising ``s``.
 
 REST (``/api/v10``): the bot user and application, message create/edit keeping each message's current text
-(400 with code 50035 above 2,000 characters), typing, application command overwrite, interaction callbacks
+(400 with code 50035 above 2,000 characters) and its buttons (clicks: ``click``), typing, application command overwrite, interaction callbacks
 and follow-ups. Every call is recorded with a timestamp (:attr:`FakeDiscord.calls`); ``rate_limit`` and
 ``fail`` script error answers on demand (429s carry ``retry_after`` and a ``Via`` header, as Discord's do).
 
@@ -269,6 +269,7 @@ class FakeDiscord:
         self.messages: dict[int, Posted] = {}
         self.identify: list[dict[str, Any]] = []
         self.interaction_responses: dict[str, list[dict[str, Any]]] = {}
+        self.refuse_components = 0  # answer this many message edits that set buttons 403 Missing Access
         self.commands: dict[str, list[dict[str, Any]]] = {}  # "global" or a guild id -> registered commands
         self.api_url = ""
         self.gateway_url = ""
@@ -668,13 +669,82 @@ class FakeDiscord:
             return self._json(
                 {"code": 50005, "message": "Cannot edit a message authored by another user"}, 403
             )
-        content = str((body or {}).get("content") or "")
+        body = body or {}
+        if "components" in body and body["components"] and self.refuse_components > 0:
+            self.refuse_components -= 1
+            return self._json({"code": 50001, "message": "Missing Access"}, 403)
+        if "components" in body:
+            refused = self._bad_components(body["components"])
+            if refused is not None:
+                return refused
+            posted.payload = {**posted.payload, "components": body["components"]}
+        if "content" not in body and "components" in body:  # only the buttons change: the text stays
+            posted.payload = {**posted.payload, "edited_timestamp": _now_iso()}
+            return self._json(posted.payload)
+        content = str(body.get("content") or "")
         too_long = self._too_long(content)
         if too_long is not None:
             return too_long
         posted.texts.append(content)
         posted.payload = {**posted.payload, "content": content, "edited_timestamp": _now_iso()}
         return self._json(posted.payload)
+
+    # -- message components and their interactions (feedback buttons) ----------------------------------
+    # https://discord.com/developers/docs/components/reference#action-row and #button: up to 5 action rows,
+    # up to 5 buttons a row, custom_id 1-100 characters; a click is an INTERACTION_CREATE of type 3
+    # (MESSAGE_COMPONENT) carrying the message and data.custom_id / component_type
+    # (https://discord.com/developers/docs/interactions/receiving-and-responding#interaction-object).
+
+    def _bad_components(self, rows: Any) -> web.Response | None:
+        problem = not isinstance(rows, list) or len(rows) > 5
+        for row in rows if isinstance(rows, list) else []:
+            buttons = row.get("components") or []
+            problem = problem or row.get("type") != 1 or not 0 < len(buttons) <= 5
+            for button in buttons:
+                custom_id = str(button.get("custom_id") or "")
+                problem = problem or (button.get("style") != 5 and not 1 <= len(custom_id) <= 100)
+        if not problem:
+            return None
+        return self._json({"code": 50035, "message": "Invalid Form Body", "errors": {"components": {}}}, 400)
+
+    @staticmethod
+    def buttons(posted: Posted) -> list[str]:
+        """The custom_ids of the buttons under a message, in order."""
+        rows = posted.payload.get("components") or []
+        return [str(b.get("custom_id")) for row in rows for b in row.get("components") or []]
+
+    async def click(self, posted: Posted, custom_id: str, *, author_id: int = ALICE_ID) -> str:
+        """Dispatch the INTERACTION_CREATE a click on one of ``posted``'s buttons sends; return its token."""
+        channel_id = posted.channel_id
+        guild_id = CHANNEL_GUILDS[channel_id]
+        token = f"interaction-token-{next(self._ids)}"
+        payload: dict[str, Any] = {
+            "id": str(next(self._ids)),
+            "application_id": str(APP_ID),
+            "type": 3,
+            "data": {"custom_id": custom_id, "component_type": 2},
+            "message": posted.payload,
+            "channel_id": str(channel_id),
+            "token": token,
+            "version": 1,
+            "locale": "en-US",
+            "app_permissions": "0",
+            "entitlements": [],
+            "authorizing_integration_owners": {"0": str(GUILD_ID)} if guild_id else {"1": str(author_id)},
+            "context": 0 if guild_id else 1,
+            "attachment_size_limit": 8 * 1024 * 1024,
+        }
+        if guild_id is None:
+            payload["user"] = USERS[author_id]
+            payload["channel"] = {"id": str(channel_id), "type": 1, "recipients": [USERS[author_id]]}
+        else:
+            payload["guild_id"] = str(guild_id)
+            payload["member"] = {**self._member(()), "user": USERS[author_id], "permissions": "0"}
+            kind = 11 if channel_id == THREAD_ID else 0
+            payload["channel"] = {"id": str(channel_id), "type": kind, "guild_id": str(guild_id)}
+        self.interaction_responses[token] = []
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return token
 
     async def _typing(self, body: Any, channel: str) -> web.Response:
         return web.Response(status=204)

@@ -1,7 +1,8 @@
 """A fake Slack on 127.0.0.1 for the real slack_sdk / slack_bolt: the Web API, event delivery, Socket Mode.
 
 Web API (``POST /api/<method>``, JSON or form bodies, like slack_sdk sends them): ``auth.test``,
-``chat.postMessage``, ``chat.update`` and ``apps.connections.open``. It keeps each message's current text
+``chat.postMessage``, ``chat.update`` (with blocks), ``chat.postEphemeral`` and ``apps.connections.open``;
+button clicks as signed ``block_actions`` interactions (:meth:`FakeSlack.block_action`). It keeps each message's current text
 (and every text it had), answers ``msg_too_long`` above 40,000 characters like Slack, answers HTTP 429
 with ``Retry-After`` on demand (:meth:`FakeSlack.rate_limit`), and records every call with its time.
 
@@ -28,6 +29,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 from aiohttp import web
@@ -71,6 +73,7 @@ class Message:
     thread_ts: str | None
     text: str
     versions: list[str] = field(default_factory=list)
+    blocks: list[dict[str, Any]] | None = None  # Block Kit blocks, when an update set them
 
 
 def sign(secret: str, timestamp: str, body: str) -> str:
@@ -148,6 +151,8 @@ class FakeSlack:
     calls: list[Call] = field(default_factory=list)
     messages: list[Message] = field(default_factory=list)
     acks: list[dict[str, Any]] = field(default_factory=list)
+    ephemeral: list[dict[str, Any]] = field(default_factory=list)  # chat.postEphemeral: what one user saw
+    refused_blocks: set[str] = field(default_factory=set)  # block types chat.update answers invalid_blocks to
     base_url: str = ""
     _limits: dict[str, list[float]] = field(default_factory=dict)
     _paced: dict[str, deque[float]] = field(default_factory=dict)
@@ -227,6 +232,7 @@ class FakeSlack:
             "auth.test": self._auth_test,
             "chat.postMessage": self._post_message,
             "chat.update": self._update,
+            "chat.postEphemeral": self._post_ephemeral,
             "apps.connections.open": self._connections_open,
             "files.info": self._files_info,
         }.get(method)
@@ -298,9 +304,17 @@ class FakeSlack:
         found = self.find(str(params.get("channel")), str(params.get("ts")))
         if found is None:
             return self._fail(call, "message_not_found")
+        blocks = params.get("blocks")
+        if isinstance(blocks, str):  # a form body carries the blocks as a JSON string
+            blocks = json.loads(blocks)
+        if blocks is not None and self._invalid_blocks(blocks):
+            return self._fail(call, "invalid_blocks")
         previous = found.text
         found.text = text
-        found.versions.append(text)
+        if text != previous or blocks is None:  # an update that only adds blocks shows no new text
+            found.versions.append(text)
+        if blocks is not None:
+            found.blocks = blocks
         self._echo(
             {
                 "type": "message",
@@ -326,6 +340,116 @@ class FakeSlack:
         if found is None:
             return self._fail(call, "file_not_found")
         return web.json_response({"ok": True, "file": found})
+
+    # ----- feedback buttons: blocks, ephemeral notices and block_actions
+    # Block limits from https://docs.slack.dev/reference/block-kit/blocks/section-block (text up to 3,000
+    # characters) and .../context-actions-block (up to 5 elements); chat.postEphemeral from
+    # https://docs.slack.dev/reference/methods/chat.postEphemeral (seen by one user, answers message_ts).
+
+    def _invalid_blocks(self, blocks: Any) -> bool:
+        if not isinstance(blocks, list) or len(blocks) > 50:
+            return True
+        for block in blocks:
+            kind = block.get("type") if isinstance(block, dict) else None
+            if kind is None or kind in self.refused_blocks:
+                return True
+            if kind == "section" and len(str((block.get("text") or {}).get("text", ""))) > 3000:
+                return True
+            if kind in ("actions", "context_actions") and not 0 < len(block.get("elements") or []) <= 5:
+                return True
+        return False
+
+    def _post_ephemeral(self, call: Call, params: dict[str, Any]) -> web.Response:
+        if not params.get("channel") or not params.get("user"):
+            return self._fail(
+                call, "channel_not_found" if not params.get("channel") else "user_not_in_channel"
+            )
+        self.ephemeral.append(dict(params))
+        return web.json_response({"ok": True, "message_ts": f"1700000000.{next(self._ts):06d}"})
+
+    def block_action(
+        self, posted: Message, action: dict[str, Any], *, user: str = "U0ALICE"
+    ) -> dict[str, Any]:
+        """The ``block_actions`` payload a click on ``posted``'s button sends, as
+        https://docs.slack.dev/reference/interaction-payloads/block_actions-payload shows it."""
+        shown: dict[str, Any] = {
+            "type": "message",
+            "user": BOT_USER,
+            "bot_id": BOT_ID,
+            "text": posted.text,
+            "ts": posted.ts,
+            "blocks": posted.blocks or [],
+        }
+        container: dict[str, Any] = {
+            "type": "message",
+            "message_ts": posted.ts,
+            "channel_id": posted.channel,
+            "is_ephemeral": False,
+        }
+        if posted.thread_ts:
+            shown["thread_ts"] = container["thread_ts"] = posted.thread_ts
+        return {
+            "type": "block_actions",
+            "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": TEAM},
+            "api_app_id": "A0APP",
+            "token": "legacy-verification-token",
+            "container": container,
+            "trigger_id": f"{next(self._event_ids)}.trigger",
+            "team": {"id": TEAM, "domain": "fake"},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "channel": {"id": posted.channel, "name": "general"},
+            "message": shown,
+            "state": {"values": {}},
+            "response_url": "https://hooks.slack.com/actions/T0TEAM/1/fake",
+            "actions": [{**action, "action_ts": f"{time.time():.6f}"}],
+        }
+
+    @staticmethod
+    def clicked(posted: Message, positive: bool) -> dict[str, Any]:
+        """The ``actions`` item for a click on one of ``posted``'s feedback buttons (feedback_buttons element:
+        https://docs.slack.dev/reference/block-kit/block-elements/feedback-buttons-element; a plain button's
+        item carries its own ``action_id`` and ``value``)."""
+        for block in posted.blocks or []:
+            for element in block.get("elements") or []:
+                if element.get("type") == "feedback_buttons":
+                    button = element["positive_button" if positive else "negative_button"]
+                    return {
+                        "type": "feedback_buttons",
+                        "action_id": element["action_id"],
+                        "block_id": block.get("block_id", "fb"),
+                        "value": button["value"],
+                    }
+                if element.get("type") == "button" and element["value"].endswith(
+                    ":up" if positive else ":down"
+                ):
+                    return {
+                        "type": "button",
+                        "action_id": element["action_id"],
+                        "block_id": block.get("block_id", "fb"),
+                        "text": element["text"],
+                        "value": element["value"],
+                    }
+        raise AssertionError(f"no feedback button under {posted.ts}")
+
+    async def post_interaction(self, payload: dict[str, Any]) -> tuple[int, str]:
+        """POST an interaction to the app the way Slack does: form-encoded ``payload=<json>``, signed."""
+        body = urlencode({"payload": json.dumps(payload)}).encode()
+        return await self.post_body(body, content_type="application/x-www-form-urlencoded")
+
+    async def push_interaction(self, payload: dict[str, Any]) -> str:
+        """Send an interaction over Socket Mode (envelope type ``interactive``); the envelope id."""
+        if not self._sockets:
+            raise RuntimeError("no Socket Mode connection")
+        envelope_id = f"env-{next(self._event_ids)}"
+        frame = {
+            "envelope_id": envelope_id,
+            "payload": payload,
+            "type": "interactive",
+            "accepts_response_payload": True,
+        }
+        await self._sockets[-1].send_str(json.dumps(frame))
+        return envelope_id
 
     def _connections_open(self, call: Call, params: dict[str, Any]) -> web.Response:
         return web.json_response({"ok": True, "url": f"ws://{self._root}/link/?ticket=fake"})

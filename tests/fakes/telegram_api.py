@@ -4,7 +4,7 @@ Serves ``POST /bot<token>/<method>`` (form-encoded; non-string values arrive as 
 ``{"ok": true, "result": ...}`` or a non-2xx ``{"ok": false, "error_code", "description"[, "parameters"]}``
 the way Telegram does. Methods: getMe, deleteWebhook, setWebhook, getUpdates (long polling, updates kept
 until confirmed by ``offset``), sendMessage, editMessageText, sendChatAction, sendMessageDraft,
-setMyCommands, getMyCommands.
+setMyCommands, getMyCommands, editMessageReplyMarkup, answerCallbackQuery (and clicks: :meth:`click`).
 
 What it enforces like Telegram: 4,096 characters (UTF-16 units, after HTML parsing) per message, "message
 is not modified" on an edit to the same content, "can't parse entities" on malformed HTML, "message to
@@ -127,6 +127,7 @@ class StoredMessage:
     reply_to: int | None = None
     versions: list[str] = field(default_factory=list)
     changed_at: list[float] = field(default_factory=list)
+    reply_markup: dict[str, Any] | None = None  # an inline keyboard under the message (feedback buttons)
 
     def as_json(self, chat: dict[str, Any]) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -139,6 +140,8 @@ class StoredMessage:
         if self.thread_id is not None:
             data["message_thread_id"] = self.thread_id
             data["is_topic_message"] = True
+        if self.reply_markup:
+            data["reply_markup"] = self.reply_markup
         return data
 
 
@@ -198,6 +201,7 @@ class FakeTelegram:
     messages: dict[int, list[StoredMessage]] = field(default_factory=dict)
     chats: dict[int, dict[str, Any]] = field(default_factory=dict)
     drafts: list[dict[str, Any]] = field(default_factory=list)
+    callback_answers: list[dict[str, Any]] = field(default_factory=list)  # answerCallbackQuery calls
     commands: list[dict[str, Any]] = field(default_factory=list)
     webhook: dict[str, Any] = field(default_factory=dict)
     root: str = ""
@@ -320,6 +324,8 @@ class FakeTelegram:
             "sendChatAction": lambda p: True,
             "sendMessageDraft": self._send_message_draft,
             "setMyCommands": self._set_my_commands,
+            "editMessageReplyMarkup": self._edit_message_reply_markup,
+            "answerCallbackQuery": self._answer_callback_query,
             "getMyCommands": lambda p: self.commands,
             "getFile": self._get_file,
         }
@@ -466,6 +472,54 @@ class FakeTelegram:
             raise ApiError(400, "Bad Request: drafts can be sent only to private chats")
         self.drafts.append(dict(params))
         return True
+
+    # -- inline keyboards and button clicks (feedback buttons) -----------------------------------
+    # Follows https://core.telegram.org/bots/api#editmessagereplymarkup (no reply_markup removes the
+    # keyboard; the same markup again is "message is not modified"), #answercallbackquery (text shown to
+    # the clicking user only) and #callbackquery (the update a click sends: id, from, message, chat_instance,
+    # data; callback_data is 1-64 bytes, #inlinekeyboardbutton).
+
+    def _edit_message_reply_markup(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat = self._chat(params.get("chat_id"))
+        found = [m for m in self.messages.get(chat["id"], []) if m.message_id == params.get("message_id")]
+        if not found:
+            raise ApiError(400, "Bad Request: message to edit not found")
+        message = found[0]
+        if not message.from_bot:
+            raise ApiError(400, "Bad Request: message can't be edited")
+        markup = params.get("reply_markup") or None
+        for row in (markup or {}).get("inline_keyboard", []):
+            for button in row:
+                data = button.get("callback_data")
+                if data is not None and not 1 <= len(str(data).encode()) <= 64:
+                    raise ApiError(400, "Bad Request: BUTTON_DATA_INVALID")
+        if markup == message.reply_markup:
+            raise ApiError(400, NOT_MODIFIED)
+        message.reply_markup = markup
+        return message.as_json(chat)
+
+    def _answer_callback_query(self, params: dict[str, Any]) -> bool:
+        self.callback_answers.append(dict(params))
+        return True
+
+    def click(self, message: StoredMessage, data: str, *, user_id: int, queue: bool = True) -> dict[str, Any]:
+        """A user's click on an inline button of ``message``: the ``callback_query`` update Telegram sends."""
+        chat = self._chat(message.chat_id)
+        query = {
+            "id": f"cq{len(self.calls)}x{user_id}",
+            "from": {"id": user_id, "is_bot": False, "first_name": f"User{user_id}"},
+            "message": message.as_json(chat),
+            "chat_instance": f"ci{chat['id']}",
+            "data": data,
+        }
+        update = {"callback_query": query}
+        return self.add_update(update) if queue else update
+
+    @staticmethod
+    def button_data(message: StoredMessage) -> list[str]:
+        """The callback_data of the buttons under a message, in order."""
+        rows = (message.reply_markup or {}).get("inline_keyboard", [])
+        return [button["callback_data"] for row in rows for button in row if "callback_data" in button]
 
     # -- what tests drive and read ---------------------------------------------------------------
 
