@@ -20,8 +20,8 @@ from discord import app_commands
 
 from adapters.base import ReplyDispatcher
 from adapters.discord import endpoints
-from adapters.discord.files import attachments_of
 from adapters.discord.feedback import discord_feedback
+from adapters.discord.files import attachments_of
 from adapters.discord.sessions import (
     Access,
     Action,

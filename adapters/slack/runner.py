@@ -23,8 +23,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from adapters.base import ReplyDispatcher
-from adapters.slack.files import SlackFiles
 from adapters.slack.feedback import slack_feedback
+from adapters.slack.files import SlackFiles
 from adapters.slack.sessions import (
     Action,
     Place,
