@@ -1,0 +1,103 @@
+"""The real servers some tests need (PostgreSQL, Redis on loopback), in one place: whether they are there,
+and a space of their own for each test.
+
+On the project's machines and in CI the servers run (../shared/SERVICES.md); on a newcomer's laptop they may
+not, and the README's test command must still pass there: a test that needs one is skipped with one clear
+reason ("PostgreSQL not reachable at 127.0.0.1:5432: ..."). With ``CI=true`` it fails instead: CI never
+skips them silently.
+
+Each test gets its own space, so runs never collide with CI, other helpers or each other: a fresh
+PostgreSQL database ``chatbot_<random>`` (dropped afterwards, its connections with it), and a Redis key
+prefix ``test:<random>:`` (its keys deleted afterwards).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+
+PG_HOST, PG_PORT = "127.0.0.1", 5432
+PG_ADMIN_URL = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/postgres"
+REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+REDIS_URL = f"redis://{REDIS_HOST}:{REDIS_PORT}/0"
+CHECK_TIMEOUT = 5.0
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def unavailable(service: str, where: str, error: BaseException) -> None:
+    """Skip the test (fail it under ``CI=true``) because ``service`` is not there."""
+    reason = f"{service} not reachable at {where}: {str(error) or type(error).__name__}"
+    if in_ci():
+        pytest.fail(f"{reason} (CI=true: the services must run; see ../shared/SERVICES.md)")
+    pytest.skip(reason)
+
+
+async def postgres_admin() -> asyncpg.Connection:
+    """A connection to the server's ``postgres`` database, or the test skipped (failed in CI)."""
+    try:
+        return await asyncpg.connect(PG_ADMIN_URL, timeout=CHECK_TIMEOUT)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        unavailable("PostgreSQL", f"{PG_HOST}:{PG_PORT}", exc)
+        raise  # not reached: skip and fail raise
+
+
+@asynccontextmanager
+async def fresh_postgres_database() -> AsyncIterator[str]:
+    """The URL of a new, empty database of its own, dropped afterwards (with any connection left on it)."""
+    admin = await postgres_admin()
+    name = f"chatbot_{secrets.token_hex(6)}"
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{name}"
+    finally:
+        admin = await asyncpg.connect(PG_ADMIN_URL, timeout=CHECK_TIMEOUT)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """A fresh PostgreSQL database for this test (see :func:`fresh_postgres_database`)."""
+    async with fresh_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+async def redis_url() -> AsyncIterator[str]:
+    """The Redis server's URL, once it answered a ping (skipped, or failed in CI, otherwise)."""
+    client = aioredis.Redis.from_url(REDIS_URL, socket_connect_timeout=CHECK_TIMEOUT)
+    try:
+        await client.ping()
+    except (OSError, aioredis.RedisError) as exc:
+        unavailable("Redis", f"{REDIS_HOST}:{REDIS_PORT}", exc)
+    finally:
+        await client.aclose()
+    yield REDIS_URL
+
+
+@pytest.fixture
+async def redis_prefix(redis_url: str) -> AsyncIterator[str]:
+    """A key prefix of this test's own (``test:<random>:``); every key under it is deleted afterwards."""
+    prefix = f"test:{secrets.token_hex(6)}:"
+    yield prefix
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=500)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
