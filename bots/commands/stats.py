@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from bots.settings import Settings
-from core.sqlite_store import SQLiteStore
+from core.storage_url import describe_storage, nothing_stored, storage_for
 from core.store import TurnStats
 from core.turn import FAILED_STATUSES, stopped
 from features.limits.pricing import PriceTable
@@ -179,7 +179,7 @@ def _bot(turn: Turn) -> str:
 
 
 async def load_turns(settings: Settings, since: float, until: float, bot: str | None) -> list[Turn]:
-    store = SQLiteStore(settings.db_path)
+    store = storage_for(settings.database(), settings.db_path)
     await store.open()  # brings an older database's schema up to date
     try:
         return await store.ledger.turns_between(since, until, bot=bot.lower() if bot else None)
@@ -192,8 +192,10 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.days < 1:
         print("--days must be at least 1.")
         return 2
-    if not settings.db_path.exists():
-        print(f"No database at {settings.db_path}: nothing has been recorded yet.")
+    if nothing_stored(settings.database(), settings.db_path):
+        print(
+            f"No database at {describe_storage(settings.database(), settings.db_path)}: nothing has been recorded yet."
+        )
         return 0
     start = window_start(args.days)
     end = datetime.combine(date.today() + timedelta(days=1), time.min)
