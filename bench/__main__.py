@@ -9,7 +9,8 @@ Sections (``--only`` takes these names, comma-separated or repeated):
 - ``http``: CPU per streamed chunk and engine turns/s through the real HTTP path, the SDK's chunk objects
   against the parsed SSE body (:mod:`bench.http_path`);
 - ``knowledge``: ingest throughput and retrieval latency at 10,000 and 100,000 passages
-  (:mod:`bench.knowledge_bench`).
+  (:mod:`bench.knowledge_bench`);
+- ``storage``: one turn on the PostgreSQL store against the SQLite store (:mod:`bench.store_cost`).
 
 ``--quick`` does fewer runs and shorter streams (the core section skips the memory check and uses fewer
 turns). A full run of every section writes ``bench/results/latest.md``; a quick or partial run writes
@@ -29,7 +30,15 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bench import core_overhead, features_cost, http_path, knowledge_bench, platform_calls, platform_latency
+from bench import (
+    core_overhead,
+    features_cost,
+    http_path,
+    knowledge_bench,
+    platform_calls,
+    platform_latency,
+    store_cost,
+)
 from bench.report import Section, table
 
 RESULTS = Path(__file__).parent / "results"
@@ -82,12 +91,25 @@ async def knowledge(quick: bool) -> Section:
     )
 
 
+async def storage(quick: bool) -> Section:
+    return Section(
+        title="Storage: one turn on PostgreSQL against SQLite (issue 14)",
+        header=store_cost.HEADER,
+        rows=await store_cost.run(quick),
+        notes=[
+            "The same engine and instant model on each store, rounds interleaved; PostgreSQL on the loopback "
+            "server (TCP), in a scratch database. CPU is this process's only (the server's is not counted)."
+        ],
+    )
+
+
 SECTIONS: dict[str, Callable[[bool], Awaitable[Section]]] = {
     "core": core,
     "latency": latency,
     "calls": calls,
     "http": http,
     "knowledge": knowledge,
+    "storage": storage,
 }
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from bench import store_cost
 from core.conversation import ConversationEngine
 from core.errors import ConfigError
 from core.postgres_migrations import PG_SCHEMA_VERSION
@@ -216,3 +217,14 @@ def test_a_database_url_of_another_kind_is_refused_clearly() -> None:
     assert "hunter2" not in str(caught.value)
     assert type(storage_for(None, Path("x.db"))).__name__ == "SQLiteStore"
     assert type(storage_for("", Path("x.db"))).__name__ == "SQLiteStore"
+
+
+async def test_the_storage_benchmark_compares_a_turn_on_both_stores(postgres_url: str) -> None:
+    rows = await store_cost.run(quick=True)
+    assert [row[0] for row in rows] == [
+        "SQLite, a turn with 10 messages stored",
+        "PostgreSQL, a turn with 10 messages stored",
+        "ratio PostgreSQL / SQLite (median)",
+    ]
+    assert all(len(row) == len(store_cost.HEADER) for row in rows)
+    assert rows[2][1].endswith("x") and float(rows[2][1][:-1]) > 0
