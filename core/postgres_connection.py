@@ -10,9 +10,11 @@ Failures:
   ``postgresql://user@host:port/db`` (the password never appears: not in the message, not in the log).
 - A connection is dropped while the bot runs (the server restarted, an administrator ran
   ``pg_terminate_backend``, a proxy timed out): asyncpg notices the closed socket and the pool opens a new
-  connection for the next statement. A read that was on the dropped connection is tried once more on a
-  fresh one; a write fails (it may have been committed: trying it again could store a message twice), and
-  the turn reports it like any other failure.
+  connection for the next statement. A statement that meets the dead connection before asyncpg noticed is
+  tried once more on a fresh one if it is a read, or a write that certainly did not run (asyncpg refused
+  to send it, or the server answered with its shutdown notice); a write cut off midway fails (it may have
+  been committed: trying it again could store a message twice), and the turn reports it like any other
+  failure.
 - Two workers start at once on a fresh database: :func:`migrate` runs in one transaction holding a
   transaction-level advisory lock, so one applies the migrations and the other waits, then finds the
   schema current.
@@ -47,10 +49,21 @@ CONNECT_TIMEOUT = 10.0
 # Errors after which a connection is gone (the statement may not have run); a fresh one is tried once.
 CONNECTION_LOST: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.InternalClientError,
+    asyncpg.exceptions.InterfaceError,
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.CrashShutdownError,
     asyncpg.exceptions.CannotConnectNowError,
     ConnectionError,
+)
+
+# Of those, the ones that say the statement never ran: asyncpg refused to send it (the connection was
+# already closed or in a broken state), or the server answered it with its shutdown notice (the backend was
+# terminated first, its transaction rolled back). A write is tried again after these only.
+NOT_RUN: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.InternalClientError,
+    asyncpg.exceptions.InterfaceError,
 )
 
 T = TypeVar("T")
@@ -110,15 +123,16 @@ class SharedPool:
             await pool.close()
 
     async def run(self, work: Callable[[Connection], Awaitable[T]], *, retry: bool = True) -> T:
-        """``work`` on a pooled connection; with ``retry``, once more on a fresh one if the connection
-        was lost (only for reads: a write on a lost connection may or may not have been committed)."""
+        """``work`` on a pooled connection, once more on a fresh one if the connection was lost: always
+        with ``retry`` (reads), and for a write only if it certainly did not run (:data:`NOT_RUN`): a
+        write cut off midway may or may not have been committed, and is not repeated."""
         try:
             async with self.opened.acquire() as connection:
                 return await work(connection)
         except CONNECTION_LOST as exc:
-            if not retry:
+            if not retry and not isinstance(exc, NOT_RUN):
                 raise
-            log.warning("PostgreSQL connection lost (%s); reading once more", type(exc).__name__)
+            log.warning("PostgreSQL connection lost (%s); trying once more", type(exc).__name__)
             async with self.opened.acquire() as connection:
                 return await work(connection)
 
