@@ -12,7 +12,7 @@ Failures:
   ``pg_terminate_backend``, a proxy timed out): asyncpg notices the closed socket and the pool opens a new
   connection for the next statement. A statement that meets the dead connection before asyncpg noticed is
   tried once more on a fresh one if it is a read, or a write that certainly did not run (asyncpg refused
-  to send it, or the server answered with its shutdown notice); a write cut off midway fails (it may have
+  to send it); a write cut off midway fails (it may have
   been committed: trying it again could store a message twice), and the turn reports it like any other
   failure.
 - Two workers start at once on a fresh database: :func:`migrate` runs in one transaction holding a
@@ -58,10 +58,8 @@ CONNECTION_LOST: tuple[type[BaseException], ...] = (
 )
 
 # Of those, the ones that say the statement never ran: asyncpg refused to send it (the connection was
-# already closed or in a broken state), or the server answered it with its shutdown notice (the backend was
-# terminated first, its transaction rolled back). A write is tried again after these only.
+# already closed or in a broken state). A write is tried again after these only.
 NOT_RUN: tuple[type[BaseException], ...] = (
-    asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.InternalClientError,
     asyncpg.exceptions.InterfaceError,
 )
