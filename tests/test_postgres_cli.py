@@ -1,6 +1,6 @@
 """``chatbot`` with ``CHATBOT_DATABASE_URL`` set, run as a user runs it: conversations live in PostgreSQL
-(a second run remembers the first, no SQLite file is made), and a server that is not there is a clear error
-naming it, never its password, in the output or the log.
+(a second run remembers the first, no SQLite file is made, the URL's password is in no log line), and a
+server that is not there is a clear error naming it, never its password, in the output or the log.
 """
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ from tests.test_postgres_store import free_port
 async def test_a_second_chat_remembers_the_first_from_postgresql(
     fake_model: FakeOpenAI, postgres_url: str, tmp_path: Path
 ) -> None:
+    password = "pg-pass-90210-x"  # the loopback server trusts loopback: any password is accepted
     env = {
         "OPENAI_BASE_URL": fake_model.base_url,
         "CHATBOT_MODEL": "gpt-4",
-        "CHATBOT_DATABASE_URL": postgres_url,
+        "CHATBOT_DATABASE_URL": postgres_url.replace("postgres@", f"postgres:{password}@", 1),
+        "CHATBOT_LOG_LEVEL": "DEBUG",
     }
     code, out, err = await run_chatbot(["chat", "--session", "pg"], b"my name is Ada\n", tmp_path, env)
     assert (code, out) == (0, "You said: my name is Ada\n"), err
@@ -27,6 +29,8 @@ async def test_a_second_chat_remembers_the_first_from_postgresql(
     sent = [(m["role"], m["content"]) for m in fake_model.last_messages()]
     assert ("user", "my name is Ada") in sent and ("assistant", "You said: my name is Ada") in sent
     assert not (tmp_path / "data" / "chatbot.db").exists()  # nothing went to SQLite
+    log = (tmp_path / "data" / "chatbot.log").read_text()
+    assert "migrated to schema version" in log and password not in log + err
 
     code, out, err = await run_chatbot(["stats", "--days", "1"], b"", tmp_path, env)
     assert code == 0, err
