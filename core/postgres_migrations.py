@@ -1,4 +1,4 @@
-"""The PostgreSQL schema, as ordered migrations numbered like the SQLite ones (:data:`core.sqlite_store.MIGRATIONS`).
+"""The PostgreSQL schema: ordered migrations, numbered like SQLite's (:data:`core.sqlite_store.MIGRATIONS`).
 
 Entry N here creates what SQLite's entry N creates, in PostgreSQL's types: ``BIGINT GENERATED ... AS
 IDENTITY`` ids, ``DOUBLE PRECISION`` Unix times, ``BOOLEAN`` flags, ``BYTEA`` vectors. A feature that adds a

@@ -1,4 +1,4 @@
-"""The store for several workers: one PostgreSQL database through an asyncpg pool (:mod:`core.postgres_connection`).
+"""The store for several workers: a PostgreSQL database on an asyncpg pool (:mod:`core.postgres_connection`).
 
 :class:`PostgresStore` mirrors :class:`core.sqlite_store.SQLiteStore`: it is the conversation store (this
 module) and the reply journal (:mod:`core.postgres_journal`) itself, and holds the other interfaces of
@@ -44,7 +44,10 @@ _INSERT_MESSAGE = """
     INSERT INTO messages (session_id, role, content, tokens, complete, user_id, created_at)
     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id
 """
-_INSERT_TURN_COLUMNS = "session_id, user_id, started_at, latency_ms, prompt_tokens, completion_tokens, status, model, bot, platform"
+_INSERT_TURN_COLUMNS = (
+    "session_id, user_id, started_at, latency_ms, prompt_tokens, completion_tokens, status, model, "
+    "bot, platform"
+)
 ADD_MESSAGE = f"""
     WITH message AS ({_INSERT_MESSAGE}), touched AS ({_TOUCH_SESSION})
     SELECT message.id, touched.prev_version, touched.version FROM message, touched

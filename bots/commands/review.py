@@ -34,9 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
     if nothing_stored(settings.database(), settings.db_path):
-        print(
-            f"No database at {describe_storage(settings.database(), settings.db_path)}: nothing has been recorded yet."
-        )
+        where = describe_storage(settings.database(), settings.db_path)
+        print(f"No database at {where}: nothing has been recorded yet.")
         return 0
     store = storage_for(settings.database(), settings.db_path)
     await store.open()  # brings an older database's schema up to date

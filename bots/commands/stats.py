@@ -193,9 +193,8 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         print("--days must be at least 1.")
         return 2
     if nothing_stored(settings.database(), settings.db_path):
-        print(
-            f"No database at {describe_storage(settings.database(), settings.db_path)}: nothing has been recorded yet."
-        )
+        where = describe_storage(settings.database(), settings.db_path)
+        print(f"No database at {where}: nothing has been recorded yet.")
         return 0
     start = window_start(args.days)
     end = datetime.combine(date.today() + timedelta(days=1), time.min)
