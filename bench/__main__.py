@@ -11,6 +11,7 @@ Sections (``--only`` takes these names, comma-separated or repeated):
 - ``knowledge``: ingest throughput and retrieval latency at 10,000 and 100,000 passages
   (:mod:`bench.knowledge_bench`);
 - ``media``: a turn with one photo against a text turn (:mod:`bench.media_cost`).
+- ``storage``: one turn on the PostgreSQL store against the SQLite store (:mod:`bench.store_cost`).
 
 ``--quick`` does fewer runs and shorter streams (the core section skips the memory check and uses fewer
 turns). A full run of every section writes ``bench/results/latest.md``; a quick or partial run writes
@@ -38,6 +39,7 @@ from bench import (
     media_cost,
     platform_calls,
     platform_latency,
+    store_cost,
 )
 from bench.report import Section, table
 
@@ -105,6 +107,18 @@ async def media(quick: bool) -> Section:
     )
 
 
+async def storage(quick: bool) -> Section:
+    return Section(
+        title="Storage: one turn on PostgreSQL against SQLite (issue 14)",
+        header=store_cost.HEADER,
+        rows=await store_cost.run(quick),
+        notes=[
+            "The same engine and instant model on each store, rounds interleaved; PostgreSQL on the loopback "
+            "server (TCP), in a scratch database. CPU is this process's only (the server's is not counted)."
+        ],
+    )
+
+
 SECTIONS: dict[str, Callable[[bool], Awaitable[Section]]] = {
     "core": core,
     "latency": latency,
@@ -112,6 +126,7 @@ SECTIONS: dict[str, Callable[[bool], Awaitable[Section]]] = {
     "http": http,
     "knowledge": knowledge,
     "media": media,
+    "storage": storage,
 }
 
 

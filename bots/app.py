@@ -24,7 +24,8 @@ from core.model_outcomes import max_tokens_cap
 from core.model_servers import ServerWindow, choose_window, discover_window
 from core.model_tokenize import ServerTokenCounter
 from core.model_windows import DEFAULT_CONTEXT_TOKENS, known_context_window
-from core.sqlite_store import SQLiteStore
+from core.postgres_connection import password_of
+from core.storage_url import storage_for
 from core.tokens import TokenCounter
 from features import FeatureContext, install_features
 
@@ -74,7 +75,14 @@ def secrets_of(settings: Settings) -> list[str]:
                 values.append(secret.split(":", 1)[1])
             if "://" in secret:  # a service URL (CHATBOT_REDIS_URL): its password on its own too
                 values.append(urlsplit(secret).password or "")
+    values += database_passwords(settings)
     return [v for v in values if v]
+
+
+def database_passwords(settings: Settings) -> list[str]:
+    """The password in ``CHATBOT_DATABASE_URL``, alone: an error may quote it without the rest of the URL."""
+    url = settings.database()
+    return [password_of(url)] if url else []
 
 
 def connect_model(settings: Settings) -> OpenAIChatModel:
@@ -197,7 +205,7 @@ async def open_engine(
             exact = await server_tokens.count(bot.system_prompt)
             if exact is not None:
                 counter.learn(bot.system_prompt, exact)
-        store = SQLiteStore(settings.db_path)
+        store = storage_for(settings.database(), settings.db_path)
         await store.open()
         engine = ConversationEngine(bot, store, model, counter, clock=clock or SystemClock())
         engine.max_tokens_share = settings.max_tokens_share  # for a window learned from an overflow

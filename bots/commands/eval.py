@@ -20,6 +20,7 @@ from bots.registry import BOTS, get_bot
 from bots.settings import Settings
 from core.errors import ConfigError
 from core.sqlite_store import SQLiteStore
+from core.storage_url import nothing_stored, storage_for
 from features.evaluation.evaluator import (
     CaseResult,
     EvalCase,
@@ -73,9 +74,10 @@ def _select(cases: tuple[EvalCase, ...], pattern: str | None) -> list[EvalCase]:
     return [case for case in cases if fnmatch.fnmatchcase(case.name, wildcard)]
 
 
-async def copy_knowledge(source_path: Path, target_path: Path) -> list[str]:
-    """The scratch database gets a copy of the knowledge base, and nothing about users."""
-    source, target = SQLiteStore(source_path), SQLiteStore(target_path)
+async def copy_knowledge(source_path: Path, target_path: Path, source_url: str | None = None) -> list[str]:
+    """The scratch database (a SQLite file, whatever the deployment uses: PostgreSQL at ``source_url`` or
+    SQLite at ``source_path``) gets a copy of the knowledge base, and nothing about users."""
+    source, target = storage_for(source_url, source_path), SQLiteStore(target_path)
     await source.open()  # brings an older database's schema up to date
     try:
         await target.open()
@@ -104,9 +106,11 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     with tempfile.TemporaryDirectory(prefix="chatbot-eval-") as scratch:
         db_path = Path(scratch) / "eval.db"
         kept: list[str] = []
-        if settings.db_path.exists() and not args.no_knowledge:
-            kept = await copy_knowledge(settings.db_path, db_path)
-        eval_settings = settings.model_copy(update={"db_path": db_path, "metrics_port": None})
+        if not nothing_stored(settings.database(), settings.db_path) and not args.no_knowledge:
+            kept = await copy_knowledge(settings.db_path, db_path, settings.database())
+        eval_settings = settings.model_copy(
+            update={"db_path": db_path, "database_url": None, "metrics_port": None}
+        )
         turn_log = logging.getLogger("chatbot.turns")
         level = turn_log.level
         turn_log.setLevel(logging.WARNING)  # evaluation turns are not conversations: keep them out of the log

@@ -15,7 +15,7 @@ from pathlib import Path
 from bots.app import connect_model
 from bots.registry import BOTS, get_bot
 from bots.settings import Settings
-from core.sqlite_store import SQLiteStore
+from core.storage_url import nothing_stored, storage_for
 from core.store import KnowledgeStore
 from core.tokens import TokenCounter
 from features.knowledge.embeddings import Embedder, embedding_client
@@ -37,10 +37,12 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     if not args.list and not args.paths:
         print("error: give files or folders to ingest, or --list", file=sys.stderr)
         return 2
-    if args.list and not settings.db_path.exists():  # listing is read-only: it creates no database
+    if args.list and nothing_stored(
+        settings.database(), settings.db_path
+    ):  # listing is read-only: it creates no database
         print(empty_message(bot))
         return 0
-    store = SQLiteStore(settings.db_path)
+    store = storage_for(settings.database(), settings.db_path)
     await store.open()
     try:
         if args.list:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bots.commands.review_export import exported_cases, write_cases
 from bots.settings import Settings
-from core.sqlite_store import SQLiteStore
+from core.storage_url import describe_storage, nothing_stored, storage_for
 from core.store import DOWNVOTE_PHRASE, ContextMessage, ReviewFlag, ReviewStore
 from core.turn import TurnStatus
 from features.review.flags import STATUS_PREFIX
@@ -41,10 +41,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
-    if not settings.db_path.exists():
-        print(f"No database at {settings.db_path}: nothing has been recorded yet.")
+    if nothing_stored(settings.database(), settings.db_path):
+        where = describe_storage(settings.database(), settings.db_path)
+        print(f"No database at {where}: nothing has been recorded yet.")
         return 0
-    store = SQLiteStore(settings.db_path)
+    store = storage_for(settings.database(), settings.db_path)
     await store.open()  # brings an older database's schema up to date
     try:
         if args.resolve:

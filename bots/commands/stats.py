@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from bots.settings import Settings
-from core.sqlite_store import SQLiteStore
+from core.storage_url import describe_storage, nothing_stored, storage_for
 from core.store import TurnStats, VoteCount
 from core.turn import FAILED_STATUSES, stopped
 from features.limits.pricing import PriceTable
@@ -188,7 +188,7 @@ async def load_window(
     settings: Settings, since: float, until: float, bot: str | None
 ) -> tuple[list[Turn], list[VoteCount]]:
     """The window's turns and the votes on them."""
-    store = SQLiteStore(settings.db_path)
+    store = storage_for(settings.database(), settings.db_path)
     await store.open()  # brings an older database's schema up to date
     try:
         name = bot.lower() if bot else None
@@ -231,8 +231,9 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.days < 1:
         print("--days must be at least 1.")
         return 2
-    if not settings.db_path.exists():
-        print(f"No database at {settings.db_path}: nothing has been recorded yet.")
+    if nothing_stored(settings.database(), settings.db_path):
+        where = describe_storage(settings.database(), settings.db_path)
+        print(f"No database at {where}: nothing has been recorded yet.")
         return 0
     start = window_start(args.days)
     end = datetime.combine(date.today() + timedelta(days=1), time.min)
