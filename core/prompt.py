@@ -1,5 +1,6 @@
 """Where the prompt for a turn is built: system prompt (+ summary, + context), the history that fits, and
-the new message, within the budget of :mod:`core.trimming`."""
+the new message, within the budget of :mod:`core.trimming`. With tools, a stored reply's tool calls and
+results go back in as they were sent (:func:`core.tools.replay`); its stored token count includes them."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from core.model_client import ChatMessage, ChatModel
 from core.store import ConversationStore, SessionState, StoredMessage
 from core.summary import SUMMARY_HEADING, fold_into_summary
 from core.tokens import REPLY_PRIMING, TokenCounter
+from core.tools import replay
 from core.trimming import cut_to_tokens, fit_history, prompt_budget, view_for_prompt
 
 log = logging.getLogger(__name__)
@@ -92,9 +94,18 @@ class PromptBuilder:
         return cost
 
     async def build(
-        self, session: str, user_id: int, user_text: str, user_tokens: int, context: str, *, harder: bool
+        self,
+        session: str,
+        user_id: int,
+        user_text: str,
+        user_tokens: int,
+        context: str,
+        *,
+        harder: bool,
+        tools: bool = False,
     ) -> Prompt:
-        """The prompt for the message ``user_id`` (already stored); ``harder`` halves the budget."""
+        """The prompt for the message ``user_id`` (already stored); ``harder`` halves the budget; ``tools``
+        replays stored tool calls and results (only for a request that offers tools)."""
         bot, counter = self.bot, self.counter
         budget = prompt_budget(bot, harder=harder)
         state = await self.store.session(session)
@@ -146,7 +157,8 @@ class PromptBuilder:
         if notice:
             await self.store.mark_trim_notified(session)
 
-        messages = self._assemble(state, plan.messages, user_text, context)
+        exchanges = await self._exchanges(session, plan.messages, user_id) if tools else {}
+        messages = self._assemble(state, plan.messages, user_text, context, exchanges)
         raw = (
             self.system_tokens
             + REPLY_PRIMING
@@ -159,8 +171,21 @@ class PromptBuilder:
             messages=messages, tokens=fixed + plan.tokens + user_cost, notice=notice, raw_tokens=raw
         )
 
+    async def _exchanges(self, session: str, history: list[StoredMessage], before_id: int) -> dict[int, str]:
+        """The stored tool steps of the replies in ``history``, by message id."""
+        read = getattr(self.store, "tool_exchanges", None)
+        if read is None or not history:
+            return {}
+        found: dict[int, str] = await read(session, after_id=history[0].id - 1, before_id=before_id)
+        return found
+
     def _assemble(
-        self, state: SessionState, history: list[StoredMessage], user_text: str, context: str
+        self,
+        state: SessionState,
+        history: list[StoredMessage],
+        user_text: str,
+        context: str,
+        exchanges: dict[int, str] | None = None,
     ) -> list[ChatMessage]:
         system = self.bot.system_prompt
         if self.bot.trim.strategy == "summary" and state.summary:
@@ -172,6 +197,11 @@ class PromptBuilder:
         last: ChatMessage | None = None
         for message in history:
             content = message.content
+            if exchanges and message.id in exchanges:
+                replayed = replay(content, exchanges[message.id])
+                messages += replayed
+                last = replayed[-1]
+                continue
             if len(content) > max_chars:
                 content = view_for_prompt(content, max_chars)
             if last is not None and last["role"] == message.role:
