@@ -5,8 +5,9 @@ Bots themselves live in ``bots/``; this module only holds the shape, so the core
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from core.config import EngineSettings, TrimStrategy
 from core.model_windows import DEFAULT_CONTEXT_TOKENS, known_context_window
@@ -60,6 +61,9 @@ class BotProfile:
     params: ModelParams = field(default_factory=ModelParams)
     trim: TrimPolicy = field(default_factory=TrimPolicy)
     max_input_chars: int = 16_000
+    tools: Mapping[str, Any] | None = (
+        None  # the bot's tools (MCP servers, limits) as plain data: features/tools
+    )
 
     def with_settings(self, settings: EngineSettings) -> BotProfile:
         """This bot with the deployment's explicit settings applied on top."""

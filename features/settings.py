@@ -8,9 +8,16 @@ from features.limits.settings import LimitSettings
 from features.metrics.settings import MetricsSettings
 from features.privacy.settings import PrivacySettings
 from features.review.settings import ReviewSettings
+from features.tools.settings import ToolSettings
 
 
 class FeatureSettings(
-    KnowledgeSettings, GuardrailSettings, LimitSettings, ReviewSettings, MetricsSettings, PrivacySettings
+    KnowledgeSettings,
+    GuardrailSettings,
+    LimitSettings,
+    ReviewSettings,
+    MetricsSettings,
+    PrivacySettings,
+    ToolSettings,
 ):
     """The engine's settings plus those of every feature."""
