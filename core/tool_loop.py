@@ -173,8 +173,10 @@ class ToolRunner:
             if asking:
                 for call in asking:
                     step.results[call.id] = AWAITING
-                turn.final_from = len(turn.produced)
-                yield self._ask(session, asking, specs, now)
+                produced = turn.produced
+                turn.final_from = len(produced)
+                gap = "\n\n" if produced and not produced[-1].isspace() else ""
+                yield gap + self._ask(session, asking, specs, now)
                 return
 
     def _ask(

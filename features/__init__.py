@@ -7,6 +7,7 @@
     knowledge/   the knowledge base: readers, chunking, embeddings, retrieval (``chatbot ingest``)
     metrics/     the Prometheus endpoint
     privacy/     ``/forget``, retention, and the pasted-credential guard
+    tools/       MCP servers and their tools for the engine's tool loop
 
 Features depend on :mod:`core` only (never on ``adapters`` or ``bots``); the bots wire them in. Each
 package with per-turn work has an ``install`` module that defines ``ORDER: int`` (lower installs first, so
