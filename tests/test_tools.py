@@ -134,7 +134,7 @@ async def test_a_model_that_never_stops_calling_tools_is_stopped_at_the_step_lim
         await engine.reply_text(said(SESSION, "and now?"))
     assert "I stopped here: this question needed more than 3 tool steps" in reply
     assert len(fake_model.chat_requests) == 4 + 1  # 3 steps run, the 4th asked for more, then the next turn
-    content, complete, stored = stored_replies(db_path)[0]
+    _content, complete, stored = stored_replies(db_path)[0]
     assert complete and len(json.loads(stored)["steps"]) == 3  # the unanswered 4th call is not kept
     assert tool_messages_are_paired(fake_model.chat_requests[-1]["messages"])
 

@@ -70,7 +70,7 @@ class MCPServerConfig(BaseModel):
         return {key: expand(value) for key, value in self.env.items()}
 
     def resolved_headers(self) -> dict[str, str]:
-        return {key: expand(value) for key, value in self.headers.items()}
+        return {key: expand(value).strip() for key, value in self.headers.items()}
 
 
 class ToolLimitsConfig(BaseModel):

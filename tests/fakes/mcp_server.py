@@ -4,7 +4,9 @@ Run as ``python -m tests.fakes.mcp_server``. Read-only tools (``ToolAnnotations(
 the MCP spec's tool annotations define them) and one acting tool (``create_ticket``, ``destructive_hint``)
 that the bot must confirm before it runs. ``FAKE_MCP_LOG`` names a file each ``create_ticket`` call is
 appended to (so a test sees whether it ran); ``FAKE_MCP_PIDFILE`` receives the process id at start (so a
-test can kill the server and watch the bot restart it); ``FAKE_MCP_FAIL_START=1`` exits at once.
+test can kill the server and watch the bot restart it); ``FAKE_MCP_FAIL_START=1`` exits at once;
+``FAKE_MCP_HTTP_PORT`` serves streamable HTTP on 127.0.0.1 at ``/mcp`` instead of stdio (the SDK's
+``MCPServer.run("streamable-http")``).
 """
 
 from __future__ import annotations
@@ -84,7 +86,11 @@ def main() -> None:
     pidfile = os.environ.get("FAKE_MCP_PIDFILE")
     if pidfile:
         Path(pidfile).write_text(str(os.getpid()))
-    server.run("stdio")
+    port = os.environ.get("FAKE_MCP_HTTP_PORT")
+    if port:
+        server.run("streamable-http", host="127.0.0.1", port=int(port))
+    else:
+        server.run("stdio")
 
 
 if __name__ == "__main__":

@@ -35,12 +35,19 @@ def fake_server(name: str = "fake", tmp_path: Path | None = None, **env: str) ->
     }
 
 
-def write_tools_file(tmp_path: Path, servers: list[dict[str, Any]] | None = None, **limits: Any) -> Path:
+def write_tools_file(
+    tmp_path: Path,
+    servers: list[dict[str, Any]] | None = None,
+    *,
+    start_seconds: float = 10.0,
+    **limits: Any,
+) -> Path:
     """A tools file naming ``servers`` (default: one fake server) with ``limits``."""
     path = tmp_path / "tools.json"
     config = {
         "servers": servers if servers is not None else [fake_server(tmp_path=tmp_path)],
         "limits": limits,
+        "start_seconds": start_seconds,
     }
     path.write_text(json.dumps(config))
     return path
