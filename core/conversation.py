@@ -587,6 +587,8 @@ class ConversationEngine:
         return help_text(self.bot, self.commands)
 
     async def _reset(self, message: IncomingMessage) -> str:
+        if self.tools is not None:
+            self.tools.forget(message.session_id)
         deleted = await self.store.reset(message.session_id)
         return (
             "Done: I've forgotten this conversation."

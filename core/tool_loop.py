@@ -9,7 +9,8 @@ and tokens over the turn's model calls; a limit ends the turn with a sentence sa
 reach anyone as a traceback: a call that fails (unknown tool, arguments that are not JSON, a timeout, a
 server down, the tool's own error) gives the model an error text and the user a plain sentence. A result is
 checked by the hooks' tool-result guards (an injection inside it is withheld from the model) and cut with
-a marker to its share of the prompt budget.
+a marker to its share of the prompt budget. Credentials in a result (token-shaped strings, the deployment's
+own secrets) are redacted before the model or the store sees them.
 
 A tool that is not read-only never runs unasked: the turn ends with a question, and the pending call waits
 (``confirm_seconds``) for the session's next message. "yes" runs it and the model goes on with its result;
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.hooks import Progress, TurnHooks
 from core.incoming import IncomingMessage
+from core.secrets import find_secret, redact_secrets
 from core.tokens import TokenCounter
 from core.tools import ToolBox, ToolCall, ToolFailed, ToolLimits, ToolSpec, ToolStep
 from core.trimming import MIN_MESSAGE_ROOM, cut_to_tokens
@@ -94,10 +96,17 @@ ModelCall = Callable[["Turn", list[dict[str, Any]], list[dict[str, Any]]], Async
 class ToolRunner:
     """The tools of one engine, their limits, and the calls waiting for a user's confirmation."""
 
-    def __init__(self, toolbox: ToolBox, limits: ToolLimits | None = None) -> None:
+    def __init__(
+        self, toolbox: ToolBox, limits: ToolLimits | None = None, *, secrets: Sequence[str] = ()
+    ) -> None:
         self.toolbox = toolbox
         self.limits = limits or ToolLimits()
+        self.secrets = list(secrets)  # the deployment's own, redacted from results besides token shapes
         self.pending: dict[str, PendingConfirmation] = {}
+
+    def forget(self, session_id: str) -> None:
+        """Drop a session's pending confirmation (the conversation was reset: a later yes runs nothing)."""
+        self.pending.pop(session_id, None)
 
     def offered(self) -> list[ToolSpec]:
         """The tools available now (a server that is down offers none)."""
@@ -248,6 +257,11 @@ class ToolRunner:
                     log.warning("%s: output of %s withheld (%s)", turn.message.session_id, call.name, reason)
                     text = WITHHELD.format(reason=reason)
                     yield WITHHELD_NOTE.format(label=label)
+            if find_secret(text, self.secrets) is not None:
+                log.warning(
+                    "%s: a credential in the output of %s was redacted", turn.message.session_id, call.name
+                )
+                text = redact_secrets(text, self.secrets)
             step.results[call.id] = cut_to_tokens(text, share, counter)
 
     async def _one(self, call: ToolCall, specs: dict[str, ToolSpec], left: float) -> tuple[str, str | None]:

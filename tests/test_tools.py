@@ -344,3 +344,31 @@ async def test_trimming_drops_a_call_and_its_result_together(
     assert len(replayed) < 6, "older exchanges must have been trimmed"
     for request in fake_model.chat_requests:
         assert tool_messages_are_paired(request["messages"])
+
+
+async def test_a_credential_in_a_tool_result_is_redacted_before_the_model_and_the_store(
+    fake_model: FakeOpenAI, db_path: Path, tmp_path: Path
+) -> None:
+    fake_model.queue(Reply(tool_calls=[tool_call("read_settings", {}, "cfg")]), Reply(text="Region eu-west."))
+    tools = write_tools_file(tmp_path)
+    async with engine_for(fake_model.base_url, db_path, CHATBOT_TOOLS_FILE=str(tools)) as engine:
+        await engine.reply_text(said(SESSION, "which region?"))
+    (result,) = tool_results(fake_model.chat_requests[1])
+    assert "region = eu-west" in result and "sk-proj-" not in result
+    for file in db_path.parent.glob(db_path.name + "*"):  # the database and its WAL
+        assert b"sk-proj-" not in file.read_bytes()
+
+
+async def test_reset_drops_a_pending_confirmation(
+    fake_model: FakeOpenAI, db_path: Path, tmp_path: Path
+) -> None:
+    fake_model.queue(
+        Reply(tool_calls=[tool_call("create_ticket", {"title": "x"}, "t")]), Reply(text="Yes to what?")
+    )
+    tools = write_tools_file(tmp_path)
+    async with engine_for(fake_model.base_url, db_path, CHATBOT_TOOLS_FILE=str(tools)) as engine:
+        await engine.reply_text(said(SESSION, "open a ticket"))
+        await engine.reply_text(said(SESSION, "/reset"))
+        answer = await engine.reply_text(said(SESSION, "yes"))
+    assert answer == "Yes to what?"
+    assert not (tmp_path / "fake-actions.log").exists()

@@ -55,4 +55,4 @@ async def install(ctx: FeatureContext) -> None:
     for link, ready in zip(links, up, strict=True):
         if not ready:
             log.warning("MCP server %s is not up yet; its tools come once it is", link.name)
-    ctx.engine.tools = ToolRunner(MCPToolBox(links), config.limits.to_limits())
+    ctx.engine.tools = ToolRunner(MCPToolBox(links), config.limits.to_limits(), secrets=ctx.secrets)

@@ -64,6 +64,12 @@ def broken_lookup() -> str:
     raise RuntimeError("database at 10.0.0.5 refused the connection")
 
 
+@server.tool(annotations=READ_ONLY)
+def read_settings() -> str:
+    """The service's settings file (with a credential in it)."""
+    return "region = eu-west\napi_key = sk-proj-Zq9XbT4mLw2Rk7Hn5Vc3Jp8Ys6Fd1Ga0QeUi\n"
+
+
 @server.tool(annotations=ACTING)
 def create_ticket(title: str) -> str:
     """Open a support ticket."""

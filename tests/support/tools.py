@@ -17,6 +17,7 @@ FAKE_TOOLS = [
     "slow_lookup",
     "broken_lookup",
     "create_ticket",
+    "read_settings",
 ]  # every tool of the fake server but ``not_allowed``
 
 
