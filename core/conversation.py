@@ -46,7 +46,7 @@ from core.commands import Command, Commands
 from core.errors import ContextTooLong, ModelError, ModelRejected, ModelTimeout
 from core.hooks import Progress, Retraction, TurnHooks
 from core.incoming import IncomingMessage
-from core.model_client import ChatMessage, ChatModel, ReplyStream, Usage
+from core.model_client import ChatMessage, ChatModel, Usage
 from core.model_outcomes import (
     DEFAULT_MAX_TOKENS_SHARE,
     LENGTH_NOTICE,
@@ -358,9 +358,16 @@ class ConversationEngine:
             stream = self.model.stream(bot.model_name, messages, bot.params, tools=offer)
         else:
             stream = self.model.stream(bot.model_name, messages, bot.params)
-        async with aclosing(_deltas(stream)) as deltas:
-            async for delta in deltas:
+        # The stream's own iterator is closed here, at once, rather than whenever the garbage collector gets
+        # to it: closing it ends the HTTP response and frees the model slot before the user sees a refusal.
+        iterator = aiter(stream)
+        try:
+            async for delta in iterator:
                 yield delta
+        finally:
+            close = getattr(iterator, "aclose", None)
+            if close is not None:
+                await close()
         turn.finish_reason = getattr(stream, "finish_reason", None)
         turn.asked = list(getattr(stream, "tool_calls", None) or [])
         usage = turn.step_usage = stream.usage
@@ -604,19 +611,3 @@ def help_text(bot: BotProfile, commands: Commands) -> str:
         f"{about}\n\nJust write to me and I'll answer. I remember this conversation until you reset it.\n"
         + "\n".join(command.help_line for command in commands)
     )
-
-
-async def _deltas(stream: ReplyStream) -> AsyncGenerator[str]:
-    """The stream's deltas as a generator we can close early (a guard stopped the reply).
-
-    The stream's own iterator is closed here, at once, rather than whenever the garbage collector gets to
-    it: closing it ends the HTTP response and frees the model slot before the user sees the refusal.
-    """
-    iterator = aiter(stream)
-    try:
-        async for delta in iterator:
-            yield delta
-    finally:
-        close = getattr(iterator, "aclose", None)
-        if close is not None:
-            await close()
