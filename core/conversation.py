@@ -292,7 +292,16 @@ class ConversationEngine:
         tools = self._tools_on(session)
         for _ in range(3):
             prompt = await self.prompts.build(
-                session, turn.question_id, prompt_text, user_tokens, context, harder=harder, tools=tools
+                session,
+                turn.question_id,
+                prompt_text,
+                user_tokens,
+                context,
+                harder=harder,
+                tools=tools,
+                reserve=self.tools.reserve(prompt_budget(self.bot, harder=harder))
+                if tools and self.tools
+                else 0,
             )
             turn.prompt_estimate = round(prompt.raw_tokens * self.counter.correction)
             if prompt.notice:

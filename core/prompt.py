@@ -103,9 +103,11 @@ class PromptBuilder:
         *,
         harder: bool,
         tools: bool = False,
+        reserve: int = 0,
     ) -> Prompt:
         """The prompt for the message ``user_id`` (already stored); ``harder`` halves the budget; ``tools``
-        replays stored tool calls and results (only for a request that offers tools)."""
+        replays stored tool calls and results (only for a request that offers tools); ``reserve`` tokens
+        are kept free of history (for this turn's tool results)."""
         bot, counter = self.bot, self.counter
         budget = prompt_budget(bot, harder=harder)
         state = await self.store.session(session)
@@ -118,7 +120,7 @@ class PromptBuilder:
             user_text = cut_to_tokens(user_text, budget - fixed, counter)
             user_tokens = counter.message_tokens(user_text)
             user_cost = counter.budgeted(user_tokens)
-        room = max(0, budget - fixed - user_cost)
+        room = max(0, budget - fixed - user_cost - reserve)
 
         notice = ""
         after_id = state.summary_upto if bot.trim.strategy == "summary" else 0
@@ -146,7 +148,7 @@ class PromptBuilder:
                 log.warning("%s: summarising failed (%s); dropping old history instead", session, exc)
             else:
                 fixed = self._fixed_cost(context_cost, state)
-                room = max(0, budget - fixed - user_cost)
+                room = max(0, budget - fixed - user_cost - reserve)
                 plan = await fit_history(
                     self.store, session, counter, room=room, before_id=user_id, after_id=state.summary_upto
                 )

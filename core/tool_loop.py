@@ -104,6 +104,11 @@ class ToolRunner:
         self.secrets = list(secrets)  # the deployment's own, redacted from results besides token shapes
         self.pending: dict[str, PendingConfirmation] = {}
 
+    def reserve(self, budget: int) -> int:
+        """Prompt tokens kept free of history for a turn's tool steps: room for two full results, at most a
+        third of the budget."""
+        return min(2 * self.limits.result_tokens, budget // 3)
+
     def forget(self, session_id: str) -> None:
         """Drop a session's pending confirmation (the conversation was reset: a later yes runs nothing)."""
         self.pending.pop(session_id, None)

@@ -372,3 +372,22 @@ async def test_reset_drops_a_pending_confirmation(
         answer = await engine.reply_text(said(SESSION, "yes"))
     assert answer == "Yes to what?"
     assert not (tmp_path / "fake-actions.log").exists()
+
+
+async def test_a_long_history_still_leaves_room_for_this_turns_tool_result(
+    fake_model: FakeOpenAI, db_path: Path, tmp_path: Path
+) -> None:
+    tools = write_tools_file(tmp_path, result_tokens=400)
+    async with engine_for(
+        fake_model.base_url, db_path, CHATBOT_TOOLS_FILE=str(tools), CHATBOT_CONTEXT_TOKENS=4_000
+    ) as engine:
+        for turn in range(30):
+            fake_model.queue(Reply(text=f"Answer {turn}: " + "words " * 60))
+            await engine.reply_text(said(SESSION, f"question {turn}: " + "padding " * 60))
+        fake_model.queue(Reply(tool_calls=[tool_call("big_report", {}, "big")]), Reply(text="Read it."))
+        await engine.reply_text(said(SESSION, "the report, please"))
+        counter = engine.counter
+    (result,) = tool_results(fake_model.chat_requests[-1])
+    assert counter.budgeted(counter.message_tokens(result)) > 300, "history must not crowd the result out"
+    assert fake_model.chat_requests[-1]["messages"][1]["content"] != "question 0: " + "padding " * 60
+    assert "more characters did not fit" in result
