@@ -5,7 +5,6 @@ Bots themselves live in ``bots/``; this module only holds the shape, so the core
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -61,9 +60,8 @@ class BotProfile:
     params: ModelParams = field(default_factory=ModelParams)
     trim: TrimPolicy = field(default_factory=TrimPolicy)
     max_input_chars: int = 16_000
-    tools: Mapping[str, Any] | None = (
-        None  # the bot's tools (MCP servers, limits) as plain data: features/tools
-    )
+    # the bot's tools (MCP servers, allowlists, limits) for features/tools: ToolsConfig's data, or a ToolsConfig
+    tools: Any = None
 
     def with_settings(self, settings: EngineSettings) -> BotProfile:
         """This bot with the deployment's explicit settings applied on top."""

@@ -213,3 +213,26 @@ async def test_telegram_shows_the_progress_line_while_a_tool_runs_and_a_clean_fi
     content, complete, stored = stored_replies(db_path)[0]
     assert complete and content == final
     assert json.loads(stored)["steps"][0]["results"] == {"s": "finally done"}
+
+
+async def test_a_bot_definition_names_its_servers_and_tools(
+    fake_model: FakeOpenAI, db_path: Path, tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    from features import FeatureContext
+    from features.tools import install as tools_install
+    from features.tools.config import ToolsConfig
+
+    config = settings_for(fake_model.base_url, db_path)
+    definition = ToolsConfig.model_validate({"servers": [{**fake_server(), "tools": ["get_time"]}]})
+    async with open_engine(config, features=False) as engine:
+        engine.bot = replace(engine.bot, tools=definition)
+        context = FeatureContext(config, engine, data_root=tmp_path)
+        await tools_install.install(context)
+        try:
+            offered = [spec.name for spec in engine.tools.offered()] if engine.tools else []
+        finally:
+            for close in context.closers:
+                await close()
+    assert offered == ["get_time"]

@@ -106,8 +106,11 @@ class ToolsConfig(BaseModel):
         return self
 
     @classmethod
-    def parse(cls, data: Mapping[str, Any], source: str) -> ToolsConfig:
-        """The config from plain data, or a :class:`ConfigError` naming ``source`` and the bad field."""
+    def parse(cls, data: Mapping[str, Any] | ToolsConfig, source: str) -> ToolsConfig:
+        """The config from plain data (or a :class:`ToolsConfig` already), or a :class:`ConfigError`
+        naming ``source`` and the bad field."""
+        if isinstance(data, ToolsConfig):
+            return data
         try:
             return cls.model_validate(dict(data))
         except ValidationError as exc:
