@@ -64,6 +64,8 @@ STOPPED_STEPS = (
 STOPPED_TIME = "\n\n⚠️ I stopped here: the tools took longer than {seconds:g} seconds in all."
 STOPPED_TOKENS = "\n\n⚠️ I stopped here: this question used up its allowance of {tokens:,} tokens."
 
+MIN_STEP_SECONDS = 0.05
+
 _YES = {"yes", "y", "ok", "okay", "sure", "yep", "yeah", "go", "go ahead", "do it", "confirm", "yes please"}
 _NO = {"no", "n", "nope", "cancel", "stop", "dont", "do not", "no thanks", "don't"}
 _WORDS = re.compile(r"[^\w' ]+")
@@ -303,7 +305,7 @@ class ToolRunner:
 
     def _over_limit(self, at: float, deadline: float, spent: int) -> str:
         limits = self.limits
-        if at >= deadline:
+        if at >= deadline - MIN_STEP_SECONDS:  # no step is worth starting with less time than this
             return STOPPED_TIME.format(seconds=limits.total_seconds)
         if limits.max_tokens and spent >= limits.max_tokens:
             return STOPPED_TOKENS.format(tokens=limits.max_tokens)
