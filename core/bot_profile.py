@@ -6,7 +6,7 @@ Bots themselves live in ``bots/``; this module only holds the shape, so the core
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from core.config import EngineSettings, TrimStrategy
 from core.model_vision import model_sees_images
@@ -63,6 +63,8 @@ class BotProfile:
     trim: TrimPolicy = field(default_factory=TrimPolicy)
     max_input_chars: int = 16_000
     vision: bool | None = None
+    # the bot's tools (MCP servers, allowlists, limits) for features/tools: ToolsConfig's data, or a ToolsConfig
+    tools: Any = None
 
     def with_settings(self, settings: EngineSettings) -> BotProfile:
         """This bot with the deployment's explicit settings applied on top."""

@@ -25,6 +25,10 @@
    a failed call that produced nothing costs the user nothing.
 
 Messages of one session are handled strictly in arrival order; sessions run concurrently.
+
+With tools (``engine.tools``, a :class:`core.tool_loop.ToolRunner`), step 4 may take several model calls:
+the tool loop runs the calls the model asks for and streams a progress line meanwhile; the calls and
+their results are stored with the reply and fed back with it (see :mod:`core.tools`).
 """
 
 from __future__ import annotations
@@ -41,9 +45,9 @@ from core.bot_profile import BotProfile
 from core.clock import Clock, SystemClock
 from core.commands import Command, Commands
 from core.errors import ContextTooLong, ModelError, ModelRejected, ModelTimeout
-from core.hooks import Retraction, TurnHooks
+from core.hooks import Progress, Retraction, TurnHooks
 from core.incoming import IncomingMessage
-from core.model_client import ChatModel, ReplyStream
+from core.model_client import ChatMessage, ChatModel, Usage
 from core.model_outcomes import (
     DEFAULT_MAX_TOKENS_SHARE,
     LENGTH_NOTICE,
@@ -54,10 +58,12 @@ from core.model_outcomes import (
     timeout_message,
 )
 from core.model_tokenize import ServerTokenCounter
-from core.prompt import PromptBuilder
+from core.prompt import Prompt, PromptBuilder
 from core.shared_state import SharedState
 from core.store import ConversationStore, TurnRecord
 from core.tokens import TokenCounter
+from core.tool_loop import ToolRunner, exchange_tokens
+from core.tools import dump_steps
 from core.trimming import cut_to_tokens, prompt_budget, view_for_prompt
 from core.turn import Refusal, Turn, TurnStatus
 
@@ -169,6 +175,7 @@ class ConversationEngine:
         self.server_tokens: ServerTokenCounter | None = None  # exact counts, from servers that can count
         # state every worker process shares (Redis when CHATBOT_REDIS_URL is set; None: one process)
         self.shared: SharedState | None = None
+        self.tools: ToolRunner | None = None  # the bot's tools (features/tools installs them)
 
     async def reply(self, message: IncomingMessage) -> AsyncIterator[str]:
         """The reply to ``message``, as text chunks to show the user in order."""
@@ -182,7 +189,8 @@ class ConversationEngine:
         async for chunk in self.reply(message):
             if isinstance(chunk, Retraction):
                 parts.clear()
-            parts.append(chunk)
+            if not isinstance(chunk, Progress):
+                parts.append(chunk)
         return "".join(parts)
 
     async def _turn(self, message: IncomingMessage) -> AsyncGenerator[str]:
@@ -355,6 +363,7 @@ class ConversationEngine:
         """
         session = turn.message.session_id
         harder = adopted = False
+        tools = self._tools_on(session)
         for _ in range(3):
             prompt = await self.prompts.build(
                 session,
@@ -364,15 +373,21 @@ class ConversationEngine:
                 context,
                 harder=harder,
                 images=turn.images,
+                tools=tools,
+                reserve=self.tools.reserve(prompt_budget(self.bot, harder=harder))
+                if tools and self.tools
+                else 0,
             )
             turn.prompt_estimate = round(prompt.raw_tokens * self.counter.correction)
             if prompt.notice:
                 yield prompt.notice
-            stream = self.model.stream(self.bot.model_name, prompt.messages, self.bot.params)
             try:
                 so_far = ""  # grown in place, not re-joined from ``parts`` on every delta
-                async with aclosing(_deltas(stream)) as deltas:
+                async with aclosing(self._model_answer(turn, prompt, tools, harder)) as deltas:
                     async for delta in deltas:
+                        if isinstance(delta, Progress):
+                            yield delta
+                            continue
                         turn.parts.append(delta)
                         so_far += delta
                         turn.refusal = self._check_partial(turn.message, so_far)
@@ -380,16 +395,77 @@ class ConversationEngine:
                             break
                         yield delta
             except ContextTooLong as exc:
-                if turn.parts or harder:
+                if turn.parts or harder or turn.tool_steps:
                     raise
                 adopted, harder = self._after_overflow(session, exc, prompt.raw_tokens, adopted)
                 continue
-            turn.finish_reason = getattr(stream, "finish_reason", None)
-            if stream.usage is not None:
-                turn.usage = stream.usage
-                # the raw estimate: the correction learns the whole error, not what is left after itself
-                self.counter.observe_usage(prompt.raw_tokens, stream.usage.prompt_tokens)
             return
+
+    def _tools_on(self, session: str) -> bool:
+        """Whether this turn offers tools: the bot has some, the server takes them, and some are up (or a
+        call waits for this session's confirmation)."""
+        tools = self.tools
+        if tools is None:
+            return False
+        accepts = getattr(self.model, "accepts_tools", None)
+        if accepts is not None and not accepts(self.bot.model_name):
+            return False
+        return tools.waiting(session) or bool(tools.offered())
+
+    def _model_answer(self, turn: Turn, prompt: Prompt, tools: bool, harder: bool) -> AsyncGenerator[str]:
+        """The model's answer to ``prompt``: one call, or with tools the tool loop's steps."""
+
+        def call(
+            turn: Turn, messages: list[ChatMessage], offer: list[dict[str, object]]
+        ) -> AsyncGenerator[str]:
+            return self._one_call(turn, messages, offer, prompt.raw_tokens)
+
+        if not tools or self.tools is None:
+            return call(turn, prompt.messages, [])
+        room = max(0, prompt_budget(self.bot, harder=harder) - prompt.tokens)
+        return self.tools.steps(
+            turn,
+            prompt.messages,
+            call,
+            hooks=self.hooks,
+            counter=self.counter,
+            now=self.clock.now,
+            room=room,
+        )
+
+    async def _one_call(
+        self, turn: Turn, messages: list[ChatMessage], offer: list[dict[str, object]], raw_tokens: int
+    ) -> AsyncGenerator[str]:
+        """One streamed model call; what it asked for, how it ended and its usage go into ``turn``."""
+        bot = self.bot
+        if offer:
+            stream = self.model.stream(bot.model_name, messages, bot.params, tools=offer)
+        else:
+            stream = self.model.stream(bot.model_name, messages, bot.params)
+        # The stream's own iterator is closed here, at once, rather than whenever the garbage collector gets
+        # to it: closing it ends the HTTP response and frees the model slot before the user sees a refusal.
+        iterator = aiter(stream)
+        try:
+            async for delta in iterator:
+                yield delta
+        finally:
+            close = getattr(iterator, "aclose", None)
+            if close is not None:
+                await close()
+        turn.finish_reason = getattr(stream, "finish_reason", None)
+        turn.asked = list(getattr(stream, "tool_calls", None) or [])
+        usage = turn.step_usage = stream.usage
+        if usage is None:
+            return
+        if turn.usage is None:
+            turn.usage = usage
+            # the raw estimate: the correction learns the whole error, not what is left after itself
+            self.counter.observe_usage(raw_tokens, usage.prompt_tokens)
+        else:  # a later step of a tool loop: billed too
+            turn.usage = Usage(
+                turn.usage.prompt_tokens + usage.prompt_tokens,
+                turn.usage.completion_tokens + usage.completion_tokens,
+            )
 
     async def _settle_reply(self, turn: Turn) -> str | None:
         """The streamed reply's last chunk: a :class:`Retraction` when an output guard withdraws the reply
@@ -527,14 +603,20 @@ class ConversationEngine:
         complete = turn.status in (TurnStatus.OK, TurnStatus.LENGTH) or turn.shown is not None
         if complete and turn.shown is None:
             await self._count_exactly(reply)  # fed back to the model from now on
+        tokens = self.counter.message_tokens(reply)
+        with_tools: dict[str, str] = {}
+        if turn.tool_steps and complete and turn.shown is None:  # the calls and results travel with it
+            with_tools["tools"] = dump_steps(turn.tool_steps, turn.final_from)
+            tokens += exchange_tokens(turn.tool_steps, self.counter)
         save = (
             self.store.save_reply(
                 message.session_id,
                 reply,
-                self.counter.message_tokens(reply),
+                tokens,
                 complete=complete,
                 turn=record,
                 question_id=turn.question_id,
+                **with_tools,
             )
             if reply.strip()
             else self.store.record_turn(record)
@@ -596,6 +678,8 @@ class ConversationEngine:
         return help_text(self.bot, self.commands)
 
     async def _reset(self, message: IncomingMessage) -> str:
+        if self.tools is not None:
+            self.tools.forget(message.session_id)
         deleted = await self.store.reset(message.session_id)
         return (
             "Done: I've forgotten this conversation."
@@ -611,19 +695,3 @@ def help_text(bot: BotProfile, commands: Commands) -> str:
         f"{about}\n\nJust write to me and I'll answer. I remember this conversation until you reset it.\n"
         + "\n".join(command.help_line for command in commands)
     )
-
-
-async def _deltas(stream: ReplyStream) -> AsyncGenerator[str]:
-    """The stream's deltas as a generator we can close early (a guard stopped the reply).
-
-    The stream's own iterator is closed here, at once, rather than whenever the garbage collector gets to
-    it: closing it ends the HTTP response and frees the model slot before the user sees the refusal.
-    """
-    iterator = aiter(stream)
-    try:
-        async for delta in iterator:
-            yield delta
-    finally:
-        close = getattr(iterator, "aclose", None)
-        if close is not None:
-            await close()

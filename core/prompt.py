@@ -1,5 +1,6 @@
 """Where the prompt for a turn is built: system prompt (+ summary, + context), the history that fits, and
-the new message, within the budget of :mod:`core.trimming`."""
+the new message, within the budget of :mod:`core.trimming`. With tools, a stored reply's tool calls and
+results go back in as they were sent (:func:`core.tools.replay`); its stored token count includes them."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from core.model_client import ChatMessage, ChatModel
 from core.store import ConversationStore, SessionState, StoredMessage
 from core.summary import SUMMARY_HEADING, fold_into_summary
 from core.tokens import REPLY_PRIMING, TokenCounter
+from core.tools import replay
 from core.trimming import cut_to_tokens, fit_history, prompt_budget, view_for_prompt
 
 log = logging.getLogger(__name__)
@@ -103,11 +105,14 @@ class PromptBuilder:
         *,
         harder: bool,
         images: Sequence[ImagePart] = (),
+        tools: bool = False,
+        reserve: int = 0,
     ) -> Prompt:
         """The prompt for the message ``user_id`` (already stored); ``harder`` halves the budget.
 
         ``images`` go with the new message as content parts; their tokens (:mod:`core.image_tokens`) are
-        counted with the message's."""
+        counted with the message's. ``tools`` replays stored tool calls and results (only for a request
+        that offers tools); ``reserve`` tokens are kept free of history (for this turn's tool results)."""
         bot, counter = self.bot, self.counter
         budget = prompt_budget(bot, harder=harder)
         state = await self.store.session(session)
@@ -121,7 +126,7 @@ class PromptBuilder:
             user_text = cut_to_tokens(user_text, budget - fixed, counter)
             user_tokens = counter.message_tokens(user_text)
             user_cost = counter.budgeted(user_tokens)
-        room = max(0, budget - fixed - user_cost)
+        room = max(0, budget - fixed - user_cost - reserve)
 
         notice = ""
         after_id = state.summary_upto if bot.trim.strategy == "summary" else 0
@@ -149,7 +154,7 @@ class PromptBuilder:
                 log.warning("%s: summarising failed (%s); dropping old history instead", session, exc)
             else:
                 fixed = self._fixed_cost(context_cost, state) + image_cost
-                room = max(0, budget - fixed - user_cost)
+                room = max(0, budget - fixed - user_cost - reserve)
                 plan = await fit_history(
                     self.store, session, counter, room=room, before_id=user_id, after_id=state.summary_upto
                 )
@@ -160,7 +165,8 @@ class PromptBuilder:
         if notice:
             await self.store.mark_trim_notified(session)
 
-        messages = self._assemble(state, plan.messages, user_text, context)
+        exchanges = await self._exchanges(session, plan.messages, user_id) if tools else {}
+        messages = self._assemble(state, plan.messages, user_text, context, exchanges)
         if images:
             last_message = messages[-1]
             last_message["content"] = [
@@ -180,8 +186,21 @@ class PromptBuilder:
             messages=messages, tokens=fixed + plan.tokens + user_cost, notice=notice, raw_tokens=raw
         )
 
+    async def _exchanges(self, session: str, history: list[StoredMessage], before_id: int) -> dict[int, str]:
+        """The stored tool steps of the replies in ``history``, by message id."""
+        read = getattr(self.store, "tool_exchanges", None)
+        if read is None or not history:
+            return {}
+        found: dict[int, str] = await read(session, after_id=history[0].id - 1, before_id=before_id)
+        return found
+
     def _assemble(
-        self, state: SessionState, history: list[StoredMessage], user_text: str, context: str
+        self,
+        state: SessionState,
+        history: list[StoredMessage],
+        user_text: str,
+        context: str,
+        exchanges: dict[int, str] | None = None,
     ) -> list[ChatMessage]:
         system = self.bot.system_prompt
         if self.bot.trim.strategy == "summary" and state.summary:
@@ -193,6 +212,11 @@ class PromptBuilder:
         last: ChatMessage | None = None
         for message in history:
             content = message.content
+            if exchanges and message.id in exchanges:
+                replayed = replay(content, exchanges[message.id])
+                messages += replayed
+                last = replayed[-1]
+                continue
             if len(content) > max_chars:
                 content = view_for_prompt(content, max_chars)
             if last is not None and last["role"] == message.role:

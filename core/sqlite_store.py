@@ -207,6 +207,10 @@ MIGRATIONS: list[str] = [
         DELETE FROM turn_votes WHERE turn_id = OLD.id;
     END
     """,
+    # 8: tool calls and their results (issue 18), kept with the reply they led to (core/tools.py)
+    """
+    ALTER TABLE messages ADD COLUMN tools TEXT NOT NULL DEFAULT ''
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -378,6 +382,7 @@ class SQLiteStore(SQLiteJournal):
         complete: bool,
         turn: TurnRecord,
         question_id: int | None = None,
+        tools: str = "",
     ) -> int:
         now = time.time()
         with self._changing_messages(session_id) as windows:
@@ -385,6 +390,8 @@ class SQLiteStore(SQLiteJournal):
                 message_id = await self._insert_message(
                     session_id, "assistant", content, tokens, "", complete, now
                 )
+                if tools:
+                    await self.db.execute("UPDATE messages SET tools = ? WHERE id = ?", (tools, message_id))
                 if complete and question_id is not None:  # answered: the question joins the model's context
                     await self.db.execute(
                         "UPDATE messages SET complete = 1 WHERE id = ? AND session_id = ?",
@@ -459,6 +466,14 @@ class SQLiteStore(SQLiteJournal):
         ]
         windows.merge(session_id, after_id, fill_upper, want, found)
         return windows.read(session_id, after_id, upper, limit)
+
+    async def tool_exchanges(self, session_id: str, *, after_id: int, before_id: int) -> dict[int, str]:
+        rows = await self.db.execute_fetchall(
+            "SELECT id, tools FROM messages WHERE session_id = ? AND id > ? AND id < ? AND complete = 1 "
+            "AND tools != ''",
+            (session_id, after_id, before_id),
+        )
+        return {int(row[0]): str(row[1]) for row in rows}
 
     async def messages_between(
         self, session_id: str, *, after_id: int = 0, before_id: int | None = None, limit: int = 64

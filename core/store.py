@@ -95,9 +95,16 @@ class ConversationStore(Protocol):
         complete: bool,
         turn: TurnRecord,
         question_id: int | None = None,
+        tools: str = "",
     ) -> int:
         """Store the assistant's reply and the turn's record together; return the reply's id. A complete
-        reply also marks its question (``question_id``) complete, in the same transaction."""
+        reply also marks its question (``question_id``) complete, in the same transaction. ``tools`` is the
+        turn's tool calls and results (:func:`core.tools.dump_steps`), kept with the reply as one row, so
+        trimming keeps or drops them together."""
+        ...
+
+    async def tool_exchanges(self, session_id: str, *, after_id: int, before_id: int) -> dict[int, str]:
+        """The ``tools`` of complete replies with ``after_id < id < before_id`` that have any, by id."""
         ...
 
     async def record_turn(self, turn: TurnRecord) -> None: ...

@@ -12,7 +12,9 @@ does everything else, once for every platform:
   or a new message it is waited out and retried, so no text is ever lost;
 - a final edit with the complete text of every message, always;
 - a :class:`core.hooks.Retraction` chunk (a guard stopped the reply) replaces what was shown: the current
-  message ends with the retraction's text, earlier messages of the reply are blanked.
+  message ends with the retraction's text, earlier messages of the reply are blanked;
+- a :class:`core.hooks.Progress` chunk (a tool running) shows on previews after the text so far until the
+  next chunk; it is never in the final text.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Protocol
 
 from core.clock import Clock
 from core.errors import RateLimited
-from core.hooks import Retraction
+from core.hooks import Progress, Retraction
 from core.pacing import Gate
 from core.splitting import Measure, split_text
 
@@ -105,6 +107,7 @@ class _Streamer:
         self.withdrawn = 0  # earlier messages of this reply that a Retraction withdrew
         self.source_error: Exception | None = None
         self.on_shown = on_shown
+        self.progress = ""  # a passing line shown after the text (a tool running), gone at the next chunk
 
     @property
     def measure(self) -> Measure:
@@ -116,6 +119,10 @@ class _Streamer:
         and withdraws every message already finished (a rollover that landed just before it included)."""
         if self.parts:
             for part in self.parts:
+                if isinstance(part, Progress):
+                    self.progress = str(part)
+                    continue
+                self.progress = ""
                 if isinstance(part, Retraction):
                     self.carry = ""
                     self.withdrawn = len(self.result.messages)
@@ -176,7 +183,7 @@ class _Streamer:
         cancellation (the platform failed) closes the source, which ends the model stream."""
         try:
             async for chunk in chunks:
-                if chunk or isinstance(chunk, Retraction):
+                if chunk or isinstance(chunk, Retraction | Progress):
                     self.parts.append(chunk)
                     if not self.first_text.is_set() and not isinstance(chunk, Retraction) and chunk.strip():
                         self.first_text.set()
@@ -218,11 +225,14 @@ class _Streamer:
             self._next_message(tail)
             self.changed.set()  # show the continuation on the next turn of the loop, paced
             return
-        if not text.strip() or size > self._room():
+        passing = f"{text.rstrip()}\n\n{self.progress}".lstrip() if self.progress else text
+        if self.progress and self.measure(passing) > self._room():
+            passing = text  # no room for the line: the text matters more
+        if not passing.strip() or size > self._room():
             # text that fits one message but not with the marker: wait for more text (a rollover then) or
             # for the final edit, rather than cut a reply that fits
             return
-        preview = text + self.limits.writing_marker
+        preview = passing + self.limits.writing_marker
         if preview == self.shown:
             return
         gate = self.target.gate

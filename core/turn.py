@@ -15,6 +15,7 @@ from enum import StrEnum
 from core.attachments import ImagePart
 from core.incoming import IncomingMessage
 from core.model_client import Usage
+from core.tools import ToolCall, ToolStep
 
 
 class TurnStatus(StrEnum):
@@ -89,6 +90,10 @@ class Turn:
     prompt_estimate: int = 0  # our estimate of the prompt, for a stream that ended without usage
     finish_reason: str | None = None  # how the stream said it ended ("stop", "length", "content_filter")
     images: tuple[ImagePart, ...] = ()  # sent with the question in this turn only (never stored)
+    tool_steps: list[ToolStep] = field(default_factory=list)  # calls run in this turn, with their results
+    final_from: int = 0  # where in ``produced`` the text after the last tool step begins
+    asked: list[ToolCall] = field(default_factory=list)  # calls the last model call asked for
+    step_usage: Usage | None = None  # what the last model call cost, as reported
 
     @property
     def produced(self) -> str:

@@ -8,6 +8,7 @@
     metrics/     the Prometheus endpoint
     privacy/     ``/forget``, retention, and the pasted-credential guard
     media/       photos, voice notes, audio and documents sent with a message
+    tools/       MCP servers and their tools for the engine's tool loop
 
 Features depend on :mod:`core` only (never on ``adapters`` or ``bots``); the bots wire them in. Each
 package with per-turn work has an ``install`` module that defines ``ORDER: int`` (lower installs first, so

@@ -9,6 +9,7 @@ from features.media.settings import MediaSettings
 from features.metrics.settings import MetricsSettings
 from features.privacy.settings import PrivacySettings
 from features.review.settings import ReviewSettings
+from features.tools.settings import ToolSettings
 
 
 class FeatureSettings(
@@ -19,5 +20,6 @@ class FeatureSettings(
     MetricsSettings,
     PrivacySettings,
     MediaSettings,
+    ToolSettings,
 ):
     """The engine's settings plus those of every feature."""
