@@ -152,6 +152,22 @@ PG_MIGRATIONS: list[str] = [
         version BIGINT NOT NULL
     );
     """,
+    # 7: feedback votes (adapters/feedback.py): one per voter per turn, deleted with their turn (a foreign key
+    # where SQLite needs a trigger); turns are found by session and start (the reference buttons carry)
+    """
+    CREATE TABLE turn_votes (
+        turn_id BIGINT NOT NULL REFERENCES turns (id) ON DELETE CASCADE,
+        voter TEXT NOT NULL,
+        vote SMALLINT NOT NULL CHECK (vote IN (-1, 1)),
+        voted_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (turn_id, voter)
+    );
+    CREATE INDEX turns_by_session ON turns (session_id, started_at);
+    """,
+    # 8: tool calls and their results (issue 18), kept with the reply they led to (core/tools.py)
+    """
+    ALTER TABLE messages ADD COLUMN tools TEXT NOT NULL DEFAULT '';
+    """,
 ]
 
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)

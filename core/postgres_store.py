@@ -23,6 +23,7 @@ from collections.abc import Callable
 from itertools import starmap
 
 from core.postgres_connection import SharedPool, migrate
+from core.postgres_feedback import PostgresFeedback
 from core.postgres_journal import PostgresJournal
 from core.postgres_knowledge import PostgresKnowledge
 from core.postgres_ledger import PostgresLedger
@@ -52,12 +53,16 @@ ADD_MESSAGE = f"""
     WITH message AS ({_INSERT_MESSAGE}), touched AS ({_TOUCH_SESSION})
     SELECT message.id, touched.prev_version, touched.version FROM message, touched
 """
+_INSERT_REPLY = """
+    INSERT INTO messages (session_id, role, content, tokens, complete, user_id, created_at, tools)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $19) RETURNING id
+"""
 SAVE_REPLY = f"""
     WITH answered AS (
         UPDATE messages SET complete = TRUE WHERE $8::bigint IS NOT NULL AND id = $8 AND session_id = $1
         RETURNING id
     ),
-    message AS ({_INSERT_MESSAGE}),
+    message AS ({_INSERT_REPLY}),
     touched AS ({_TOUCH_SESSION}),
     turn AS (
         INSERT INTO turns ({_INSERT_TURN_COLUMNS})
@@ -100,6 +105,7 @@ class PostgresStore(PostgresJournal):
         self._ledger = PostgresLedger(self._shared)
         self._review = PostgresReview(self._shared)
         self._knowledge = PostgresKnowledge(self._shared)
+        self._feedback = PostgresFeedback(self._shared)
 
     @property
     def where(self) -> str:
@@ -117,6 +123,10 @@ class PostgresStore(PostgresJournal):
     @property
     def knowledge(self) -> PostgresKnowledge:
         return self._knowledge
+
+    @property
+    def feedback(self) -> PostgresFeedback:
+        return self._feedback
 
     async def open(self) -> None:
         """Connect and bring the schema up to date; on failure nothing is left open."""
@@ -163,6 +173,7 @@ class PostgresStore(PostgresJournal):
         complete: bool,
         turn: TurnRecord,
         question_id: int | None = None,
+        tools: str = "",
     ) -> int:
         now = time.time()
         answered = question_id if complete else None  # a complete reply brings its question into the context
@@ -186,6 +197,7 @@ class PostgresStore(PostgresJournal):
             turn.model,
             turn.bot,
             turn.platform,
+            tools,
         )
         assert row is not None
         message_id, replaced, version, completed = int(row[0]), int(row[1]), int(row[2]), int(row[3])
@@ -198,6 +210,16 @@ class PostgresStore(PostgresJournal):
 
         self._follow(session_id, replaced, version, apply)
         return message_id
+
+    async def tool_exchanges(self, session_id: str, *, after_id: int, before_id: int) -> dict[int, str]:
+        rows = await self._shared.fetch(
+            "SELECT id, tools FROM messages WHERE session_id = $1 AND id > $2 AND id < $3 AND complete "
+            "AND tools <> ''",
+            session_id,
+            after_id,
+            before_id,
+        )
+        return {int(row[0]): str(row[1]) for row in rows}
 
     async def record_turn(self, turn: TurnRecord) -> None:
         await self._shared.execute(

@@ -387,6 +387,9 @@ class Storage(ConversationStore, ReplyJournal, Protocol):
     @property
     def knowledge(self) -> KnowledgeStore: ...
 
+    @property
+    def feedback(self) -> FeedbackStore: ...
+
 
 def storage_of(store: ConversationStore) -> Storage:
     """``store`` as the full :class:`Storage` a feature needs; a clear error for a backend that lacks it."""
