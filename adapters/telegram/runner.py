@@ -21,6 +21,7 @@ from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
 from adapters.base import ReplyDispatcher
+from adapters.telegram.drafts import DRAFT_REFRESH, DraftSupport
 from adapters.telegram.sessions import BotIdentity, Route, route
 from adapters.telegram.settings import TelegramSettings
 from adapters.telegram.target import TelegramTarget
@@ -56,6 +57,7 @@ class TelegramTuning:
     group_per: float = 60.0  # ... per minute, shared by every reply in that group
     poll_timeout: float = 30.0  # long-polling hold time
     drain_grace: float = 30.0  # on stop, how long replies in flight may take to finish
+    draft_refresh: float = DRAFT_REFRESH  # an unchanged draft is shown again (drafts expire after ~30 s)
 
 
 DEFAULT_TUNING = TelegramTuning()
@@ -88,6 +90,7 @@ class TelegramRunner:
         self._webhook_secret = secret or secrets.token_urlsafe(32)
         self._allowed = id_list(settings.telegram_allowed_ids)
         self._per_user = settings.telegram_group_per_user
+        self.drafts = DraftSupport(enabled=settings.telegram_drafts)  # private chats stream in drafts
         self.tuning = tuning or DEFAULT_TUNING
         self.engine = engine
         self.clock = engine.clock  # injected: replies, pacing and flood waits all wait on it
@@ -245,11 +248,13 @@ class TelegramRunner:
 
     def _limits(self, *, in_group: bool) -> PlatformLimits:
         interval = self.tuning.group_edit_interval if in_group else self.tuning.private_edit_interval
+        drafts = not in_group and self.drafts.enabled
         return PlatformLimits(
             max_chars=MAX_CHARS,
             min_edit_interval=interval,
             typing_interval=self.tuning.typing_interval,
             measure=utf16_len,
+            refresh_after=self.tuning.draft_refresh if drafts else None,
         )
 
     def target_for(self, found: Route, bot: Bot) -> TelegramTarget:
@@ -261,6 +266,7 @@ class TelegramRunner:
             reply_to=found.reply_to,
             gate=self.gate_for(found),
             in_group=found.in_group,
+            drafts=self.drafts,
         )
 
     def restore_target(self, address: Any, bot: Bot) -> TelegramTarget:
