@@ -177,8 +177,9 @@ async def test_slack_reply_cancelled_at_shutdown_is_finished_with_a_note_on_the_
             await eventually(lambda: (m := reply()) is not None and len(m.versions) >= 3)
             await runner.dispatcher.drain(grace=0)  # type: ignore[attr-defined]  # shut down, reply unfinished
         cut = reply()
-        assert cut is not None and cut.text.endswith(MARKER)
-        shown = [v.removesuffix(MARKER).rstrip() for v in cut.versions if v.endswith(MARKER)]
+        # a native stream (chat.startStream) left open: streams carry no writing marker
+        assert cut is not None and cut.streaming and MARKER not in cut.text
+        shown = [v.rstrip() for v in cut.versions]
 
         async with open_engine(config) as engine, running_platforms(config, engine, ["slack"]) as runners:
             await eventually(lambda: (m := reply()) is not None and m.text.endswith(INTERRUPTED_NOTE))
