@@ -151,6 +151,25 @@ def decide(
     return Action.ANSWER
 
 
+THREAD_NAME_CHARS = 100  # Discord's limit on a thread's name
+UNTITLED_THREAD = "Conversation"
+
+
+def thread_name(question: str, limit: int = THREAD_NAME_CHARS) -> str:
+    """A thread's name from the question that opens it: its first line, cut at a word, with "…" if cut."""
+    lines = [" ".join(line.split()) for line in question.splitlines() if line.strip()]
+    line = lines[0] if lines else UNTITLED_THREAD
+    if len(line) <= limit:
+        return line
+    cut = line[: limit - 1].rsplit(" ", 1)[0] or line[: limit - 1]
+    return cut.rstrip() + "…"
+
+
+def opens_thread(seen: Seen, *, thread_replies: bool) -> bool:
+    """Whether the answer to ``seen`` goes into a new thread: a mention in a server channel, when asked for."""
+    return thread_replies and not seen.is_dm and not seen.in_thread and seen.mentions_bot
+
+
 class FollowedThreads:
     """The threads the bot has answered in, most recently used last, at most ``size`` of them.
 
