@@ -47,6 +47,17 @@ async def test_a_thread_reply_streams_natively_with_the_status_line_first(
     assert first_status.at < start.at
 
 
+async def test_model_text_in_a_stream_never_becomes_a_mention(
+    fake_model: FakeOpenAI, slack: FakeSlack, db_path: Path
+) -> None:
+    fake_model.queue(Reply(text="Hey <!channel> and <@U0BOB>, 1 < 2 & 3 > 2", chunk_size=5, delay=0.03))
+    async with slack_bot(fake_model, slack, db_path, **NATIVE) as (runner, _engine):
+        await slack.post_event(mention(f"<@{BOT_USER}> ping everyone", ts="100.000001"))
+        [reply] = await replies(slack, runner, CHANNEL, "100.000001")
+    assert reply.text == "Hey &lt;!channel&gt; and &lt;@U0BOB&gt;, 1 &lt; 2 &amp; 3 &gt; 2"
+    assert slack.calls_of("chat.startStream")
+
+
 async def test_a_refused_stream_falls_back_to_updates_and_the_workspace_is_remembered(
     fake_model: FakeOpenAI, slack: FakeSlack, db_path: Path
 ) -> None:

@@ -185,13 +185,16 @@ class SlackReplyTarget:
             and native.streams_in(self.team)
         )
 
-    def _unmarked(self, text: str) -> str:
-        """A preview without the writing marker: a stream only grows, and Slack shows its own indicator."""
-        return text.removesuffix(self.limits.writing_marker)
+    def _stream_text(self, text: str, *, final: bool) -> str:
+        """What a stream is sent: the Markdown without the writing marker (a stream only grows, and Slack
+        shows its own indicator), with Slack's control characters escaped, so model text can never become
+        a mention (``<!channel>``) or a link Slack would resolve. The escape is per character: the
+        escaped text of a longer preview still extends what was appended."""
+        return escape(text if final else text.removesuffix(self.limits.writing_marker))
 
     async def _start_stream(self, text: str) -> StreamRef | None:
         assert self.native is not None and self.thread_ts is not None
-        body, thread_ts = self._unmarked(text), self.thread_ts
+        body, thread_ts = self._stream_text(text, final=False), self.thread_ts
         try:
             response = await _native(
                 "chat.startStream",
@@ -212,7 +215,7 @@ class SlackReplyTarget:
         """Append what is new (stop the stream on the final text); else go on by ``chat.update``.
 
         Returns the message's ``ts`` once the stream is over, which the core edits from then on."""
-        body = text if final else self._unmarked(text)
+        body = self._stream_text(text, final=final)
         if ref.open and body.startswith(ref.appended):
             delta = body[len(ref.appended) :]
             try:
