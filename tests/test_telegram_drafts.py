@@ -12,9 +12,12 @@ import pytest
 
 import adapters.telegram.runner as telegram_runner
 from adapters.in_flight import INTERRUPTED_NOTE
+from bots.app import open_engine, running_platforms
 from core.conversation import INTERRUPTED
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.fakes.telegram_api import FakeTelegram
+from tests.support.engines import settings_for
+from tests.test_crash_recovery import LONG, eventually, killed_mid_reply, model_env, turns
 from tests.test_telegram_adapter import FAST, MARKER, replies, running
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*retry_after.*:telegram.warnings.PTBDeprecationWarning")
@@ -175,3 +178,33 @@ async def test_a_platform_failure_mid_draft_leaves_the_text_with_a_note_and_free
     partial = cut.removesuffix(f"\n\n{INTERRUPTED_NOTE}")
     assert partial != cut and partial and (WORDS * 3).startswith(partial) and MARKER not in cut
     assert answered == "You said: are you there?"
+
+
+async def test_a_draft_cut_by_a_crash_is_posted_with_its_text_and_a_note_on_the_next_start(
+    fake_model: FakeOpenAI, telegram: FakeTelegram, db_path: Path, tmp_path: Path
+) -> None:
+    fake_model.queue(Reply(text=LONG, chunk_size=10, delay=0.05))
+    chat = telegram.private_chat(1001)
+    env = {
+        **model_env(fake_model, db_path),
+        "TELEGRAM_BOT_TOKEN": telegram.token,
+        "TELEGRAM_BASE_URL": telegram.root,
+    }
+    async with killed_mid_reply(
+        ["run", "--platform", "telegram"], tmp_path, env, lambda: len(telegram.drafts_in(1001)) >= 2
+    ):
+        await eventually(lambda: bool(telegram.calls_to("getUpdates")))
+        telegram.user_message(chat, "tell me a lot")
+    assert telegram.bot_messages(1001) == [], "the crash left only a draft, which does not outlive it"
+    shown = [d["text"].removesuffix(MARKER).rstrip() for d in telegram.drafts_in(1001)]
+
+    config = settings_for(
+        fake_model.base_url, db_path, TELEGRAM_BOT_TOKEN=telegram.token, TELEGRAM_BASE_URL=telegram.root
+    )
+    async with open_engine(config) as engine, running_platforms(config, engine, ["telegram"]) as runners:
+        await eventually(lambda: len(telegram.bot_messages(1001)) == 1)
+        await eventually(lambda: runners[0].in_flight == 0)  # type: ignore[attr-defined]
+    [finished] = telegram.texts(1001)
+    partial = finished.removesuffix(f"\n\n{INTERRUPTED_NOTE}")
+    assert partial != finished and partial in shown[-2:], "the text the draft showed, then the note"
+    assert await turns(db_path) == [("telegram:1001", "interrupted")]
