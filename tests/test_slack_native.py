@@ -9,7 +9,7 @@ from pathlib import Path
 from adapters.slack.mrkdwn import to_mrkdwn
 from adapters.slack.native import THINKING
 from bots.default import BOT as DEFAULT_BOT
-from core.conversation import INTERRUPTED
+from core.conversation import INTERRUPTED, UNAVAILABLE
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.fakes.slack_api import BOT_USER, TEAM, FakeSlack, assistant_thread_started, mention, message
 from tests.test_slack_adapter import CHANNEL, MARKER, eventually, replies, slack_bot
@@ -151,6 +151,21 @@ async def test_a_model_failure_mid_stream_leaves_a_clean_message_and_the_next_on
     assert slack.statuses(CHANNEL, "100.000001")[-1] == ""
 
 
+async def test_a_model_failure_before_any_text_clears_the_status_and_says_so(
+    fake_model: FakeOpenAI, slack: FakeSlack, db_path: Path
+) -> None:
+    fake_model.queue(Reply(status=500, first_delay=0.2), "fine now")
+    async with slack_bot(fake_model, slack, db_path, **NATIVE) as (runner, _engine):
+        await slack.post_event(mention(f"<@{BOT_USER}> hello", ts="100.000001"))
+        [failed] = await replies(slack, runner, CHANNEL, "100.000001")
+        await slack.post_event(message(f"<@{BOT_USER}> again", ts="100.000009", thread_ts="100.000001"))
+        _, answered = await replies(slack, runner, CHANNEL, "100.000001", 2)
+    assert failed.text == to_mrkdwn(UNAVAILABLE)
+    assert answered.text == "fine now"
+    statuses = slack.statuses(CHANNEL, "100.000001")
+    assert statuses[:2] == [THINKING, ""] and statuses[-1] == "", "cleared, then shown and cleared again"
+
+
 async def test_an_assistant_thread_is_greeted_offered_prompts_and_titled_after_its_first_question(
     fake_model: FakeOpenAI, slack: FakeSlack, db_path: Path
 ) -> None:
@@ -170,6 +185,9 @@ async def test_an_assistant_thread_is_greeted_offered_prompts_and_titled_after_i
         )
         await replies(slack, runner, dm, root, 3)
     assert greeting.text == to_mrkdwn(DEFAULT_BOT.greeting)
+    assert slack.statuses(dm, root) == [THINKING, "", THINKING, ""], (
+        "for each question, none for the greeting"
+    )
     [prompts] = slack.calls_of("assistant.threads.setSuggestedPrompts")
     assert prompts.params["thread_ts"] == root
     assert [p["message"] for p in prompts.params["prompts"]] == list(DEFAULT_BOT.suggested_prompts)

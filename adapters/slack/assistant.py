@@ -12,6 +12,7 @@ conversation for: a refusal is logged and the thread goes on without it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -64,7 +65,8 @@ class AssistantThreads:
             self.dispatcher.background(self._title(place, short(text, TITLE_CHARS)), name="title")
 
     async def _greet(self, place: Place, target: SlackReplyTarget) -> None:
-        await self.dispatcher.say(target, self.bot.greeting)
+        # a fixed text: no "is thinking…" line before it, and nothing to stream
+        await self.dispatcher.say(dataclasses.replace(target, native=None), self.bot.greeting)
         prompts = prompt_payload(self.bot.suggested_prompts)
         if prompts and place.thread_ts:
             thread_ts = place.thread_ts
