@@ -89,6 +89,23 @@ async def test_a_stream_refused_mid_reply_goes_on_by_update_without_losing_or_re
     assert slack.calls_of("chat.update"), "finished by chat.update on the streamed message"
 
 
+async def test_an_expired_stream_goes_on_by_update_and_the_next_reply_streams_again(
+    fake_model: FakeOpenAI, slack: FakeSlack, db_path: Path
+) -> None:
+    fake_model.queue(Reply(text=ANSWER, chunk_size=8, delay=0.04), Reply(text="next", first_delay=0.1))
+    async with slack_bot(fake_model, slack, db_path, **NATIVE) as (runner, _engine):
+        await slack.post_event(mention(f"<@{BOT_USER}> what is a monad?", ts="100.000001"))
+        await eventually(lambda: len(slack.calls_of("chat.appendStream")) >= 1)
+        # a stream lives about five minutes; Slack then answers this to appends and stops
+        slack.refuse("chat.appendStream", "message_not_in_streaming_state", times=1)
+        [reply] = await replies(slack, runner, CHANNEL, "100.000001")
+        await slack.post_event(mention(f"<@{BOT_USER}> next", ts="100.000005"))
+        [following] = await replies(slack, runner, CHANNEL, "100.000005")
+    assert reply.text == to_mrkdwn(ANSWER), "finished whole by chat.update"
+    assert following.text == "next"
+    assert len(slack.calls_of("chat.startStream")) == 2, "one expired stream is no refusal"
+
+
 async def test_a_long_streamed_reply_arrives_whole_across_messages(
     fake_model: FakeOpenAI, slack: FakeSlack, db_path: Path
 ) -> None:

@@ -42,6 +42,11 @@ REFUSALS = frozenset(
     }
 )
 
+# Errors that end one stream but say nothing about the workspace: a stream lives about five minutes
+# (``message_not_in_streaming_state`` after that), or the user pressed Stop. The message goes on by
+# ``chat.update``, which the SDK names as the fallback for an expired stream (``AsyncChatStream.ts``).
+STREAM_OVER = frozenset({"message_not_in_streaming_state", "stopped_by_user", "streaming_state_conflict"})
+
 
 @dataclass(slots=True)
 class StreamRef:
@@ -80,3 +85,7 @@ class NativeFeatures:
 
 def refusal(error: str) -> bool:
     return error in REFUSALS
+
+
+def stream_over(error: str) -> bool:
+    return error in STREAM_OVER

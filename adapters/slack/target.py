@@ -26,7 +26,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.mrkdwn import escape, to_mrkdwn
-from adapters.slack.native import THINKING, NativeFeatures, StreamRef, refusal
+from adapters.slack.native import THINKING, NativeFeatures, StreamRef, refusal, stream_over
 from core.clock import Clock
 from core.errors import MessageTooLong, PlatformError, RateLimited
 from core.pacing import RateGate
@@ -239,7 +239,8 @@ class SlackReplyTarget:
                 return None
             except _Refused as exc:
                 assert self.native is not None
-                self.native.refuse_streams(self.team, exc.error)
+                if not stream_over(exc.error):  # a refusal, not just the end of this one stream
+                    self.native.refuse_streams(self.team, exc.error)
         if ref.open:  # end the stream (best effort) and go on editing the same message
             ref.open = False
             with contextlib.suppress(_Refused, PlatformError):
@@ -251,7 +252,8 @@ class SlackReplyTarget:
 
 
 class _Refused(Exception):
-    """The workspace refused a native feature (:data:`adapters.slack.native.REFUSALS`)."""
+    """The workspace refused a native feature (:data:`adapters.slack.native.REFUSALS`), or a stream is
+    over (:data:`adapters.slack.native.STREAM_OVER`)."""
 
     def __init__(self, method: str, error: str) -> None:
         super().__init__(f"slack {method}: {error}")
@@ -264,7 +266,7 @@ async def _native(method: str, call: Callable[[], Awaitable[Any]]) -> Any:
         return await call()
     except SlackApiError as exc:
         error = exc.response.get("error") if isinstance(exc.response.data, dict) else None
-        if isinstance(error, str) and refusal(error):
+        if isinstance(error, str) and (refusal(error) or stream_over(error)):
             raise _Refused(method, error) from exc
         raise translate(method, exc) from exc
     except (TimeoutError, aiohttp.ClientError) as exc:
