@@ -8,6 +8,7 @@ from pathlib import Path
 
 from adapters.slack.mrkdwn import to_mrkdwn
 from adapters.slack.native import THINKING
+from adapters.slack.runner import TEXT_ONLY
 from bots.default import BOT as DEFAULT_BOT
 from core.conversation import INTERRUPTED, UNAVAILABLE
 from tests.fakes.openai_server import FakeOpenAI, Reply
@@ -181,6 +182,17 @@ async def test_a_model_failure_before_any_text_clears_the_status_and_says_so(
     assert answered.text == "fine now"
     statuses = slack.statuses(CHANNEL, "100.000001")
     assert statuses[:2] == [THINKING, ""] and statuses[-1] == "", "cleared, then shown and cleared again"
+
+
+async def test_a_fixed_notice_gets_no_status_line_and_no_stream(
+    fake_model: FakeOpenAI, slack: FakeSlack, db_path: Path
+) -> None:
+    in_thread = mention(f"<@{BOT_USER}> look at this", ts="1200.000002", files=[{"id": "F0002"}])
+    async with slack_bot(fake_model, slack, db_path, **NATIVE) as (runner, _engine):
+        await slack.post_event(in_thread)
+        [notice] = await replies(slack, runner, CHANNEL, "1200.000002")
+    assert notice.text == to_mrkdwn(TEXT_ONLY)
+    assert not slack.calls_of("assistant.threads.setStatus") and not slack.calls_of("chat.startStream")
 
 
 async def test_an_assistant_thread_is_greeted_offered_prompts_and_titled_after_its_first_question(

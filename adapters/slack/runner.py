@@ -6,6 +6,7 @@ Handlers never wait for the model: they decide, deduplicate and hand the reply t
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import socket
 import time
@@ -295,8 +296,9 @@ class SlackRunner:
         return gate
 
     def _say(self, target: SlackReplyTarget, text: str) -> None:
-        """Send a fixed notice in the background (the handler must not wait for Slack either)."""
-        self.dispatcher.notify(target, text)
+        """Send a fixed notice in the background (the handler must not wait for Slack either); a fixed
+        text needs no "is thinking…" line and no stream."""
+        self.dispatcher.notify(dataclasses.replace(target, native=None), text)
 
 
 async def _checked(key: str, call: Awaitable[AsyncSlackResponse]) -> AsyncSlackResponse:
