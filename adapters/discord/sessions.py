@@ -19,6 +19,7 @@ import discord
 
 from adapters.discord.settings import DiscordSettings
 from core.config import id_list
+from core.headlines import headline
 
 CHAT_TYPES = (discord.MessageType.default, discord.MessageType.reply)
 
@@ -157,12 +158,7 @@ UNTITLED_THREAD = "Conversation"
 
 def thread_name(question: str, limit: int = THREAD_NAME_CHARS) -> str:
     """A thread's name from the question that opens it: its first line, cut at a word, with "…" if cut."""
-    lines = [" ".join(line.split()) for line in question.splitlines() if line.strip()]
-    line = lines[0] if lines else UNTITLED_THREAD
-    if len(line) <= limit:
-        return line
-    cut = line[: limit - 1].rsplit(" ", 1)[0] or line[: limit - 1]
-    return cut.rstrip() + "…"
+    return headline(question, limit, default=UNTITLED_THREAD)
 
 
 def opens_thread(seen: Seen, *, thread_replies: bool) -> bool:

@@ -23,6 +23,7 @@ from adapters.base import ReplyDispatcher
 from adapters.slack.sessions import Place, Recent
 from adapters.slack.target import SlackReplyTarget, translate
 from core.bot_profile import BotProfile
+from core.headlines import headline
 
 log = logging.getLogger(__name__)
 
@@ -31,18 +32,11 @@ PROMPT_TITLE_CHARS = 75  # a prompt's title is the short label on its button; th
 TITLE_CHARS = 80  # a thread title is a history list entry: one short line
 
 
-def short(text: str, limit: int) -> str:
-    """The first line of ``text``, cut at a word before ``limit`` characters, with "…" when cut."""
-    line = " ".join(text.strip().splitlines()[0].split()) if text.strip() else ""
-    if len(line) <= limit:
-        return line
-    cut = line[: limit - 1].rsplit(" ", 1)[0] or line[: limit - 1]
-    return cut.rstrip() + "…"
-
-
 def prompt_payload(prompts: tuple[str, ...]) -> list[dict[str, str]]:
     """The bot's suggested prompts as Slack's ``[{title, message}]``, the first :data:`MAX_PROMPTS`."""
-    return [{"title": short(p, PROMPT_TITLE_CHARS), "message": p} for p in prompts[:MAX_PROMPTS] if p.strip()]
+    return [
+        {"title": headline(p, PROMPT_TITLE_CHARS), "message": p} for p in prompts[:MAX_PROMPTS] if p.strip()
+    ]
 
 
 class AssistantThreads:
@@ -62,7 +56,7 @@ class AssistantThreads:
     def first_question(self, place: Place, text: str) -> None:
         """Title a thread opened in this process after ``text``, when it is the thread's first question."""
         if self.untitled.take(place.thread_key) and text.strip():
-            self.dispatcher.background(self._title(place, short(text, TITLE_CHARS)), name="title")
+            self.dispatcher.background(self._title(place, headline(text, TITLE_CHARS)), name="title")
 
     async def _greet(self, place: Place, target: SlackReplyTarget) -> None:
         # a fixed text: no "is thinking…" line before it, and nothing to stream
