@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Protocol, TypeVar
 
@@ -105,6 +105,10 @@ class ReplyDispatcher:
     def notify(self, target: ReplyTarget, text: str) -> asyncio.Task[StreamedReply | None]:
         """Send a fixed text (a refusal, "text only for now") in the background; drained like replies."""
         return self._track(asyncio.create_task(self.say(target, text), name="notice"))
+
+    def background(self, work: Coroutine[Any, Any, T], name: str) -> asyncio.Task[T]:
+        """Run platform side work (a greeting, a thread title) in the background; drained like replies."""
+        return self._track(asyncio.create_task(work, name=name))
 
     def _track(self, task: asyncio.Task[T]) -> asyncio.Task[T]:
         self._tasks.add(task)

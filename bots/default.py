@@ -12,6 +12,11 @@ BOT = BotProfile(
         "remember other chats)."
     ),
     greeting="Hi! I'm your assistant. Ask me anything; /help shows what I can do.",
+    suggested_prompts=(
+        "What can you help me with?",
+        "Summarise a long text for me",
+        "Explain a concept in simple terms",
+    ),
     params=ModelParams(temperature=0.5, max_tokens=1024, top_p=0.9, frequency_penalty=0.2),
     trim=TrimPolicy(strategy="sliding"),
 )

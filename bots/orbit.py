@@ -29,6 +29,11 @@ BOT = BotProfile(
     "and troubleshooting, and hand you to a human when needed.",
     system_prompt=SYSTEM_PROMPT,
     greeting="Hi, I'm Orbit Assist. How can I help you with Orbit today?",
+    suggested_prompts=(
+        "How do I invite my team to Orbit?",
+        "What does each Orbit plan include?",
+        "I can't sign in: what should I do?",
+    ),
     params=ModelParams(temperature=0.3, max_tokens=512, top_p=0.9, frequency_penalty=0.2),
     trim=TrimPolicy(strategy="summary", summary_target=0.5),
     max_input_chars=8_000,

@@ -56,6 +56,8 @@ class BotProfile:
     system_prompt: str
     description: str = ""
     greeting: str = "Hi! Ask me anything."
+    # offered as one-click prompts where a platform has them (Slack's assistant threads)
+    suggested_prompts: tuple[str, ...] = ()
     model: str | None = None
     summary_model: str | None = None
     context_tokens: int | None = None

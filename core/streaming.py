@@ -48,13 +48,18 @@ class PlatformLimits:
     measure: Measure = len
     writing_marker: str = WRITING_MARKER
     final_attempts: int = 8
+    # a preview left unchanged this long is shown again (a Telegram draft vanishes ~30 s after its last
+    # update); ``None``: a preview stays as it is until the text changes
+    refresh_after: float | None = None
 
 
 class ReplyTarget(Protocol):
     """Where one reply goes. ``send`` returns an opaque reference that ``edit`` takes back.
 
     ``final`` tells the adapter this is the message's last text, the moment to apply rich formatting.
-    Rate limits must be raised as :class:`core.errors.RateLimited`.
+    Rate limits must be raised as :class:`core.errors.RateLimited`. ``edit`` may return a new reference
+    that replaces ``ref`` from then on: a native preview (a Telegram draft, a Slack stream) finished into
+    a real message, or a preview the platform refused and the adapter re-sent the ordinary way.
     """
 
     @property
@@ -65,7 +70,7 @@ class ReplyTarget(Protocol):
 
     async def send(self, text: str, *, final: bool) -> object: ...
 
-    async def edit(self, ref: object, text: str, *, final: bool) -> None: ...
+    async def edit(self, ref: object, text: str, *, final: bool) -> object | None: ...
 
     async def typing(self) -> None: ...
 
@@ -153,7 +158,9 @@ class _Streamer:
 
     async def _show_while_streaming(self) -> None:
         while True:
-            await self.changed.wait()
+            if not await self._changed_or_stale():
+                await self._refresh()
+                continue
             self.changed.clear()
             wait = self._wait_needed()
             if wait > 0 and not self.done:
@@ -161,6 +168,32 @@ class _Streamer:
             if self.done:
                 return
             await self._preview()
+
+    async def _changed_or_stale(self) -> bool:
+        """Wait for new text; ``False`` when, instead, the preview shown went ``refresh_after`` unchanged."""
+        refresh = self.limits.refresh_after
+        if refresh is None or self.ref is None:
+            await self.changed.wait()
+            return True
+        sleeper = asyncio.ensure_future(self.clock.sleep(refresh))
+        changed = asyncio.ensure_future(self.changed.wait())
+        try:
+            await asyncio.wait({sleeper, changed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sleeper, changed):
+                task.cancel()
+        return self.changed.is_set()
+
+    async def _refresh(self) -> None:
+        """Show the same preview again, so a platform that lets previews expire keeps showing it."""
+        if self.ref is None or not self.shown or self.done:
+            return
+        try:
+            self._replace_ref(await self.target.edit(self.ref, self.shown, final=False))
+        except RateLimited as exc:
+            self._retry_in(exc.retry_after)
+            return
+        self.last_change = self.clock.now()
 
     async def _sleep_unless_finished(self, seconds: float) -> None:
         """Wait before the next preview, but go straight to the final edit when the reply ends."""
@@ -246,13 +279,18 @@ class _Streamer:
                 self.ref = await self.target.send(preview, final=False)
                 self._shown_first()
             else:
-                await self.target.edit(self.ref, preview, final=False)
+                self._replace_ref(await self.target.edit(self.ref, preview, final=False))
         except RateLimited as exc:
             self._retry_in(exc.retry_after)
             return
         self.shown = preview
         self.last_change = self.clock.now()
         await self._report_shown(text)
+
+    def _replace_ref(self, replacement: object | None) -> None:
+        """The target finished a native preview into a real message (or re-sent it): edit that from now."""
+        if replacement is not None:
+            self.ref = replacement
 
     async def _report_shown(self, text: str) -> None:
         if self.on_shown is not None and self.ref is not None:
@@ -322,7 +360,7 @@ class _Streamer:
                     self.ref = await self.target.send(text, final=final)
                     self._shown_first()
                 else:
-                    await self.target.edit(self.ref, text, final=final)
+                    self._replace_ref(await self.target.edit(self.ref, text, final=final))
             except RateLimited as exc:
                 if attempt + 1 == attempts:
                     raise

@@ -47,6 +47,9 @@ async def slack_bot(
 ) -> AsyncIterator[tuple[SlackRunner, ConversationEngine]]:
     """The bot with only Slack enabled, as ``chatbot run --platform slack`` runs it."""
     keys: dict[str, Any] = {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_API_URL": slack.base_url, "SLACK_PORT": 0}
+    # the chat.update path (top-level DMs, and where a workspace refuses streams); native streams, the
+    # status line and assistant threads: tests/test_slack_native.py
+    keys["SLACK_NATIVE_STREAMS"] = False
     keys.update({"SLACK_APP_TOKEN": APP_TOKEN} if socket_mode else {"SLACK_SIGNING_SECRET": SIGNING_SECRET})
     keys.update(overrides)
     settings = settings_for(fake_model.base_url, db_path, **keys)

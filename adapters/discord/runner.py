@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -29,12 +30,14 @@ from adapters.discord.sessions import (
     Seen,
     decide,
     might_follow_up,
+    opens_thread,
     seen_from_interaction,
     seen_from_message,
+    thread_name,
 )
 from adapters.discord.settings import DiscordSettings
 from adapters.discord.sharding import Sharding, sharding_from
-from adapters.discord.target import DiscordTarget
+from adapters.discord.target import DiscordTarget, translated
 from core.conversation import ConversationEngine
 from core.errors import ConfigError, PlatformError
 from core.incoming import IncomingMessage
@@ -299,12 +302,35 @@ class DiscordRunner:
             if action is Action.IGNORE:
                 return
             target = self._target(message.channel, seen.channel_id, message)
+            if action is Action.ANSWER and opens_thread(
+                seen, thread_replies=self.settings.discord_thread_replies
+            ):
+                self.dispatcher.background(self._answer_in_new_thread(seen, message), name="thread")
+                return
             if action is Action.ANSWER:
                 if seen.in_thread:
                     self._followed.add(seen.session_id)
                 self.dispatcher.submit(self._incoming(seen, message), target)
                 return
         self._notice(target, REFUSED)
+
+    async def _answer_in_new_thread(self, seen: Seen, message: discord.Message) -> None:
+        """Open a thread on the question, named after it, and answer there; the thread is its conversation.
+
+        If Discord will not open one (no permission, a channel type without threads), the answer goes in the
+        channel as it would without the option."""
+        try:
+            with translated():
+                thread = await message.create_thread(name=thread_name(seen.text))
+        except PlatformError as exc:
+            log.warning("could not open a thread in channel %s (%s); answering there", seen.channel_id, exc)
+            self.dispatcher.submit(
+                self._incoming(seen, message), self._target(message.channel, seen.channel_id, message)
+            )
+            return
+        in_thread = dataclasses.replace(seen, channel_id=thread.id, parent_id=seen.channel_id, in_thread=True)
+        self._followed.add(in_thread.session_id)  # later messages there continue it without a mention
+        self.dispatcher.submit(self._incoming(in_thread, message), self._target(thread, thread.id, None))
 
     async def _answered_in(self, seen: Seen) -> bool:
         if seen.session_id in self._followed:

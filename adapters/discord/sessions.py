@@ -19,6 +19,7 @@ import discord
 
 from adapters.discord.settings import DiscordSettings
 from core.config import id_list
+from core.headlines import headline
 
 CHAT_TYPES = (discord.MessageType.default, discord.MessageType.reply)
 
@@ -146,6 +147,20 @@ def decide(
     if not seen.text.strip() and not seen.has_attachments and not (seen.is_dm or seen.mentions_bot):
         return Action.IGNORE
     return Action.ANSWER
+
+
+THREAD_NAME_CHARS = 100  # Discord's limit on a thread's name
+UNTITLED_THREAD = "Conversation"
+
+
+def thread_name(question: str, limit: int = THREAD_NAME_CHARS) -> str:
+    """A thread's name from the question that opens it: its first line, cut at a word, with "…" if cut."""
+    return headline(question, limit, default=UNTITLED_THREAD)
+
+
+def opens_thread(seen: Seen, *, thread_replies: bool) -> bool:
+    """Whether the answer to ``seen`` goes into a new thread: a mention in a server channel, when asked for."""
+    return thread_replies and not seen.is_dm and not seen.in_thread and seen.mentions_bot
 
 
 class FollowedThreads:

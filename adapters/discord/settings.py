@@ -18,6 +18,7 @@ class DiscordSettings(SettingsBase):
     discord_allowed_users: str = Field(default="", alias="DISCORD_ALLOWED_USERS")
     discord_allowed_roles: str = Field(default="", alias="DISCORD_ALLOWED_ROLES")
     discord_thread_followups: bool = Field(default=True, alias="DISCORD_THREAD_FOLLOWUPS")
+    discord_thread_replies: bool = Field(default=False, alias="DISCORD_THREAD_REPLIES")
     discord_message_content: bool = Field(default=False, alias="DISCORD_MESSAGE_CONTENT")
     discord_edit_interval: float = Field(default=1.0, gt=0, alias="DISCORD_EDIT_INTERVAL")
     discord_guild_ready_timeout: float = Field(default=2.0, ge=0, alias="DISCORD_GUILD_READY_TIMEOUT")

@@ -6,6 +6,7 @@ Handlers never wait for the model: they decide, deduplicate and hand the reply t
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import socket
 import time
@@ -23,8 +24,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from adapters.base import ReplyDispatcher
+from adapters.slack.assistant import AssistantThreads
 from adapters.slack.feedback import slack_feedback
 from adapters.slack.files import SlackFiles
+from adapters.slack.native import NativeFeatures
 from adapters.slack.sessions import (
     Action,
     Place,
@@ -59,11 +62,17 @@ REFUSAL = "Sorry, I'm not available to you here."
 # 3 s up to three times: at once, after 1 minute and after 5 minutes ("Retries" in the Events API docs,
 # https://docs.slack.dev/apis/events-api/#retries); an hour covers that with room to spare.
 SEEN_TTL = 3600.0
+# the status line ("is thinking…") goes by itself after two minutes without a reply: set it again sooner
+STATUS_INTERVAL = 60.0
 
 
 def slack_limits(settings: SlackSettings) -> PlatformLimits:
     """Slack's limits; ``SLACK_EDIT_INTERVAL`` tunes the edit pace."""
-    return PlatformLimits(max_chars=MAX_CHARS, min_edit_interval=settings.slack_edit_interval)
+    return PlatformLimits(
+        max_chars=MAX_CHARS,
+        min_edit_interval=settings.slack_edit_interval,
+        typing_interval=STATUS_INTERVAL if settings.slack_status else None,
+    )
 
 
 class SlackRunner:
@@ -92,6 +101,7 @@ class SlackRunner:
         self.followups = settings.slack_thread_followups
         self.seen = Recent(20_000)  # event ids and (channel, ts) pairs already handled
         self.threads = Recent(10_000)  # threads the bot has answered in, for follow-ups
+        self.native = NativeFeatures(status=settings.slack_status, streams=settings.slack_native_streams)
         self.client = AsyncWebClient(
             token=settings.slack_bot_token.get_secret_value(), base_url=_with_slash(settings.slack_api_url)
         )
@@ -110,6 +120,8 @@ class SlackRunner:
         self.feedback = slack_feedback(
             engine, self.dispatcher, self.app, self.client, enabled=settings.slack_feedback_buttons
         )
+        self.assistant = AssistantThreads(self.client, engine.bot, self.dispatcher)
+        self.app.event("assistant_thread_started")(self.on_assistant_thread_started)
         self.port: int | None = None
         self._web: web.AppRunner | None = None
         self._socket: AsyncSocketModeHandler | None = None
@@ -207,7 +219,7 @@ class SlackRunner:
             action = Action.ANSWER
         if not await self.first_time(message_key):  # the same message as app_mention and as message
             return
-        target = self._target(place)
+        target = self._target(place, event.get("user"))
         if not allowed(event, self.allowed_channels, self.allowed_users):
             if not followup:  # someone chatting in a thread the bot is in was not asking the bot
                 log.info("slack: %s is not on the allowlist here; refused", event.get("user"))
@@ -215,9 +227,11 @@ class SlackRunner:
             return
         self.threads.add(place.thread_key)
         attachments = await self.files.attachments(event) if has_files(event) else ()
+        text = prompt_text(event, bot_user_id, self.engine.commands.names())
+        self.assistant.first_question(place, text)
         message = IncomingMessage(
             session_id=place.session_id,
-            text=prompt_text(event, bot_user_id, self.engine.commands.names()),
+            text=text,
             user_id=f"slack:{event.get('user')}",
             platform="slack",
             extras={"team": place.team, "channel": place.channel, "ts": event.get("ts")},
@@ -246,7 +260,33 @@ class SlackRunner:
             return True
         return False
 
-    def _target(self, place: Place) -> SlackReplyTarget:
+    async def on_assistant_thread_started(
+        self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        """A user opened the app's assistant panel: greet, offer the bot's prompts (in the background)."""
+        try:
+            delivery, _ = dedup_keys(body, event)
+            if delivery is not None and not self.seen.first_time(delivery):
+                return
+            thread = event.get("assistant_thread") or {}
+            user = str(thread.get("user_id") or "")
+            place = place_for(
+                team_of(body, event),
+                {
+                    "channel": thread.get("channel_id"),
+                    "thread_ts": thread.get("thread_ts"),
+                    "channel_type": "im",
+                },
+            )
+            if not place.thread_ts or not allowed(
+                {"user": user, "channel_type": "im"}, frozenset(), self.allowed_users
+            ):
+                return
+            self.assistant.started(place, self._target(place, user))
+        except Exception:
+            log.exception("slack: could not handle an assistant_thread_started event")
+
+    def _target(self, place: Place, user: object = None) -> SlackReplyTarget:
         return SlackReplyTarget(
             client=self.client,
             channel=place.channel,
@@ -254,6 +294,8 @@ class SlackRunner:
             limits=self.limits,
             gate=self.workspace_gate(place.team),
             team=place.team,
+            native=self.native,
+            recipient=str(user) if user else None,
         )
 
     def restore_target(self, address: Any) -> SlackReplyTarget:
@@ -284,8 +326,9 @@ class SlackRunner:
         return shared_gate(self.engine.shared, f"slack:workspace:{team}", local, max_delay=local.max_delay)
 
     def _say(self, target: SlackReplyTarget, text: str) -> None:
-        """Send a fixed notice in the background (the handler must not wait for Slack either)."""
-        self.dispatcher.notify(target, text)
+        """Send a fixed notice in the background (the handler must not wait for Slack either); a fixed
+        text needs no "is thinking…" line and no stream."""
+        self.dispatcher.notify(dataclasses.replace(target, native=None), text)
 
 
 async def _checked(key: str, call: Awaitable[AsyncSlackResponse]) -> AsyncSlackResponse:

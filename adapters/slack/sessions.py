@@ -161,6 +161,13 @@ class Recent:
         while len(self._keys) > self._size:
             self._keys.popitem(last=False)
 
+    def take(self, key: str) -> bool:
+        """Forget ``key``; ``True`` if it was there."""
+        if key not in self._keys:
+            return False
+        del self._keys[key]
+        return True
+
     def first_time(self, key: str) -> bool:
         """Record ``key``; ``True`` if it was not seen before (check and mark in one step)."""
         if key in self._keys:

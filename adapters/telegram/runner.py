@@ -23,6 +23,7 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHand
 from adapters.base import ReplyDispatcher
 from adapters.telegram.albums import Albums
 from adapters.telegram.attachments import attachment
+from adapters.telegram.drafts import DRAFT_REFRESH, DraftSupport
 from adapters.telegram.feedback import telegram_feedback
 from adapters.telegram.sessions import BotIdentity, Route, route
 from adapters.telegram.settings import TelegramSettings
@@ -61,6 +62,7 @@ class TelegramTuning:
     poll_timeout: float = 30.0  # long-polling hold time
     drain_grace: float = 30.0  # on stop, how long replies in flight may take to finish
     album_wait: float = 1.0  # an album is complete once no part has come for this long
+    draft_refresh: float = DRAFT_REFRESH  # an unchanged draft is shown again (drafts expire after ~30 s)
 
 
 DEFAULT_TUNING = TelegramTuning()
@@ -93,6 +95,7 @@ class TelegramRunner:
         self._webhook_secret = secret or secrets.token_urlsafe(32)
         self._allowed = id_list(settings.telegram_allowed_ids)
         self._per_user = settings.telegram_group_per_user
+        self.drafts = DraftSupport(enabled=settings.telegram_drafts)  # private chats stream in drafts
         self.tuning = tuning or DEFAULT_TUNING
         self.engine = engine
         self.clock = engine.clock  # injected: replies, pacing and flood waits all wait on it
@@ -264,11 +267,13 @@ class TelegramRunner:
 
     def _limits(self, *, in_group: bool) -> PlatformLimits:
         interval = self.tuning.group_edit_interval if in_group else self.tuning.private_edit_interval
+        drafts = not in_group and self.drafts.enabled
         return PlatformLimits(
             max_chars=MAX_CHARS,
             min_edit_interval=interval,
             typing_interval=self.tuning.typing_interval,
             measure=utf16_len,
+            refresh_after=self.tuning.draft_refresh if drafts else None,
         )
 
     def target_for(self, found: Route, bot: Bot) -> TelegramTarget:
@@ -280,6 +285,7 @@ class TelegramRunner:
             reply_to=found.reply_to,
             gate=self.gate_for(found),
             in_group=found.in_group,
+            drafts=self.drafts,
         )
 
     def restore_target(self, address: Any, bot: Bot) -> TelegramTarget:

@@ -19,3 +19,4 @@ class TelegramSettings(SettingsBase):
     telegram_allowed_ids: str = Field(default="", alias="TELEGRAM_ALLOWED_IDS")
     telegram_group_per_user: bool = Field(default=False, alias="TELEGRAM_GROUP_PER_USER")
     telegram_feedback_buttons: bool = Field(default=True, alias="TELEGRAM_FEEDBACK_BUTTONS")
+    telegram_drafts: bool = Field(default=True, alias="TELEGRAM_DRAFTS")

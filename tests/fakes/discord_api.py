@@ -6,7 +6,7 @@ Gateway (``/gateway``, JSON text frames): HELLO -> (heartbeat -> ACK) -> IDENTIF
 per guild, then whatever the test dispatches (``user_says``, ``slash``), each dispatch with a rising ``s``.
 
 REST (``/api/v10``): the bot user and application, message create/edit keeping each message's current text
-(400 with code 50035 above 2,000 characters) and its buttons (clicks: ``click``), typing, application command overwrite, interaction callbacks
+(400 with code 50035 above 2,000 characters) and its buttons (clicks: ``click``), typing, threads started from a message (section "threads"), application command overwrite, interaction callbacks
 and follow-ups. Every call is recorded with a timestamp (:attr:`FakeDiscord.calls`); ``rate_limit`` and
 ``fail`` script error answers on demand (429s carry ``retry_after`` and a ``Via`` header, as Discord's do).
 
@@ -284,7 +284,14 @@ class FakeDiscord:
         self.guilds: dict[int, Callable[[], dict[str, Any]]] = {GUILD_ID: guild_payload}
         self.recommended_shards = 1
         self._shards: dict[web.WebSocketResponse, tuple[int, int]] = {}
+        self.channel_guilds: dict[int, int | None] = dict(CHANNEL_GUILDS)  # and the threads started here
+        self.threads: dict[int, dict[str, Any]] = {}  # threads started from a message, by id
         self._routes: list[tuple[str, re.Pattern[str], Callable[..., Awaitable[web.Response]]]] = [
+            (
+                "POST",
+                re.compile(r"/channels/(?P<channel>\d+)/messages/(?P<message>\d+)/threads"),
+                self._start_thread,
+            ),
             ("GET", re.compile(r"/users/@me"), self._me),
             ("GET", re.compile(r"/gateway/bot"), self._gateway_bot),
             ("GET", re.compile(r"/oauth2/applications/@me"), self._application),
@@ -749,6 +756,51 @@ class FakeDiscord:
     async def _typing(self, body: Any, channel: str) -> web.Response:
         return web.Response(status=204)
 
+    # -- threads -------------------------------------------------------------------------------------------
+
+    async def _start_thread(self, body: Any, channel: str, message: str) -> web.Response:
+        """Start Thread from Message (https://discord.com/developers/docs/resources/message#start-thread-from-message,
+        discord.py's ``HTTPClient.start_thread_with_message``): ``name`` of 1-100 characters; the thread's id is
+        the message's; one thread per message (code 160004); only in a server's text channel (50024).
+        Answers the thread channel (type 11, owned by the bot) and dispatches THREAD_CREATE."""
+        name = str((body or {}).get("name") or "")
+        if not 1 <= len(name) <= 100:
+            error = {"code": "BASE_TYPE_BAD_LENGTH", "message": "Must be between 1 and 100 in length."}
+            return self._json(
+                {"code": 50035, "message": "Invalid Form Body", "errors": {"name": {"_errors": [error]}}}, 400
+            )
+        posted = self.messages.get(int(message))
+        if posted is None or posted.channel_id != int(channel):
+            return self._json({"code": 10008, "message": "Unknown Message"}, 404)
+        guild = self.channel_guilds.get(int(channel))
+        if guild is None or int(channel) in self.threads or int(channel) == THREAD_ID:
+            return self._json({"code": 50024, "message": "Cannot execute action on this channel type"}, 400)
+        if int(message) in self.threads:
+            return self._json(
+                {"code": 160004, "message": "A thread has already been created for this message"}, 400
+            )
+        thread = {
+            "id": message,
+            "type": 11,
+            "name": name,
+            "guild_id": str(guild),
+            "parent_id": channel,
+            "owner_id": str(BOT_ID),
+            "message_count": 0,
+            "member_count": 1,
+            "rate_limit_per_user": 0,
+            "thread_metadata": {
+                "archived": False,
+                "auto_archive_duration": int((body or {}).get("auto_archive_duration") or 1440),
+                "archive_timestamp": _now_iso(),
+                "locked": False,
+            },
+        }
+        self.threads[int(message)] = thread
+        self.channel_guilds[int(message)] = guild
+        await self.dispatch("THREAD_CREATE", {**thread, "newly_created": True})
+        return self._json(thread)
+
     async def _get_commands(self, body: Any, guild: str = "global") -> web.Response:
         return self._json(self.commands.get(guild, []))
 
@@ -830,7 +882,7 @@ class FakeDiscord:
             "type": 0,
             "flags": 0,
         }
-        guild_id = CHANNEL_GUILDS.get(channel_id)
+        guild_id = self.channel_guilds.get(channel_id)
         if guild_id is not None:
             payload["guild_id"] = str(guild_id)
             payload["member"] = self._member([BOT_ROLE_ID] if author["id"] == BOT_USER["id"] else roles)

@@ -11,6 +11,10 @@ Opt-in (``enforce_pace=True``, off by default): Slack's pace, as ../shared/PLATF
 ``chat.postMessage`` about one a second per channel. A call that comes too fast is answered HTTP 429
 ``ratelimited`` with ``Retry-After`` (whole seconds) and is not carried out.
 
+Native AI features (see the section "native AI features" below): ``assistant.threads.setStatus``,
+``setSuggestedPrompts``, ``setTitle`` and ``chat.startStream`` / ``appendStream`` / ``stopStream``, with their
+payload shapes and errors; :meth:`FakeSlack.refuse` makes a workspace refuse any method.
+
 Events: :meth:`FakeSlack.post_event` signs an Events API envelope the way Slack does and POSTs it to the
 app; with ``echo=True`` the fake also sends the app its own messages back (``message`` with ``bot_id``
 after a post, ``message_changed`` after an update), as Slack does. In Socket Mode the same envelopes go
@@ -37,6 +41,7 @@ from aiohttp import web
 from tests.fakes.slack_files import SlackFiles
 
 SLACK_MAX_TEXT = 40_000
+STREAM_MAX_APPEND = 12_000  # markdown_text per chat.startStream / appendStream / stopStream call
 SIGNING_SECRET = "fake-signing-secret-0123456789"
 BOT_TOKEN = "xoxb-fake-bot-token-0123456789"
 APP_TOKEN = "xapp-fake-app-token-0123456789"
@@ -74,6 +79,7 @@ class Message:
     text: str
     versions: list[str] = field(default_factory=list)
     blocks: list[dict[str, Any]] | None = None  # Block Kit blocks, when an update set them
+    streaming: bool = False  # a native stream still open (chat.startStream, not yet stopped)
 
 
 def sign(secret: str, timestamp: str, body: str) -> str:
@@ -135,6 +141,23 @@ def message(
     return event
 
 
+def assistant_thread_started(
+    *, channel: str = "D0ALICE", thread_ts: str, user: str = "U0ALICE"
+) -> dict[str, Any]:
+    """An ``assistant_thread_started`` event, as https://docs.slack.dev/reference/events/assistant_thread_started
+    shows it: a user opened the app's assistant panel (a DM thread)."""
+    return {
+        "type": "assistant_thread_started",
+        "assistant_thread": {
+            "user_id": user,
+            "context": {"channel_id": "C0GENERAL", "team_id": TEAM, "enterprise_id": None},
+            "channel_id": channel,
+            "thread_ts": thread_ts,
+        },
+        "event_ts": thread_ts,
+    }
+
+
 @dataclass
 class FakeSlack:
     """The server and its knobs. ``await start()`` returns the Web API base URL (``.../api/``)."""
@@ -163,6 +186,8 @@ class FakeSlack:
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     _root: str = ""
     files: SlackFiles = field(default_factory=lambda: SlackFiles(BOT_TOKEN, TEAM))  # url_private, files.info
+    _refusals: dict[str, list[str]] = field(default_factory=dict)
+    _refused_for_good: dict[str, str] = field(default_factory=dict)
 
     # ----- lifecycle
 
@@ -213,7 +238,10 @@ class FakeSlack:
         if request.content_type == "application/json":
             params = await request.json()
         else:
-            params = {**request.query, **dict(await request.post())}
+            params = dict(await request.post())
+        # slack_sdk sends some methods' arguments in the query string (``params=``, e.g. setTitle); Slack
+        # reads both
+        params = {**request.query, **params}
         call = Call(method, dict(params), time.monotonic())
         self.calls.append(call)
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")
@@ -228,6 +256,9 @@ class FakeSlack:
             return web.json_response(
                 {"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": f"{retry_after:g}"}
             )
+        refused = self._refused(method)
+        if refused is not None:
+            return self._fail(call, refused)
         handler = {
             "auth.test": self._auth_test,
             "chat.postMessage": self._post_message,
@@ -235,6 +266,7 @@ class FakeSlack:
             "chat.postEphemeral": self._post_ephemeral,
             "apps.connections.open": self._connections_open,
             "files.info": self._files_info,
+            **self._native_handlers(),
         }.get(method)
         if handler is None:
             return self._fail(call, "unknown_method")
@@ -450,6 +482,130 @@ class FakeSlack:
         }
         await self._sockets[-1].send_str(json.dumps(frame))
         return envelope_id
+
+    # ----- native AI features
+
+    def refuse(self, method: str, error: str = "not_allowed", times: int | None = None) -> None:
+        """Answer ``method`` with ``{"ok": false, "error": error}`` (HTTP 200, as Slack does): the next
+        ``times`` calls, or every call when ``times`` is None (a workspace that does not allow it)."""
+        if times is None:
+            self._refused_for_good[method] = error
+        else:
+            self._refusals.setdefault(method, []).extend([error] * times)
+
+    def _refused(self, method: str) -> str | None:
+        pending = self._refusals.get(method)
+        if pending:
+            return pending.pop(0)
+        return self._refused_for_good.get(method)
+
+    def _native_handlers(self) -> dict[str, Any]:
+        return {
+            "assistant.threads.setStatus": self._set_status,
+            "assistant.threads.setSuggestedPrompts": self._set_suggested_prompts,
+            "assistant.threads.setTitle": self._set_title,
+            "chat.startStream": self._start_stream,
+            "chat.appendStream": self._append_stream,
+            "chat.stopStream": self._stop_stream,
+        }
+
+    def statuses(self, channel: str, thread_ts: str) -> list[str]:
+        """Every status line set on a thread, in order ("" clears it)."""
+        return [
+            str(c.params.get("status"))
+            for c in self.calls_of("assistant.threads.setStatus")
+            if c.error is None
+            and c.status == 200
+            and c.params.get("channel_id") == channel
+            and c.params.get("thread_ts") == thread_ts
+        ]
+
+    def _set_status(self, call: Call, params: dict[str, Any]) -> web.Response:
+        # https://docs.slack.dev/reference/methods/assistant.threads.setStatus: channel_id, thread_ts and
+        # status (an empty string clears it) are required; answers {"ok": true}
+        if not params.get("channel_id") or not params.get("thread_ts") or "status" not in params:
+            return self._fail(call, "invalid_arguments")
+        return web.json_response({"ok": True})
+
+    def _set_suggested_prompts(self, call: Call, params: dict[str, Any]) -> web.Response:
+        # https://docs.slack.dev/reference/methods/assistant.threads.setSuggestedPrompts: prompts is a list
+        # of {"title", "message"}, at most four
+        prompts = params.get("prompts")
+        if not params.get("channel_id") or not isinstance(prompts, list) or not 1 <= len(prompts) <= 4:
+            return self._fail(call, "invalid_arguments")
+        if not all(isinstance(p, dict) and p.get("title") and p.get("message") for p in prompts):
+            return self._fail(call, "invalid_arguments")
+        return web.json_response({"ok": True})
+
+    def _set_title(self, call: Call, params: dict[str, Any]) -> web.Response:
+        # https://docs.slack.dev/reference/methods/assistant.threads.setTitle (sent form-encoded by the SDK)
+        if not params.get("channel_id") or not params.get("thread_ts") or not params.get("title"):
+            return self._fail(call, "invalid_arguments")
+        return web.json_response({"ok": True})
+
+    def _start_stream(self, call: Call, params: dict[str, Any]) -> web.Response:
+        # https://docs.slack.dev/reference/methods/chat.startStream: thread_ts to reply to; recipient_team_id
+        # and recipient_user_id "required when streaming to channels"; markdown_text up to 12,000 characters
+        channel = str(params.get("channel") or "")
+        thread_ts = params.get("thread_ts")
+        if not channel:
+            return self._fail(call, "channel_not_found")
+        if not thread_ts:
+            return self._fail(call, "invalid_arguments")
+        if not channel.startswith("D") and not (
+            params.get("recipient_team_id") and params.get("recipient_user_id")
+        ):
+            return self._fail(call, "invalid_arguments")
+        text = str(params.get("markdown_text") or "")
+        if len(text) > STREAM_MAX_APPEND:
+            return self._fail(call, "msg_too_long")
+        ts = f"1700000000.{next(self._ts):06d}"
+        self.messages.append(Message(channel, ts, str(thread_ts), text, [text], streaming=True))
+        return web.json_response({"ok": True, "channel": channel, "ts": ts})
+
+    def _streaming(self, call: Call, params: dict[str, Any]) -> Message | web.Response:
+        found = self.find(str(params.get("channel")), str(params.get("ts")))
+        if found is None:
+            return self._fail(call, "message_not_found")
+        if not found.streaming:
+            return self._fail(call, "message_not_in_streaming_state")
+        text = str(params.get("markdown_text") or "")
+        if len(text) > STREAM_MAX_APPEND:
+            return self._fail(call, "msg_too_long")
+        if len(found.text + text) > SLACK_MAX_TEXT:
+            return self._fail(call, "msg_too_long")
+        return found
+
+    def _append_stream(self, call: Call, params: dict[str, Any]) -> web.Response:
+        # https://docs.slack.dev/reference/methods/chat.appendStream: markdown_text (required) "is what
+        # will be appended to the message received so far"
+        found = self._streaming(call, params)
+        if isinstance(found, web.Response):
+            return found
+        if not params.get("markdown_text"):
+            return self._fail(call, "invalid_arguments")
+        found.text += str(params["markdown_text"])
+        found.versions.append(found.text)
+        return web.json_response({"ok": True, "channel": found.channel, "ts": found.ts})
+
+    def _stop_stream(self, call: Call, params: dict[str, Any]) -> web.Response:
+        # https://docs.slack.dev/reference/methods/chat.stopStream: optional last markdown_text; the message
+        # is an ordinary message from then on (chat.update works on it)
+        found = self._streaming(call, params)
+        if isinstance(found, web.Response):
+            return found
+        if params.get("markdown_text"):
+            found.text += str(params["markdown_text"])
+            found.versions.append(found.text)
+        found.streaming = False
+        return web.json_response(
+            {
+                "ok": True,
+                "channel": found.channel,
+                "ts": found.ts,
+                "message": {"text": found.text, "ts": found.ts},
+            }
+        )
 
     def _connections_open(self, call: Call, params: dict[str, Any]) -> web.Response:
         return web.json_response({"ok": True, "url": f"ws://{self._root}/link/?ticket=fake"})

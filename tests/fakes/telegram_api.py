@@ -467,10 +467,17 @@ class FakeTelegram:
         return message.as_json(chat)
 
     def _send_message_draft(self, params: dict[str, Any]) -> bool:
+        """https://core.telegram.org/bots/api#sendmessagedraft (and PTB 22.8's ``Bot.send_message_draft``):
+        private chats only, a non-zero ``draft_id``, 0-4096 characters after entity parsing; answers
+        ``True``. The draft is a preview: it never becomes a message (the bot sends one)."""
         chat = self._chat(params.get("chat_id"))
         if chat["type"] != "private":
             raise ApiError(400, "Bad Request: drafts can be sent only to private chats")
-        self.drafts.append(dict(params))
+        if not params.get("draft_id"):
+            raise ApiError(400, "Bad Request: draft_id must be non-zero")
+        if utf16_len(str(params.get("text") or "")) > MAX_TEXT:
+            raise ApiError(400, "Bad Request: text is too long")
+        self.drafts.append({**params, "at": time.monotonic()})
         return True
 
     # -- inline keyboards and button clicks (feedback buttons) -----------------------------------
@@ -520,6 +527,10 @@ class FakeTelegram:
         """The callback_data of the buttons under a message, in order."""
         rows = (message.reply_markup or {}).get("inline_keyboard", [])
         return [button["callback_data"] for row in rows for button in row if "callback_data" in button]
+
+    def drafts_in(self, chat_id: int) -> list[dict[str, Any]]:
+        """The draft updates a chat was shown, in order (``draft_id``, ``text``, ``at``)."""
+        return [d for d in self.drafts if d.get("chat_id") == chat_id]
 
     # -- what tests drive and read ---------------------------------------------------------------
 
