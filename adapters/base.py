@@ -94,20 +94,13 @@ class ReplyDispatcher:
             except Exception:
                 log.exception("%s: a step after the reply failed", message.session_id)
 
-    def background(self, work: Awaitable[T], name: str) -> asyncio.Task[T]:
-        """Run ``work`` (a button click's handling) in the background; drained like replies."""
-
-        async def run() -> T:
-            return await work
-
-        return self._track(asyncio.create_task(run(), name=name))
-
     def notify(self, target: ReplyTarget, text: str) -> asyncio.Task[StreamedReply | None]:
         """Send a fixed text (a refusal, "text only for now") in the background; drained like replies."""
         return self._track(asyncio.create_task(self.say(target, text), name="notice"))
 
     def background(self, work: Coroutine[Any, Any, T], name: str) -> asyncio.Task[T]:
-        """Run platform side work (a greeting, a thread title) in the background; drained like replies."""
+        """Run platform side work (a greeting, a thread title, a button click) in the background; drained like
+        replies."""
         return self._track(asyncio.create_task(work, name=name))
 
     def _track(self, task: asyncio.Task[T]) -> asyncio.Task[T]:

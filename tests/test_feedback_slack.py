@@ -156,3 +156,20 @@ async def test_a_refused_button_update_leaves_the_reply_text_intact(
             reply = await finished(slack, runner, "2500.000001")
         assert reply.text == "Open _Settings_, then Members, and press Invite." and reply.blocks is None
         assert "could not add the feedback buttons: slack chat.update: invalid_blocks" in caplog.text
+
+
+async def test_a_natively_streamed_reply_gets_the_buttons_and_keeps_its_text(
+    fake_model: FakeOpenAI, slack: FakeSlack, db_path: Path
+) -> None:
+    fake_model.queue(ANSWER)
+    async with slack_bot(fake_model, slack, db_path, SLACK_NATIVE_STREAMS=True) as (runner, engine):
+        await slack.post_event(mention(f"<@{BOT_USER}> how do I invite?", ts="2100.000001"))
+        reply = await finished(slack, runner, "2100.000001")
+        assert slack.calls_of("chat.startStream") and slack.calls_of("chat.stopStream")
+        await eventually(lambda: feedback_block(reply) is not None)
+        assert section_text(reply) == reply.text == "Open _Settings_, then Members, and press Invite."
+        status, _ = await slack.post_interaction(slack.block_action(reply, slack.clicked(reply, False)))
+        assert status == 200
+        await eventually(lambda: feedback_block(reply) is None)
+        assert reply.text == "Open _Settings_, then Members, and press Invite."
+        assert await votes_of(engine) == [("default", "slack", 0, 1)]

@@ -28,6 +28,10 @@ METHOD_SCOPES: dict[str, tuple[str, ...]] = {
     "apps.connections.open": (),  # the app-level token's connections:write, not a bot scope
     "chat.postMessage": ("chat:write",),
     "chat.update": ("chat:write",),
+    "chat.postEphemeral": (
+        "chat:write",
+    ),  # the feedback buttons' acknowledgement (adapters/slack/feedback.py)
+    "files.info": ("files:read",),  # a file event that names only the file's id (adapters/slack/files.py)
     "chat.startStream": ("chat:write",),
     "chat.appendStream": ("chat:write",),
     "chat.stopStream": ("chat:write",),
@@ -136,3 +140,10 @@ def test_the_manifest_asks_for_nothing_the_code_does_not_use() -> None:
 
 def test_the_slack_guide_points_to_the_manifest_file() -> None:
     assert "adapters/slack/manifest.json" in (ROOT / "docs" / "slack.md").read_text()
+
+
+def test_interactivity_is_on_because_the_feedback_buttons_need_block_actions() -> None:
+    code = (ROOT / "adapters" / "slack" / "feedback.py").read_text()
+    assert ".action(" in code, "the feedback buttons listen to block_actions"
+    settings = manifest()["settings"]
+    assert isinstance(settings, dict) and settings["interactivity"]["is_enabled"] is True

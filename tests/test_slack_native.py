@@ -8,14 +8,16 @@ from pathlib import Path
 
 from adapters.slack.mrkdwn import to_mrkdwn
 from adapters.slack.native import THINKING
-from adapters.slack.runner import TEXT_ONLY
+from adapters.slack.runner import REFUSAL
 from bots.default import BOT as DEFAULT_BOT
 from core.conversation import INTERRUPTED, UNAVAILABLE
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.fakes.slack_api import BOT_USER, TEAM, FakeSlack, assistant_thread_started, mention, message
 from tests.test_slack_adapter import CHANNEL, MARKER, eventually, replies, slack_bot
 
-NATIVE = {"SLACK_NATIVE_STREAMS": True}
+# The feedback buttons (a chat.update after the stream) are off here, so the streamed text is what the
+# tests read; streams with buttons: tests/test_feedback_slack.py
+NATIVE = {"SLACK_NATIVE_STREAMS": True, "SLACK_FEEDBACK_BUTTONS": False}
 ANSWER = (
     "A **monad** is a [monoid](https://en.wikipedia.org/wiki/Monoid) in the category of endofunctors. " * 3
 )
@@ -187,11 +189,12 @@ async def test_a_model_failure_before_any_text_clears_the_status_and_says_so(
 async def test_a_fixed_notice_gets_no_status_line_and_no_stream(
     fake_model: FakeOpenAI, slack: FakeSlack, db_path: Path
 ) -> None:
-    in_thread = mention(f"<@{BOT_USER}> look at this", ts="1200.000002", files=[{"id": "F0002"}])
-    async with slack_bot(fake_model, slack, db_path, **NATIVE) as (runner, _engine):
+    # a refusal (the asker is not on the allowlist) is a fixed notice; files no longer are (docs/media.md)
+    in_thread = mention(f"<@{BOT_USER}> look at this", ts="1200.000002")
+    async with slack_bot(fake_model, slack, db_path, SLACK_ALLOWED_USERS="U0CAROL", **NATIVE) as (runner, _e):
         await slack.post_event(in_thread)
         [notice] = await replies(slack, runner, CHANNEL, "1200.000002")
-    assert notice.text == to_mrkdwn(TEXT_ONLY)
+    assert notice.text == to_mrkdwn(REFUSAL)
     assert not slack.calls_of("assistant.threads.setStatus") and not slack.calls_of("chat.startStream")
 
 
