@@ -37,6 +37,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing, asynccontextmanager
 
 from core.bot_profile import BotProfile
+from core.chat_choice import choice_commands, choice_line
 from core.clock import Clock, SystemClock
 from core.commands import Command, Commands
 from core.errors import ContextTooLong, ModelError, ModelRejected, ModelTimeout
@@ -156,9 +157,26 @@ class ConversationEngine:
                 Command("reset", "Forget this conversation and start afresh", self._reset),
             ]
         )
+        for command in choice_commands(self):  # /mode, /model: when the bot offers a choice
+            self.commands.add(command)
         self.prompts = PromptBuilder(self)  # reads the engine's bot, store, model and counter per prompt
         self.max_tokens_share = DEFAULT_MAX_TOKENS_SHARE  # of a window learned from an overflow, for a reply
         self.server_tokens: ServerTokenCounter | None = None  # exact counts, from servers that can count
+        self.session_prefix = ""  # this bot's share of the session ids (bots sharing a platform and a store)
+
+    def session_key(self, platform_session: str) -> str:
+        """The session id of an adapter's ``telegram:42`` for this bot: ``orbit/telegram:42`` when the bot
+        has a prefix, so two bots on one platform and one store never share a conversation."""
+        return f"{self.session_prefix}/{platform_session}" if self.session_prefix else platform_session
+
+    async def profile_for(self, session_id: str) -> BotProfile:
+        """The bot as a turn in ``session_id`` starting now sees it: the current profile (a reloaded bots
+        file replaces ``self.bot``) with the chat's ``/mode`` and ``/model`` choice."""
+        bot = self.bot
+        if not (bot.modes or bot.models):
+            return bot
+        choice = await self.store.chat_choice(session_id)
+        return bot.choosing(choice.mode, choice.model)
 
     async def reply(self, message: IncomingMessage) -> AsyncIterator[str]:
         """The reply to ``message``, as text chunks to show the user in order."""
@@ -177,7 +195,8 @@ class ConversationEngine:
 
     async def _turn(self, message: IncomingMessage) -> AsyncGenerator[str]:
         """One turn, as named steps: a command, empty input, a refused input, or the model's answer."""
-        turn = Turn(message, clean_text(message.text), started=self.clock.now())
+        bot = await self.profile_for(message.session_id)  # held for the whole turn, whatever changes
+        turn = Turn(message, clean_text(message.text), bot, started=self.clock.now())
         command = self.commands.parse(turn.text)
         if command is not None:
             yield await self._answer_command(turn, command)
@@ -185,7 +204,7 @@ class ConversationEngine:
         if not turn.text.strip():
             yield EMPTY_INPUT
             return
-        prompt_text = view_for_prompt(turn.text, self.bot.max_input_chars)
+        prompt_text = view_for_prompt(turn.text, bot.max_input_chars)
         await self._count_exactly(prompt_text)
         user_tokens = self.counter.message_tokens(prompt_text)
         refusal = await self._check_input(message, turn.text)
@@ -193,8 +212,8 @@ class ConversationEngine:
             yield await self._refuse_input(turn, refusal, user_tokens)
             return
         await self._store_question(turn, user_tokens)
-        if len(turn.text) > self.bot.max_input_chars:
-            yield NOTICE_INPUT_CUT.format(n=self.bot.max_input_chars)
+        if len(turn.text) > bot.max_input_chars:
+            yield NOTICE_INPUT_CUT.format(n=bot.max_input_chars)
         async with aclosing(self._ask_model(turn, prompt_text, user_tokens)) as chunks:
             async for chunk in chunks:
                 yield chunk
@@ -239,7 +258,7 @@ class ConversationEngine:
         status; however the turn ends (cancelled too), its reply and record are stored."""
         session = turn.message.session_id
         try:
-            context = await self._context(turn.message, prompt_text)
+            context = await self._context(turn, prompt_text)
             streamed = self._stream_reply(turn, prompt_text, user_tokens, context)
             async with aclosing(streamed) as chunks:
                 async for chunk in chunks:
@@ -283,12 +302,12 @@ class ConversationEngine:
         harder = adopted = False
         for _ in range(3):
             prompt = await self.prompts.build(
-                session, turn.question_id, prompt_text, user_tokens, context, harder=harder
+                session, turn.question_id, prompt_text, user_tokens, context, harder=harder, bot=turn.bot
             )
             turn.prompt_estimate = round(prompt.raw_tokens * self.counter.correction)
             if prompt.notice:
                 yield prompt.notice
-            stream = self.model.stream(self.bot.model_name, prompt.messages, self.bot.params)
+            stream = self.model.stream(turn.bot.model_name, prompt.messages, turn.bot.params)
             try:
                 so_far = ""  # grown in place, not re-joined from ``parts`` on every delta
                 async with aclosing(_deltas(stream)) as deltas:
@@ -302,7 +321,7 @@ class ConversationEngine:
             except ContextTooLong as exc:
                 if turn.parts or harder:
                     raise
-                adopted, harder = self._after_overflow(session, exc, prompt.raw_tokens, adopted)
+                adopted, harder = self._after_overflow(turn, exc, prompt.raw_tokens, adopted)
                 continue
             turn.finish_reason = getattr(stream, "finish_reason", None)
             if stream.usage is not None:
@@ -335,27 +354,29 @@ class ConversationEngine:
         return None
 
     def _after_overflow(
-        self, session: str, exc: ContextTooLong, estimate: int, adopted: bool
+        self, turn: Turn, exc: ContextTooLong, estimate: int, adopted: bool
     ) -> tuple[bool, bool]:
         """Learn what an overflow says; ``(adopted, harder)`` for the next attempt.
 
         A window smaller than ours is adopted for this engine (logged, it happens once per window) and the
         prompt rebuilt for it; otherwise, or once adopted already, the next prompt is trimmed harder.
         """
-        reported = reported_prompt(exc, self.bot.params.max_tokens, estimate)
+        session = turn.message.session_id
+        reported = reported_prompt(exc, turn.bot.params.max_tokens, estimate)
         if reported is not None:
             self.counter.observe_usage(estimate, reported)  # our raw estimate, as with a usage report
-        window = smaller_window(exc, self.bot)
+        window = smaller_window(exc, turn.bot)
         if window is None or adopted:
             log.warning("%s: server says the prompt is too long; trimming harder", session)
             return adopted, True
         log.warning(
             "the model server's context window is %d tokens, not the %d we budgeted for; using %d from now on",
             window,
-            self.bot.window,
+            turn.bot.window,
             window,
         )
         self.bot = adopt_window(self.bot, window, self.max_tokens_share)
+        turn.bot = adopt_window(turn.bot, window, self.max_tokens_share)
         return True, False
 
     def _model_free_record(self, turn: Turn, user_text: str, reply: str) -> TurnRecord:
@@ -371,7 +392,7 @@ class ConversationEngine:
             status=turn.status,
             model="",
             user_id=turn.message.user_id,
-            bot=self.bot.name,
+            bot=turn.bot.name,
             platform=turn.message.platform,
         )
 
@@ -396,10 +417,11 @@ class ConversationEngine:
                 return refusal
         return None
 
-    async def _context(self, message: IncomingMessage, text: str) -> str:
+    async def _context(self, turn: Turn, text: str) -> str:
+        message = turn.message
         if not self.hooks.context_sources:
             return ""
-        allowance = int(prompt_budget(self.bot) * self.hooks.context_share)
+        allowance = int(prompt_budget(turn.bot) * self.hooks.context_share)
         pieces = []
         for source in self.hooks.context_sources:
             try:
@@ -437,9 +459,9 @@ class ConversationEngine:
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
             status=turn.status,
-            model=self.bot.model_name,
+            model=turn.bot.model_name,
             user_id=message.user_id,
-            bot=self.bot.name,
+            bot=turn.bot.name,
             platform=message.platform,
         )
         # What the user saw in full answers the question: a complete reply, or the refusal that replaced a
@@ -513,7 +535,8 @@ class ConversationEngine:
         return self.bot.greeting
 
     async def _help(self, message: IncomingMessage) -> str:
-        return help_text(self.bot, self.commands)
+        now = await choice_line(self, message.session_id)
+        return help_text(self.bot, self.commands) + (f"\n\n{now}" if now else "")
 
     async def _reset(self, message: IncomingMessage) -> str:
         deleted = await self.store.reset(message.session_id)

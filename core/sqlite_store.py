@@ -40,7 +40,7 @@ from core.sqlite_journal import SQLiteJournal
 from core.sqlite_knowledge import SQLiteKnowledge
 from core.sqlite_ledger import SQLiteLedger
 from core.sqlite_review import SQLiteReview
-from core.store import Role, SessionState, Storage, StoredMessage, TurnRecord
+from core.store import ChatChoice, Role, SessionState, Storage, StoredMessage, TurnRecord
 
 __all__ = [
     "MIGRATIONS",
@@ -188,6 +188,15 @@ MIGRATIONS: list[str] = [
     CREATE TABLE IF NOT EXISTS knowledge_versions (
         bot TEXT PRIMARY KEY,
         version INTEGER NOT NULL
+    );
+    """,
+    # bots file (issue 16): each conversation's /mode and /model choice
+    """
+    CREATE TABLE IF NOT EXISTS chat_choices (
+        session_id TEXT PRIMARY KEY,
+        mode TEXT,
+        model TEXT,
+        updated_at REAL NOT NULL
     );
     """,
 ]
@@ -499,6 +508,22 @@ class SQLiteStore(SQLiteJournal):
         ) as cursor:
             row = await cursor.fetchone()
         return int(row[0]) if row else 0
+
+    async def chat_choice(self, session_id: str) -> ChatChoice:
+        async with self.db.execute(
+            "SELECT mode, model FROM chat_choices WHERE session_id = ?", (session_id,)
+        ) as cursor:
+            row = await cursor.fetchone()
+        return ChatChoice() if row is None else ChatChoice(mode=row[0], model=row[1])
+
+    async def set_chat_choice(self, session_id: str, choice: ChatChoice) -> None:
+        async with self._transaction():
+            await self.db.execute(
+                "INSERT INTO chat_choices (session_id, mode, model, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (session_id) DO UPDATE SET mode = excluded.mode, model = excluded.model, "
+                "updated_at = excluded.updated_at",
+                (session_id, choice.mode, choice.model, time.time()),
+            )
 
     async def forget_user(self, user_id: str) -> int:
         if not user_id:  # an empty id would match every assistant reply

@@ -48,6 +48,14 @@ class SessionState:
 
 
 @dataclass(frozen=True, slots=True)
+class ChatChoice:
+    """What one conversation chose with ``/mode`` and ``/model`` (``None``: the bot's own)."""
+
+    mode: str | None = None
+    model: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class TurnRecord:
     """One turn, as the article asks to log it."""
 
@@ -124,6 +132,15 @@ class ConversationStore(Protocol):
         ...
 
     async def count_messages(self, session_id: str) -> int: ...
+
+    # Per-chat choice (bots file, issue 16): kept across /reset and restarts; one row per session.
+    async def chat_choice(self, session_id: str) -> ChatChoice:
+        """The session's ``/mode`` and ``/model`` choice (``ChatChoice()`` when it made none)."""
+        ...
+
+    async def set_chat_choice(self, session_id: str, choice: ChatChoice) -> None:
+        """Replace the session's choice."""
+        ...
 
     async def forget_user(self, user_id: str) -> int:
         """Delete everything stored about a user: their messages and turns, whole sessions in which they

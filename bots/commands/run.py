@@ -9,7 +9,7 @@ import signal
 import sys
 
 from bots.app import PLATFORM_KEYS, PLATFORM_MODULES, configured_platforms, open_engine, running_platforms
-from bots.registry import BOTS
+from bots.registry import bot_names_help
 from bots.settings import Settings
 
 NAME = "run"
@@ -18,7 +18,7 @@ CONSOLE_LOG_LEVEL = "INFO"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--bot", help=f"which bot ({', '.join(BOTS)})")
+    parser.add_argument("--bot", help=f"which bot: {bot_names_help()}")
     parser.add_argument(
         "--platform",
         action="append",
