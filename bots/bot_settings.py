@@ -9,13 +9,11 @@ file lists without ``token_env`` uses the usual variable (``TELEGRAM_BOT_TOKEN``
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 
-from dotenv import dotenv_values
 from pydantic import SecretStr
 
-from bots.bots_file import BotEntry, BotsConfig
+from bots.bots_file import BotEntry, BotsConfig, environment
 from bots.settings import Settings
 from core.errors import ConfigError
 
@@ -34,14 +32,6 @@ LIMITS = {
     "bot_daily_tokens": "bot_daily_tokens",
 }
 GUARDRAILS = {"enabled": "guardrails", "model_check": "guard_model_check"}
-
-
-def environment(env_file: str | None = ".env") -> dict[str, str]:
-    """The variables credentials are read from: ``.env`` (as the settings read it), the environment on top."""
-    values: dict[str, str] = {}
-    if env_file is not None and os.path.isfile(env_file):
-        values = {key: value for key, value in dotenv_values(env_file).items() if value is not None}
-    return values | dict(os.environ)
 
 
 def settings_for(entry: BotEntry, settings: Settings, environ: Mapping[str, str] | None = None) -> Settings:

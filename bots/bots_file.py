@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dotenv import dotenv_values
 from pydantic import ValidationError
 
 from bots.bots_schema import (
@@ -82,9 +83,19 @@ class BotsConfig:
             ) from None
 
 
+def environment(env_file: str | None = ".env") -> dict[str, str]:
+    """The variables the bots file's names are looked up in: ``.env`` (as the settings read it), the
+    environment on top."""
+    values: dict[str, str] = {}
+    if env_file is not None and os.path.isfile(env_file):
+        values = {key: value for key, value in dotenv_values(env_file).items() if value is not None}
+    return values | dict(os.environ)
+
+
 def locate(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Path:
-    """``CHATBOT_BOTS_FILE``, else ``./bots.toml`` when it exists, else the packaged file."""
-    environ = os.environ if environ is None else environ
+    """``CHATBOT_BOTS_FILE`` (environment or ``.env``), else ``./bots.toml`` when it exists, else the
+    packaged file."""
+    environ = environment() if environ is None else environ
     if environ.get(ENV_KEY):
         return Path(environ[ENV_KEY]).expanduser()
     local = (cwd or Path.cwd()) / LOCAL_NAME
