@@ -540,6 +540,9 @@ class SQLiteStore(SQLiteJournal):
                 "SELECT session_id FROM messages WHERE role = 'user' GROUP BY session_id "
                 "HAVING SUM(user_id != ?) = 0 AND SUM(user_id = ?) > 0"
             )
+            await db.execute(  # their own conversations' /mode and /model choice (bots file, issue 16)
+                f"DELETE FROM chat_choices WHERE session_id IN ({own_sessions})", (user_id, user_id)
+            )
             cursor = await db.execute(
                 f"DELETE FROM messages WHERE session_id IN ({own_sessions}) OR user_id = ?",
                 (user_id, user_id, user_id),

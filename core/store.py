@@ -207,8 +207,9 @@ class TurnStats:
 class TurnLedger(Protocol):
     """Reads of the turn log: daily token budgets and ``chatbot stats``."""
 
-    async def user_tokens_since(self, user_id: str, since: float) -> int:
-        """Prompt + completion tokens of the user's turns started at or after ``since``."""
+    async def user_tokens_since(self, user_id: str, since: float, *, bot: str | None = None) -> int:
+        """Prompt + completion tokens of the user's turns started at or after ``since`` (with ``bot`` only,
+        when given: several bots share one store and each keeps its own limits)."""
         ...
 
     async def bot_tokens_since(self, bot: str, since: float) -> int: ...
