@@ -96,7 +96,8 @@ async def test_a_reply_cites_its_source_through_the_terminal_bot(
 
 
 async def test_cli_needs_paths_or_list_and_a_known_bot(tmp_path: Path) -> None:
-    code, _out, err = await run_chatbot(["ingest", "--bot", "orbit"], b"", tmp_path, {})
+    # default names no knowledge folder in the bots file (orbit does: it would ingest bots/data/orbit/docs)
+    code, _out, err = await run_chatbot(["ingest", "--bot", "default"], b"", tmp_path, {})
     assert code == 2 and "give files or folders to ingest, or --list" in err
     code, _out, _err = await run_chatbot(["ingest", "--bot", "nosuch", "--list"], b"", tmp_path, {})
     assert code == 2
