@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import fields
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
@@ -38,9 +37,6 @@ def _env_name(value: str | None) -> str | None:
             "put the secret in the environment and its name here"
         )
     return value
-
-
-EnvName = Annotated[str | None, Field(default=None)]
 
 
 class ParamsSection(Section):
@@ -81,9 +77,9 @@ class PlatformSection(Section):
     """One platform a bot runs on: the environment variables holding its credentials, and its admins
     (the platform's own user ids: ``1001`` on Telegram, ``U123ABC`` on Slack, a snowflake on Discord)."""
 
-    token_env: EnvName = None
-    app_token_env: EnvName = None  # Slack Socket Mode
-    signing_secret_env: EnvName = None  # Slack HTTP mode
+    token_env: str | None = None
+    app_token_env: str | None = None  # Slack Socket Mode
+    signing_secret_env: str | None = None  # Slack HTTP mode
     admins: list[Annotated[str, StringConstraints(min_length=1)]] = Field(default_factory=list)
 
     _names = field_validator("token_env", "app_token_env", "signing_secret_env")(_env_name)
@@ -223,8 +219,3 @@ def to_profile(
             "admins": admins,
         }
     )
-
-
-def prompt_path(base: Path, relative: str) -> Path:
-    """A path written in the file, relative to the file's folder."""
-    return (base / relative).resolve()

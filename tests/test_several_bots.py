@@ -5,6 +5,7 @@ with its own system prompt and its own limits, their conversations kept apart.""
 from __future__ import annotations
 
 import asyncio
+import signal
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
@@ -23,6 +24,7 @@ from core.errors import ConfigError
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_api import BOT_USER, FakeSlack, mention
 from tests.fakes.telegram_api import FakeTelegram
+from tests.support.cli import start_chatbot
 from tests.support.engines import settings_for
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*retry_after.*:telegram.warnings.PTBDeprecationWarning")
@@ -153,3 +155,33 @@ async def test_one_bot_on_the_usual_variables_runs_as_before(tmp_path: Path, fak
     path.write_text("[bots.a]\nsystem_prompt = 'x'\n[bots.b]\nsystem_prompt = 'y'\n", encoding="utf-8")
     [plan] = plan_bots(load_bots(path), settings, bot="b")
     assert (plan.entry.name, plan.platforms) == ("b", ("telegram",))
+
+
+async def test_chatbot_run_without_a_bot_runs_the_bots_the_file_lists(
+    tmp_path: Path, fake_model: FakeOpenAI, telegram: FakeTelegram
+) -> None:
+    (tmp_path / "bots.toml").write_text(
+        "[bots.desk]\nsystem_prompt = 'You are Desk.'\n[bots.desk.platforms.telegram]\ntoken_env = 'DESK_TG'\n"
+        "[bots.off]\nsystem_prompt = 'Never runs.'\nenabled = false\n"
+        "[bots.off.platforms.telegram]\ntoken_env = 'OFF_TG'\n",
+        encoding="utf-8",
+    )
+    env = {
+        "OPENAI_BASE_URL": fake_model.base_url,
+        "OPENAI_API_KEY": "sk-local",
+        "CHATBOT_MODEL": "gpt-4o-mini",
+        "CHATBOT_LOG_FILE": "",
+        "DESK_TG": telegram.token,
+        "TELEGRAM_BASE_URL": telegram.root,
+    }
+    process = await start_chatbot(["run"], tmp_path, env)
+    try:
+        await eventually(lambda: bool(telegram.calls_to("getUpdates")), within=30.0)
+        telegram.user_message(telegram.private_chat(5), "hello desk")
+        await eventually(lambda: telegram.texts(5) == ["You said: hello desk"], within=30.0)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 0, err.decode()[-2000:]
+    assert "running desk on telegram" in err.decode()
+    assert [r["messages"][0]["content"] for r in fake_model.chat_requests] == ["You are Desk."]
