@@ -18,12 +18,13 @@ import pytest
 
 import adapters.telegram.runner as telegram_runner
 from adapters.telegram import TelegramRunner, TelegramTuning
+from bots.app import open_engine
 from bots.bots_file import load_bots
-from bots.fleet import plan_bots, running_bots
+from bots.fleet import RunningBot, plan_bots, running_bots
 from bots.reload import BotsFileReloader
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.fakes.telegram_api import FakeTelegram
-from tests.support.engines import settings_for
+from tests.support.engines import said, settings_for
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*retry_after.*:telegram.warnings.PTBDeprecationWarning")
 
@@ -155,3 +156,27 @@ async def test_a_broken_edit_is_ignored_with_one_log_line_and_a_fixed_one_applie
         await eventually(lambda: len(telegram.texts(42)) == 2 and runner.in_flight == 0)
         assert fake_model.chat_requests[-1]["messages"][0]["content"] == "Fixed prompt."
     assert all(r.levelno == logging.ERROR and "colour" in r.getMessage() for r in ignored())  # one line each
+
+
+async def test_an_edit_of_a_prompt_file_the_bots_file_names_is_picked_up_too(
+    tmp_path: Path, fake_model: FakeOpenAI
+) -> None:
+    (tmp_path / "prompts").mkdir()
+    prompt = tmp_path / "prompts" / "desk.md"
+    prompt.write_text("Desk, first version.", encoding="utf-8")
+    path = tmp_path / "bots.toml"
+    path.write_text("[bots.desk]\nsystem_prompt_file = 'prompts/desk.md'\n", encoding="utf-8")
+    config = load_bots(path)
+    settings = settings_for(fake_model.base_url, tmp_path / "desk.db")
+    entry = config.get("desk")
+    async with open_engine(settings, entry=entry) as engine:
+        reloader = BotsFileReloader(config, [RunningBot(entry, settings, engine, (), [])])
+        watcher = asyncio.create_task(reloader.watch(debounce_ms=50))
+        try:
+            await edit_until(prompt, "Desk, second version.", lambda: reloader.reloads >= 1)
+            await engine.reply_text(said("console:t", "hi"))
+        finally:
+            watcher.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await watcher
+    assert fake_model.chat_requests[-1]["messages"][0]["content"] == "Desk, second version."

@@ -18,6 +18,7 @@ import adapters.telegram.runner as telegram_runner
 from adapters.telegram import TelegramRunner, TelegramTuning
 from bots.bots_file import load_bots
 from bots.fleet import plan_bots, running_bots
+from core.bot_profile import BotProfile, Mode
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.telegram_api import FakeTelegram
 from tests.support.engines import settings_for
@@ -153,3 +154,21 @@ async def test_an_unknown_mode_is_answered_with_the_choices(
             await say(42, "/mode ninja") == "I have no mode called 'ninja'. Choose one of: default, pirate."
         )
         assert fake_model.chat_requests == []
+
+
+def test_a_choice_the_bot_no_longer_offers_falls_back_to_the_bots_own() -> None:
+    bot = BotProfile(
+        name="helper",
+        system_prompt="You are Helper.",
+        model="small-model",
+        models=("small-model", "big-model"),
+        modes=(Mode(name="pirate", system_prompt="Arr.", params=(("temperature", 1.5),)),),
+    )
+    chosen = bot.choosing("pirate", "big-model")
+    assert (chosen.system_prompt, chosen.model, chosen.params.temperature) == ("Arr.", "big-model", 1.5)
+    gone = bot.choosing("ninja", "huge-model")  # the bots file dropped them since the chat chose them
+    assert (gone.system_prompt, gone.model, gone.params.temperature) == (
+        "You are Helper.",
+        "small-model",
+        0.5,
+    )
