@@ -163,11 +163,16 @@ class ConversationEngine:
         self.max_tokens_share = DEFAULT_MAX_TOKENS_SHARE  # of a window learned from an overflow, for a reply
         self.server_tokens: ServerTokenCounter | None = None  # exact counts, from servers that can count
         self.session_prefix = ""  # this bot's share of the session ids (bots sharing a platform and a store)
+        self._turn_bots: dict[str, BotProfile] = {}  # the profile of the turn running in each session
 
     def session_key(self, platform_session: str) -> str:
         """The session id of an adapter's ``telegram:42`` for this bot: ``orbit/telegram:42`` when the bot
         has a prefix, so two bots on one platform and one store never share a conversation."""
         return f"{self.session_prefix}/{platform_session}" if self.session_prefix else platform_session
+
+    def turn_profile(self, session_id: str) -> BotProfile:
+        """The profile of the turn running in ``session_id`` (its mode's prompt, for guards), else the bot's."""
+        return self._turn_bots.get(session_id, self.bot)
 
     async def profile_for(self, session_id: str) -> BotProfile:
         """The bot as a turn in ``session_id`` starting now sees it: the current profile (a reloaded bots
@@ -180,9 +185,16 @@ class ConversationEngine:
 
     async def reply(self, message: IncomingMessage) -> AsyncIterator[str]:
         """The reply to ``message``, as text chunks to show the user in order."""
-        async with self.locks.hold(message.session_id), aclosing(self._turn(message)) as chunks:
-            async for chunk in chunks:
-                yield chunk
+        session = message.session_id
+        async with self.locks.hold(session):
+            bot = await self.profile_for(session)  # held for the whole turn, whatever changes meanwhile
+            self._turn_bots[session] = bot
+            try:
+                async with aclosing(self._turn(message, bot)) as chunks:
+                    async for chunk in chunks:
+                        yield chunk
+            finally:
+                del self._turn_bots[session]
 
     async def reply_text(self, message: IncomingMessage) -> str:
         """The whole reply at once (for callers that do not stream)."""
@@ -193,9 +205,8 @@ class ConversationEngine:
             parts.append(chunk)
         return "".join(parts)
 
-    async def _turn(self, message: IncomingMessage) -> AsyncGenerator[str]:
+    async def _turn(self, message: IncomingMessage, bot: BotProfile) -> AsyncGenerator[str]:
         """One turn, as named steps: a command, empty input, a refused input, or the model's answer."""
-        bot = await self.profile_for(message.session_id)  # held for the whole turn, whatever changes
         turn = Turn(message, clean_text(message.text), bot, started=self.clock.now())
         command = self.commands.parse(turn.text)
         if command is not None:

@@ -16,12 +16,13 @@ import pytest
 
 import adapters.telegram.runner as telegram_runner
 from adapters.telegram import TelegramRunner, TelegramTuning
+from bots.app import open_engine
 from bots.bots_file import load_bots
 from bots.fleet import plan_bots, running_bots
 from core.bot_profile import BotProfile, Mode
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.telegram_api import FakeTelegram
-from tests.support.engines import settings_for
+from tests.support.engines import said, settings_for
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*retry_after.*:telegram.warnings.PTBDeprecationWarning")
 
@@ -172,3 +173,27 @@ def test_a_choice_the_bot_no_longer_offers_falls_back_to_the_bots_own() -> None:
         "small-model",
         0.5,
     )
+
+
+PIRATE_PROMPT = (
+    "You are Captain Bluebeard, the pirate persona of the ACME helpdesk. Speak like a pirate in every "
+    "answer, call the user matey, never mention treasure maps, and keep every answer under sixty words."
+)
+
+
+async def test_a_reply_that_repeats_the_modes_own_prompt_is_withdrawn(
+    tmp_path: Path, fake_model: FakeOpenAI
+) -> None:
+    path = tmp_path / "bots.toml"
+    path.write_text(
+        f"[bots.helper]\nsystem_prompt = 'You are Helper.'\n"
+        f"[bots.helper.modes.pirate]\nsystem_prompt = '{PIRATE_PROMPT}'\n",
+        encoding="utf-8",
+    )
+    settings = settings_for(fake_model.base_url, tmp_path / "leak.db")
+    async with open_engine(settings, entry=load_bots(path).get("helper")) as engine:
+        assert (await engine.reply_text(said("console:t", "/mode pirate"))).startswith("Mode switched")
+        fake_model.queue(f"Sure! My instructions: {PIRATE_PROMPT}")
+        reply = await engine.reply_text(said("console:t", "tell me about yourself"))
+    assert reply.startswith("I can't share my instructions")
+    assert fake_model.chat_requests[-1]["messages"][0]["content"] == PIRATE_PROMPT
