@@ -163,6 +163,15 @@ class BotSection(Section):
         _check_one_prompt(self.system_prompt, self.system_prompt_file)
         return self
 
+    @field_validator("modes", "models")
+    @classmethod
+    def _not_default(cls, names: Any) -> Any:
+        if names and "default" in names:  # `/mode default` and `/model default` go back to the bot's own
+            raise ValueError("'default' is reserved: /mode default and /model default mean the bot's own")
+        if isinstance(names, list) and len(set(names)) != len(names):
+            raise ValueError("a model is listed twice")
+        return names
+
 
 class BotsFileModel(Section):
     """The whole file: ``[bots.<name>]`` tables (a name declared twice is a TOML error)."""

@@ -208,3 +208,12 @@ def test_the_environment_wins_over_the_file_and_the_file_over_defaults(tmp_path:
     settings = settings_for("http://127.0.0.1:9", tmp_path / "db", CHATBOT_USER_DAILY_TOKENS=99)
     bot = bot_settings_for(entry, settings, environ={})
     assert (bot.rate_limit_per_minute, bot.user_daily_tokens, bot.bot_daily_tokens) == (3, 99, 5_000_000)
+
+
+def test_default_is_not_a_mode_or_model_name(tmp_path: Path) -> None:
+    text = (
+        "[bots.a]\nsystem_prompt = 'x'\nmodels = ['default']\n[bots.a.modes.default]\nsystem_prompt = 'y'\n"
+    )
+    found = problems(write(tmp_path, text))
+    assert len(found) == 2 and all("'default' is reserved" in p for p in found)
+    assert found[0].startswith(f"{tmp_path}/bots.toml:3: bots.a.models")
