@@ -40,7 +40,7 @@ class TerminalChat:
         interactive: bool | None = None,
     ) -> None:
         self.engine = engine
-        self.session_id = session_id(session)
+        self.session_id = engine.session_key(session_id(session))
         self.stdin = stdin or sys.stdin
         self.stdout = stdout or sys.stdout
         self.interactive = self.stdin.isatty() if interactive is None else interactive

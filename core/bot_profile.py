@@ -48,6 +48,18 @@ class TrimPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class Mode:
+    """A persona a chat can switch to with ``/mode``: its own system prompt, and optionally its own model
+    and sampling parameters (``params`` names :class:`ModelParams` fields; the rest stay the bot's)."""
+
+    name: str
+    system_prompt: str
+    description: str = ""
+    model: str | None = None
+    params: tuple[tuple[str, float | int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class BotProfile:
     """One bot. ``model`` and ``context_tokens`` of ``None`` defer to the settings; ``vision`` of ``None``
     to the model's name (:mod:`core.model_vision`)."""
@@ -67,6 +79,12 @@ class BotProfile:
     vision: bool | None = None
     # the bot's tools (MCP servers, allowlists, limits) for features/tools: ToolsConfig's data, or a ToolsConfig
     tools: Any = None
+    # Per-chat choice (``/mode``, ``/model``): the personas and models a chat may pick, who may switch
+    # (``admins`` are platform-qualified user ids, ``telegram:1001``), and whether only they may.
+    modes: tuple[Mode, ...] = ()
+    models: tuple[str, ...] = ()
+    admins: frozenset[str] = frozenset()
+    switch_admins_only: bool = False
 
     def with_settings(self, settings: EngineSettings) -> BotProfile:
         """This bot with the deployment's explicit settings applied on top."""
@@ -93,6 +111,28 @@ class BotProfile:
             params=params,
             trim=trim,
         )
+
+    def mode(self, name: str | None) -> Mode | None:
+        """The mode called ``name`` (any case), or ``None``."""
+        if name is None:
+            return None
+        return next((mode for mode in self.modes if mode.name == name.lower()), None)
+
+    def choosing(self, mode: str | None, model: str | None) -> BotProfile:
+        """This bot as one chat chose it: the mode's prompt, model and parameters, then the chosen model.
+        A name the bot no longer offers (the bots file changed) is ignored."""
+        bot = self
+        chosen = self.mode(mode)
+        if chosen is not None:
+            bot = replace(
+                bot,
+                system_prompt=chosen.system_prompt,
+                model=chosen.model or bot.model,
+                params=replace(bot.params, **dict(chosen.params)),  # type: ignore[arg-type]  # names checked by the schema
+            )
+        if model is not None and model in self.models:
+            bot = replace(bot, model=model)
+        return bot
 
     @property
     def model_name(self) -> str:

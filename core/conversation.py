@@ -42,6 +42,7 @@ from contextlib import aclosing, asynccontextmanager
 
 from core.attachments import TEXT_ONLY, AttachmentReading
 from core.bot_profile import BotProfile
+from core.chat_choice import choice_commands, choice_line
 from core.clock import Clock, SystemClock
 from core.commands import Command, Commands
 from core.errors import ContextTooLong, ModelError, ModelRejected, ModelTimeout
@@ -170,18 +171,47 @@ class ConversationEngine:
                 Command("reset", "Forget this conversation and start afresh", self._reset),
             ]
         )
+        for command in choice_commands(self):  # /mode, /model: when the bot offers a choice
+            self.commands.add(command)
         self.prompts = PromptBuilder(self)  # reads the engine's bot, store, model and counter per prompt
         self.max_tokens_share = DEFAULT_MAX_TOKENS_SHARE  # of a window learned from an overflow, for a reply
         self.server_tokens: ServerTokenCounter | None = None  # exact counts, from servers that can count
         # state every worker process shares (Redis when CHATBOT_REDIS_URL is set; None: one process)
         self.shared: SharedState | None = None
         self.tools: ToolRunner | None = None  # the bot's tools (features/tools installs them)
+        self.session_prefix = ""  # this bot's share of the session ids (bots sharing a platform and a store)
+        self._turn_bots: dict[str, BotProfile] = {}  # the profile of the turn running in each session
+
+    def session_key(self, platform_session: str) -> str:
+        """The session id of an adapter's ``telegram:42`` for this bot: ``orbit/telegram:42`` when the bot
+        has a prefix, so two bots on one platform and one store never share a conversation."""
+        return f"{self.session_prefix}/{platform_session}" if self.session_prefix else platform_session
+
+    def turn_profile(self, session_id: str) -> BotProfile:
+        """The profile of the turn running in ``session_id`` (its mode's prompt, for guards), else the bot's."""
+        return self._turn_bots.get(session_id, self.bot)
+
+    async def profile_for(self, session_id: str) -> BotProfile:
+        """The bot as a turn in ``session_id`` starting now sees it: the current profile (a reloaded bots
+        file replaces ``self.bot``) with the chat's ``/mode`` and ``/model`` choice."""
+        bot = self.bot
+        if not (bot.modes or bot.models):
+            return bot
+        choice = await self.store.chat_choice(session_id)
+        return bot.choosing(choice.mode, choice.model)
 
     async def reply(self, message: IncomingMessage) -> AsyncIterator[str]:
         """The reply to ``message``, as text chunks to show the user in order."""
-        async with self.locks.hold(message.session_id), aclosing(self._turn(message)) as chunks:
-            async for chunk in chunks:
-                yield chunk
+        session = message.session_id
+        async with self.locks.hold(session):
+            bot = await self.profile_for(session)  # held for the whole turn, whatever changes meanwhile
+            self._turn_bots[session] = bot
+            try:
+                async with aclosing(self._turn(message, bot)) as chunks:
+                    async for chunk in chunks:
+                        yield chunk
+            finally:
+                del self._turn_bots[session]
 
     async def reply_text(self, message: IncomingMessage) -> str:
         """The whole reply at once (for callers that do not stream)."""
@@ -193,9 +223,9 @@ class ConversationEngine:
                 parts.append(chunk)
         return "".join(parts)
 
-    async def _turn(self, message: IncomingMessage) -> AsyncGenerator[str]:
+    async def _turn(self, message: IncomingMessage, bot: BotProfile) -> AsyncGenerator[str]:
         """One turn, as named steps: a command, empty input, a refused input, or the model's answer."""
-        turn = Turn(message, clean_text(message.text), started=self.clock.now())
+        turn = Turn(message, clean_text(message.text), bot, started=self.clock.now())
         command = self.commands.parse(turn.text)
         if command is not None:
             yield await self._answer_command(turn, command)
@@ -207,7 +237,7 @@ class ConversationEngine:
         if not turn.text.strip():
             yield EMPTY_INPUT
             return
-        prompt_text = view_for_prompt(turn.text, self.bot.max_input_chars)
+        prompt_text = view_for_prompt(turn.text, bot.max_input_chars)
         extra = reading.extra if reading is not None else ""
         stored_tokens = self.counter.message_tokens(prompt_text) if extra else None
         if extra:  # a document's text: in this turn's prompt, never stored
@@ -224,8 +254,8 @@ class ConversationEngine:
         await self._store_question(turn, user_tokens if stored_tokens is None else stored_tokens)
         for notice in reading.notices if reading is not None else ():
             yield notice
-        if len(turn.text) > self.bot.max_input_chars:
-            yield NOTICE_INPUT_CUT.format(n=self.bot.max_input_chars)
+        if len(turn.text) > bot.max_input_chars:
+            yield NOTICE_INPUT_CUT.format(n=bot.max_input_chars)
         async with aclosing(self._ask_model(turn, prompt_text, user_tokens)) as chunks:
             async for chunk in chunks:
                 yield chunk
@@ -321,7 +351,7 @@ class ConversationEngine:
         status; however the turn ends (cancelled too), its reply and record are stored."""
         session = turn.message.session_id
         try:
-            context = await self._context(turn.message, prompt_text)
+            context = await self._context(turn, prompt_text)
             streamed = self._stream_reply(turn, prompt_text, user_tokens, context)
             async with aclosing(streamed) as chunks:
                 async for chunk in chunks:
@@ -363,7 +393,7 @@ class ConversationEngine:
         """
         session = turn.message.session_id
         harder = adopted = False
-        tools = self._tools_on(session)
+        tools = self._tools_on(session, turn.bot.model_name)
         for _ in range(3):
             prompt = await self.prompts.build(
                 session,
@@ -374,9 +404,10 @@ class ConversationEngine:
                 harder=harder,
                 images=turn.images,
                 tools=tools,
-                reserve=self.tools.reserve(prompt_budget(self.bot, harder=harder))
+                reserve=self.tools.reserve(prompt_budget(turn.bot, harder=harder))
                 if tools and self.tools
                 else 0,
+                bot=turn.bot,
             )
             turn.prompt_estimate = round(prompt.raw_tokens * self.counter.correction)
             if prompt.notice:
@@ -397,18 +428,18 @@ class ConversationEngine:
             except ContextTooLong as exc:
                 if turn.parts or harder or turn.tool_steps:
                     raise
-                adopted, harder = self._after_overflow(session, exc, prompt.raw_tokens, adopted)
+                adopted, harder = self._after_overflow(turn, exc, prompt.raw_tokens, adopted)
                 continue
             return
 
-    def _tools_on(self, session: str) -> bool:
+    def _tools_on(self, session: str, model: str) -> bool:
         """Whether this turn offers tools: the bot has some, the server takes them, and some are up (or a
         call waits for this session's confirmation)."""
         tools = self.tools
         if tools is None:
             return False
         accepts = getattr(self.model, "accepts_tools", None)
-        if accepts is not None and not accepts(self.bot.model_name):
+        if accepts is not None and not accepts(model):
             return False
         return tools.waiting(session) or bool(tools.offered())
 
@@ -422,7 +453,7 @@ class ConversationEngine:
 
         if not tools or self.tools is None:
             return call(turn, prompt.messages, [])
-        room = max(0, prompt_budget(self.bot, harder=harder) - prompt.tokens)
+        room = max(0, prompt_budget(turn.bot, harder=harder) - prompt.tokens)
         return self.tools.steps(
             turn,
             prompt.messages,
@@ -437,7 +468,7 @@ class ConversationEngine:
         self, turn: Turn, messages: list[ChatMessage], offer: list[dict[str, object]], raw_tokens: int
     ) -> AsyncGenerator[str]:
         """One streamed model call; what it asked for, how it ended and its usage go into ``turn``."""
-        bot = self.bot
+        bot = turn.bot
         if offer:
             stream = self.model.stream(bot.model_name, messages, bot.params, tools=offer)
         else:
@@ -491,27 +522,29 @@ class ConversationEngine:
         return None
 
     def _after_overflow(
-        self, session: str, exc: ContextTooLong, estimate: int, adopted: bool
+        self, turn: Turn, exc: ContextTooLong, estimate: int, adopted: bool
     ) -> tuple[bool, bool]:
         """Learn what an overflow says; ``(adopted, harder)`` for the next attempt.
 
         A window smaller than ours is adopted for this engine (logged, it happens once per window) and the
         prompt rebuilt for it; otherwise, or once adopted already, the next prompt is trimmed harder.
         """
-        reported = reported_prompt(exc, self.bot.params.max_tokens, estimate)
+        session = turn.message.session_id
+        reported = reported_prompt(exc, turn.bot.params.max_tokens, estimate)
         if reported is not None:
             self.counter.observe_usage(estimate, reported)  # our raw estimate, as with a usage report
-        window = smaller_window(exc, self.bot)
+        window = smaller_window(exc, turn.bot)
         if window is None or adopted:
             log.warning("%s: server says the prompt is too long; trimming harder", session)
             return adopted, True
         log.warning(
             "the model server's context window is %d tokens, not the %d we budgeted for; using %d from now on",
             window,
-            self.bot.window,
+            turn.bot.window,
             window,
         )
         self.bot = adopt_window(self.bot, window, self.max_tokens_share)
+        turn.bot = adopt_window(turn.bot, window, self.max_tokens_share)
         return True, False
 
     def _model_free_record(self, turn: Turn, user_text: str, reply: str) -> TurnRecord:
@@ -527,7 +560,7 @@ class ConversationEngine:
             status=turn.status,
             model="",
             user_id=turn.message.user_id,
-            bot=self.bot.name,
+            bot=turn.bot.name,
             platform=turn.message.platform,
         )
 
@@ -552,10 +585,11 @@ class ConversationEngine:
                 return refusal
         return None
 
-    async def _context(self, message: IncomingMessage, text: str) -> str:
+    async def _context(self, turn: Turn, text: str) -> str:
+        message = turn.message
         if not self.hooks.context_sources:
             return ""
-        allowance = int(prompt_budget(self.bot) * self.hooks.context_share)
+        allowance = int(prompt_budget(turn.bot) * self.hooks.context_share)
         pieces = []
         for source in self.hooks.context_sources:
             try:
@@ -593,9 +627,9 @@ class ConversationEngine:
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
             status=turn.status,
-            model=self.bot.model_name,
+            model=turn.bot.model_name,
             user_id=message.user_id,
-            bot=self.bot.name,
+            bot=turn.bot.name,
             platform=message.platform,
         )
         # What the user saw in full answers the question: a complete reply, or the refusal that replaced a
@@ -675,7 +709,8 @@ class ConversationEngine:
         return self.bot.greeting
 
     async def _help(self, message: IncomingMessage) -> str:
-        return help_text(self.bot, self.commands)
+        now = await choice_line(self, message.session_id)
+        return help_text(self.bot, self.commands) + (f"\n\n{now}" if now else "")
 
     async def _reset(self, message: IncomingMessage) -> str:
         if self.tools is not None:

@@ -12,15 +12,14 @@ class PostgresLedger:
     def __init__(self, shared: SharedPool) -> None:
         self._shared = shared
 
-    async def user_tokens_since(self, user_id: str, since: float) -> int:
-        return int(
-            await self._shared.fetchval(
-                "SELECT COALESCE(SUM(prompt_tokens + completion_tokens), 0) FROM turns "
-                "WHERE user_id = $1 AND started_at >= $2",
-                user_id,
-                since,
-            )
+    async def user_tokens_since(self, user_id: str, since: float, *, bot: str | None = None) -> int:
+        query = (
+            "SELECT COALESCE(SUM(prompt_tokens + completion_tokens), 0) FROM turns "
+            "WHERE user_id = $1 AND started_at >= $2"
         )
+        if bot is None:
+            return int(await self._shared.fetchval(query, user_id, since))
+        return int(await self._shared.fetchval(query + " AND bot = $3", user_id, since, bot))
 
     async def bot_tokens_since(self, bot: str, since: float) -> int:
         return int(

@@ -168,6 +168,15 @@ PG_MIGRATIONS: list[str] = [
     """
     ALTER TABLE messages ADD COLUMN tools TEXT NOT NULL DEFAULT '';
     """,
+    # 9: bots file (issue 16): each conversation's /mode and /model choice
+    """
+    CREATE TABLE chat_choices (
+        session_id TEXT PRIMARY KEY,
+        mode TEXT,
+        model TEXT,
+        updated_at DOUBLE PRECISION NOT NULL
+    );
+    """,
 ]
 
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)

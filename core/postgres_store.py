@@ -29,7 +29,7 @@ from core.postgres_knowledge import PostgresKnowledge
 from core.postgres_ledger import PostgresLedger
 from core.postgres_review import PostgresReview
 from core.recent_window import RecentWindows
-from core.store import Role, SessionState, Storage, StoredMessage, TurnRecord
+from core.store import ChatChoice, Role, SessionState, Storage, StoredMessage, TurnRecord
 
 NO_UPPER = 2**62  # an id above every message's
 FILL_SLACK = 16  # rows read beyond a request when filling the window: the turn's own incomplete question
@@ -211,6 +211,23 @@ class PostgresStore(PostgresJournal):
         self._follow(session_id, replaced, version, apply)
         return message_id
 
+    async def chat_choice(self, session_id: str) -> ChatChoice:
+        row = await self._shared.fetchrow(
+            "SELECT mode, model FROM chat_choices WHERE session_id = $1", session_id
+        )
+        return ChatChoice() if row is None else ChatChoice(mode=row[0], model=row[1])
+
+    async def set_chat_choice(self, session_id: str, choice: ChatChoice) -> None:
+        await self._shared.execute(
+            "INSERT INTO chat_choices (session_id, mode, model, updated_at) VALUES ($1, $2, $3, $4) "
+            "ON CONFLICT (session_id) DO UPDATE SET mode = excluded.mode, model = excluded.model, "
+            "updated_at = excluded.updated_at",
+            session_id,
+            choice.mode,
+            choice.model,
+            time.time(),
+        )
+
     async def tool_exchanges(self, session_id: str, *, after_id: int, before_id: int) -> dict[int, str]:
         rows = await self._shared.fetch(
             "SELECT id, tools FROM messages WHERE session_id = $1 AND id > $2 AND id < $3 AND complete "
@@ -279,6 +296,8 @@ class PostgresStore(PostgresJournal):
         )
         try:
             async with self._shared.transaction() as db:
+                # their own conversations' /mode and /model choice (bots file, issue 16)
+                await db.execute(f"DELETE FROM chat_choices WHERE session_id IN ({own_sessions})", user_id)
                 deleted = await db.fetchval(
                     f"WITH gone AS (DELETE FROM messages WHERE session_id IN ({own_sessions}) OR user_id = $1 "
                     f"RETURNING session_id), bumped AS ({_BUMP_SESSIONS}) SELECT count(*) FROM gone",

@@ -83,15 +83,18 @@ class PromptBuilder:
     @property
     def system_tokens(self) -> int:
         """The system prompt's tokens, counted once per prompt text and counter."""
-        prompt, counter = self.bot.system_prompt, self.counter
+        return self._system_tokens(self.bot)
+
+    def _system_tokens(self, bot: BotProfile) -> int:
+        prompt, counter = bot.system_prompt, self.counter
         cached = self._system
         if cached is None or cached[0] != prompt or cached[1] is not counter:
             cached = self._system = (prompt, counter, counter.message_tokens(prompt))
         return cached[2]
 
-    def _fixed_cost(self, context_cost: int, state: SessionState) -> int:
-        cost = self.counter.budgeted(self.system_tokens) + REPLY_PRIMING + context_cost
-        if self.bot.trim.strategy == "summary" and state.summary:
+    def _fixed_cost(self, bot: BotProfile, context_cost: int, state: SessionState) -> int:
+        cost = self.counter.budgeted(self._system_tokens(bot)) + REPLY_PRIMING + context_cost
+        if bot.trim.strategy == "summary" and state.summary:
             cost += self.counter.budgeted(state.summary_tokens)
         return cost
 
@@ -107,20 +110,22 @@ class PromptBuilder:
         images: Sequence[ImagePart] = (),
         tools: bool = False,
         reserve: int = 0,
+        bot: BotProfile | None = None,
     ) -> Prompt:
         """The prompt for the message ``user_id`` (already stored); ``harder`` halves the budget.
 
         ``images`` go with the new message as content parts; their tokens (:mod:`core.image_tokens`) are
         counted with the message's. ``tools`` replays stored tool calls and results (only for a request
-        that offers tools); ``reserve`` tokens are kept free of history (for this turn's tool results)."""
-        bot, counter = self.bot, self.counter
+        that offers tools); ``reserve`` tokens are kept free of history (for this turn's tool results).
+        ``bot``: the profile the turn started with (default: the engine's current one)."""
+        bot, counter = bot or self.bot, self.counter
         budget = prompt_budget(bot, harder=harder)
         state = await self.store.session(session)
         if context and harder:
             context = cut_to_tokens(context, int(budget * self.context_share), counter)
         context_cost = counter.budgeted(counter.count(context)) if context else 0
         image_cost = counter.budgeted(sum(image.tokens for image in images))
-        fixed = self._fixed_cost(context_cost, state) + image_cost
+        fixed = self._fixed_cost(bot, context_cost, state) + image_cost
         user_cost = counter.budgeted(user_tokens)
         if fixed + user_cost > budget:
             user_text = cut_to_tokens(user_text, budget - fixed, counter)
@@ -153,7 +158,7 @@ class PromptBuilder:
             except ModelError as exc:
                 log.warning("%s: summarising failed (%s); dropping old history instead", session, exc)
             else:
-                fixed = self._fixed_cost(context_cost, state) + image_cost
+                fixed = self._fixed_cost(bot, context_cost, state) + image_cost
                 room = max(0, budget - fixed - user_cost - reserve)
                 plan = await fit_history(
                     self.store, session, counter, room=room, before_id=user_id, after_id=state.summary_upto
@@ -166,7 +171,7 @@ class PromptBuilder:
             await self.store.mark_trim_notified(session)
 
         exchanges = await self._exchanges(session, plan.messages, user_id) if tools else {}
-        messages = self._assemble(state, plan.messages, user_text, context, exchanges)
+        messages = self._assemble(bot, state, plan.messages, user_text, context, exchanges)
         if images:
             last_message = messages[-1]
             last_message["content"] = [
@@ -174,7 +179,7 @@ class PromptBuilder:
                 *(image.content_part() for image in images),
             ]
         raw = (
-            self.system_tokens
+            self._system_tokens(bot)
             + REPLY_PRIMING
             + (counter.count(context) if context else 0)
             + (state.summary_tokens if bot.trim.strategy == "summary" and state.summary else 0)
@@ -196,19 +201,20 @@ class PromptBuilder:
 
     def _assemble(
         self,
+        bot: BotProfile,
         state: SessionState,
         history: list[StoredMessage],
         user_text: str,
         context: str,
         exchanges: dict[int, str] | None = None,
     ) -> list[ChatMessage]:
-        system = self.bot.system_prompt
-        if self.bot.trim.strategy == "summary" and state.summary:
+        system = bot.system_prompt
+        if bot.trim.strategy == "summary" and state.summary:
             system = f"{system}\n\n{SUMMARY_HEADING}\n{state.summary}"
         if context:
             system = f"{system}\n\n{context}"
         messages: list[ChatMessage] = [{"role": "system", "content": system}]
-        max_chars = self.bot.max_input_chars
+        max_chars = bot.max_input_chars
         last: ChatMessage | None = None
         for message in history:
             content = message.content

@@ -41,7 +41,7 @@ from core.sqlite_journal import SQLiteJournal
 from core.sqlite_knowledge import SQLiteKnowledge
 from core.sqlite_ledger import SQLiteLedger
 from core.sqlite_review import SQLiteReview
-from core.store import Role, SessionState, Storage, StoredMessage, TurnRecord
+from core.store import ChatChoice, Role, SessionState, Storage, StoredMessage, TurnRecord
 
 __all__ = [
     "MIGRATIONS",
@@ -210,6 +210,15 @@ MIGRATIONS: list[str] = [
     # 8: tool calls and their results (issue 18), kept with the reply they led to (core/tools.py)
     """
     ALTER TABLE messages ADD COLUMN tools TEXT NOT NULL DEFAULT ''
+    """,
+    # 9: bots file (issue 16): each conversation's /mode and /model choice
+    """
+    CREATE TABLE IF NOT EXISTS chat_choices (
+        session_id TEXT PRIMARY KEY,
+        mode TEXT,
+        model TEXT,
+        updated_at REAL NOT NULL
+    );
     """,
 ]
 
@@ -537,6 +546,22 @@ class SQLiteStore(SQLiteJournal):
             row = await cursor.fetchone()
         return int(row[0]) if row else 0
 
+    async def chat_choice(self, session_id: str) -> ChatChoice:
+        async with self.db.execute(
+            "SELECT mode, model FROM chat_choices WHERE session_id = ?", (session_id,)
+        ) as cursor:
+            row = await cursor.fetchone()
+        return ChatChoice() if row is None else ChatChoice(mode=row[0], model=row[1])
+
+    async def set_chat_choice(self, session_id: str, choice: ChatChoice) -> None:
+        async with self._transaction():
+            await self.db.execute(
+                "INSERT INTO chat_choices (session_id, mode, model, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (session_id) DO UPDATE SET mode = excluded.mode, model = excluded.model, "
+                "updated_at = excluded.updated_at",
+                (session_id, choice.mode, choice.model, time.time()),
+            )
+
     async def forget_user(self, user_id: str) -> int:
         if not user_id:  # an empty id would match every assistant reply
             return 0
@@ -551,6 +576,9 @@ class SQLiteStore(SQLiteJournal):
             own_sessions = (
                 "SELECT session_id FROM messages WHERE role = 'user' GROUP BY session_id "
                 "HAVING SUM(user_id != ?) = 0 AND SUM(user_id = ?) > 0"
+            )
+            await db.execute(  # their own conversations' /mode and /model choice (bots file, issue 16)
+                f"DELETE FROM chat_choices WHERE session_id IN ({own_sessions})", (user_id, user_id)
             )
             cursor = await db.execute(
                 f"DELETE FROM messages WHERE session_id IN ({own_sessions}) OR user_id = ?",

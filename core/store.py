@@ -49,6 +49,14 @@ class SessionState:
 
 
 @dataclass(frozen=True, slots=True)
+class ChatChoice:
+    """What one conversation chose with ``/mode`` and ``/model`` (``None``: the bot's own)."""
+
+    mode: str | None = None
+    model: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class TurnRecord:
     """One turn, as the article asks to log it."""
 
@@ -133,6 +141,15 @@ class ConversationStore(Protocol):
 
     async def count_messages(self, session_id: str) -> int: ...
 
+    # Per-chat choice (bots file, issue 16): kept across /reset and restarts; one row per session.
+    async def chat_choice(self, session_id: str) -> ChatChoice:
+        """The session's ``/mode`` and ``/model`` choice (``ChatChoice()`` when it made none)."""
+        ...
+
+    async def set_chat_choice(self, session_id: str, choice: ChatChoice) -> None:
+        """Replace the session's choice."""
+        ...
+
     async def forget_user(self, user_id: str) -> int:
         """Delete everything stored about a user: their messages and turns, whole sessions in which they
         were the only one talking (replies to them included), their review flags and their replies in
@@ -198,8 +215,9 @@ class TurnStats:
 class TurnLedger(Protocol):
     """Reads of the turn log: daily token budgets and ``chatbot stats``."""
 
-    async def user_tokens_since(self, user_id: str, since: float) -> int:
-        """Prompt + completion tokens of the user's turns started at or after ``since``."""
+    async def user_tokens_since(self, user_id: str, since: float, *, bot: str | None = None) -> int:
+        """Prompt + completion tokens of the user's turns started at or after ``since`` (with ``bot`` only,
+        when given: several bots share one store and each keeps its own limits)."""
         ...
 
     async def bot_tokens_since(self, bot: str, since: float) -> int: ...

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from core.attachments import ImagePart
+from core.bot_profile import BotProfile
 from core.incoming import IncomingMessage
 from core.model_client import Usage
 from core.tools import ToolCall, ToolStep
@@ -79,6 +80,7 @@ class Turn:
 
     message: IncomingMessage
     text: str  # the cleaned text of the message
+    bot: BotProfile  # the bot as this turn started (and as the chat chose it): a reload applies to the next
     started_at: float = field(default_factory=time.time)  # wall clock, for the record
     started: float = 0.0  # the engine's clock, for the latency
     question_id: int = 0  # the stored question, once stored

@@ -43,11 +43,13 @@ class FeatureContext:
     data_root: Path
     secrets: list[str] = field(default_factory=list)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    bot_data_dir: Path | None = None  # the bots file's ``data`` folder of this bot, when it names one
 
     @property
     def data_dir(self) -> Path:
-        """``<data root>/<bot name>``: the bot's own rules, evaluation cases and documents."""
-        return self.data_root / self.engine.bot.name
+        """The bot's own rules, evaluation cases and documents: its ``bot_data_dir``, else
+        ``<data root>/<bot name>``."""
+        return self.bot_data_dir or self.data_root / self.engine.bot.name
 
 
 async def install_features(ctx: FeatureContext) -> None:

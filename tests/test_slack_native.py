@@ -9,12 +9,13 @@ from pathlib import Path
 from adapters.slack.mrkdwn import to_mrkdwn
 from adapters.slack.native import THINKING
 from adapters.slack.runner import REFUSAL
-from bots.default import BOT as DEFAULT_BOT
+from bots.registry import get_bot
 from core.conversation import INTERRUPTED, UNAVAILABLE
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.fakes.slack_api import BOT_USER, TEAM, FakeSlack, assistant_thread_started, mention, message
 from tests.test_slack_adapter import CHANNEL, MARKER, eventually, replies, slack_bot
 
+DEFAULT_BOT = get_bot("default")
 # The feedback buttons (a chat.update after the stream) are off here, so the streamed text is what the
 # tests read; streams with buttons: tests/test_feedback_slack.py
 NATIVE = {"SLACK_NATIVE_STREAMS": True, "SLACK_FEEDBACK_BUTTONS": False}

@@ -335,15 +335,14 @@ class DiscordRunner:
     async def _answered_in(self, seen: Seen) -> bool:
         if seen.session_id in self._followed:
             return True
-        if await self.engine.store.count_messages(seen.session_id) > 0:
+        if await self.engine.store.count_messages(self.engine.session_key(seen.session_id)) > 0:
             self._followed.add(seen.session_id)
             return True
         return False
 
-    @staticmethod
-    def _incoming(seen: Seen, message: discord.Message) -> IncomingMessage:
+    def _incoming(self, seen: Seen, message: discord.Message) -> IncomingMessage:
         return IncomingMessage(
-            session_id=seen.session_id,
+            session_id=self.engine.session_key(seen.session_id),
             text=seen.text,
             user_id=f"discord:{seen.author_id}",
             platform="discord",
@@ -362,7 +361,7 @@ class DiscordRunner:
             return
         ephemeral = command != "/reset"  # a reset concerns everyone in the channel; help and forget only you
         message = IncomingMessage(
-            session_id=seen.session_id,
+            session_id=self.engine.session_key(seen.session_id),
             text=command,
             user_id=f"discord:{seen.author_id}",
             platform="discord",

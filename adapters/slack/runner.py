@@ -230,7 +230,7 @@ class SlackRunner:
         text = prompt_text(event, bot_user_id, self.engine.commands.names())
         self.assistant.first_question(place, text)
         message = IncomingMessage(
-            session_id=place.session_id,
+            session_id=self.engine.session_key(place.session_id),
             text=text,
             user_id=f"slack:{event.get('user')}",
             platform="slack",
@@ -255,7 +255,7 @@ class SlackRunner:
         """Whether the bot already talks in this thread (remembered, or on record from before a restart)."""
         if place.thread_key in self.threads:
             return True
-        if await self.engine.store.count_messages(place.session_id) > 0:
+        if await self.engine.store.count_messages(self.engine.session_key(place.session_id)) > 0:
             self.threads.add(place.thread_key)
             return True
         return False

@@ -246,7 +246,7 @@ class TelegramRunner:
             self._notify(target, NOT_ALLOWED.format(user_id=found.user_id))
             return
         message = IncomingMessage(
-            session_id=found.session_id,
+            session_id=self.engine.session_key(found.session_id),
             text=found.text,
             user_id=f"telegram:{found.user_id}",
             platform="telegram",

@@ -15,8 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bots.app import DATA_ROOT, open_engine
-from bots.registry import BOTS, get_bot
+from bots.app import open_engine
+from bots.registry import bot_names_help, get_entry
 from bots.settings import Settings
 from core.errors import ConfigError
 from core.sqlite_store import SQLiteStore
@@ -39,10 +39,10 @@ CASES_FILE = "eval_cases.json"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "cases", nargs="?", type=Path, help=f"cases file (default bots/data/<bot>/{CASES_FILE})"
+        "cases", nargs="?", type=Path, help=f"cases file (default <the bot's data folder>/{CASES_FILE})"
     )
     parser.add_argument(
-        "--bot", help=f"which bot ({', '.join(BOTS)}); default: the file's bot, or CHATBOT_BOT"
+        "--bot", help=f"which bot: {bot_names_help()}; default: the cases file's bot, or CHATBOT_BOT"
     )
     parser.add_argument(
         "--judge",
@@ -93,11 +93,11 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     bot_name = args.bot
     if args.cases is None:
         bot_name = bot_name or settings.bot
-        path = DATA_ROOT / get_bot(bot_name).name / CASES_FILE
+        path = get_entry(bot_name).data_dir / CASES_FILE
     else:
         path = args.cases
     suite = load_suite(path)
-    bot_name = get_bot(bot_name or suite.bot or settings.bot).name
+    bot_name = get_entry(bot_name or suite.bot or settings.bot).name
     cases = _select(suite.cases, args.only)
     if not cases:
         raise ConfigError(f"no case in {path} matches {args.only!r}")

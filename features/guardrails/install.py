@@ -30,6 +30,7 @@ async def install(ctx: FeatureContext) -> None:
         max_chars=settings.max_message_chars,
         clock=engine.clock.now,
         hooks=engine.hooks,
+        turn_profile=lambda message: engine.turn_profile(message.session_id),
     )
     engine.hooks.input_guards.append(guard)
     engine.hooks.output_guards.append(guard)

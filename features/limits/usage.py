@@ -105,7 +105,7 @@ class TokenLedger(Protocol):
     """Where spent tokens are read from at the start of a day: the store's turn ledger
     (:class:`core.store.TurnLedger`, ``engine.store.ledger``) is one."""
 
-    async def user_tokens_since(self, user_id: str, since: float) -> int: ...
+    async def user_tokens_since(self, user_id: str, since: float, *, bot: str | None = None) -> int: ...
 
     async def bot_tokens_since(self, bot: str, since: float) -> int: ...
 
@@ -170,7 +170,10 @@ class UsageLimits:
         self._bots = _DailyTotals(self._load_bot)
 
     async def _load_user(self, user: str, day: float) -> int:
-        return await self.ledger.user_tokens_since(user, day) if self.ledger is not None else 0
+        # this bot's turns only: each bot of a shared store keeps its own limits
+        return (
+            await self.ledger.user_tokens_since(user, day, bot=self.bot()) if self.ledger is not None else 0
+        )
 
     async def _load_bot(self, bot: str, day: float) -> int:
         return await self.ledger.bot_tokens_since(bot, day) if self.ledger is not None else 0
