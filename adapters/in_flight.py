@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 INTERRUPTED_NOTE = "⚠️ This reply was interrupted. Please ask again."
 MAX_RECOVERY_WAIT = 30.0  # a rate limit longer than this on a recovery edit is not waited out
+EVENT_KEY = "event"  # in a row's address: the delivery (IncomingMessage.event_id) the reply answers
 
 
 @runtime_checkable
@@ -68,9 +69,12 @@ class InFlightReply:
         store = engine.store
         if not isinstance(store, ReplyJournal) or not isinstance(target, AddressedTarget):
             return None
+        address = target.address
+        if message.event_id:  # a retried job finds the row its dead worker left (see rows_for_event)
+            address = {**address, EVENT_KEY: message.event_id}
         try:
             reply_id = await store.begin_reply(
-                message.session_id, message.platform, engine.bot.name, message.user_id, target.address
+                message.session_id, message.platform, engine.bot.name, message.user_id, address
             )
         except Exception:
             log.exception("%s: could not record the reply in flight", message.session_id)
@@ -144,6 +148,16 @@ async def finish_interrupted_replies(
         await store.end_reply(row.id)
         log.info("%s: finished a reply interrupted by a restart", row.session_id)
     return len(rows)
+
+
+async def rows_for_event(engine: ConversationEngine, platform: str, event_id: str) -> list[ReplyInFlight]:
+    """The rows of replies to delivery ``event_id`` still in flight (left by a worker that died), oldest
+    first. Only replies in flight have rows, so this reads a handful."""
+    store = engine.store
+    if not event_id or not isinstance(store, ReplyJournal):
+        return []
+    rows = await store.unfinished_replies(platform, engine.bot.name)
+    return [row for row in rows if isinstance(row.address, dict) and row.address.get(EVENT_KEY) == event_id]
 
 
 async def _show_interrupted(row: ReplyInFlight, restore: Restore) -> None:

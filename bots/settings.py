@@ -8,11 +8,12 @@ from pathlib import Path
 from adapters.discord.settings import DiscordSettings
 from adapters.slack.settings import SlackSettings
 from adapters.telegram.settings import TelegramSettings
+from adapters.work_queue.settings import QueueSettings
 from core import config
 from features.settings import FeatureSettings
 
 
-class Settings(FeatureSettings, TelegramSettings, SlackSettings, DiscordSettings):
+class Settings(FeatureSettings, TelegramSettings, SlackSettings, DiscordSettings, QueueSettings):
     """Deployment settings. A bot definition supplies defaults; a key set here overrides it."""
 
 

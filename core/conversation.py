@@ -54,7 +54,7 @@ from core.model_outcomes import (
 )
 from core.model_tokenize import ServerTokenCounter
 from core.prompt import PromptBuilder
-from core.store import ConversationStore, TurnRecord
+from core.store import ConversationStore, EventQuestions, TurnRecord
 from core.tokens import TokenCounter
 from core.trimming import cut_to_tokens, prompt_budget, view_for_prompt
 from core.turn import Refusal, Turn, TurnStatus
@@ -230,6 +230,11 @@ class ConversationEngine:
         """Store the question before the model is called, awaiting its answer: it joins the model's context
         only when a complete reply is stored (see the module docstring)."""
         message = turn.message
+        if message.event_id and isinstance(self.store, EventQuestions):  # handled again: stored once
+            turn.question_id = await self.store.add_question_once(
+                message.session_id, message.event_id, turn.text, user_tokens, user_id=message.user_id
+            )
+            return
         turn.question_id = await self.store.add_message(
             message.session_id, "user", turn.text, user_tokens, user_id=message.user_id, complete=False
         )

@@ -21,9 +21,11 @@ from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
 from adapters.base import ReplyDispatcher
+from adapters.telegram.queued import QueuedWebhook
 from adapters.telegram.sessions import BotIdentity, Route, route
 from adapters.telegram.settings import TelegramSettings
 from adapters.telegram.target import TelegramTarget
+from adapters.work_queue import QueuedReplies, WorkQueue, queue_from
 from core.config import id_list
 from core.conversation import ConversationEngine
 from core.errors import ConfigError
@@ -67,7 +69,11 @@ class TelegramRunner:
     name = "telegram"
 
     def __init__(
-        self, settings: TelegramSettings, engine: ConversationEngine, tuning: TelegramTuning | None = None
+        self,
+        settings: TelegramSettings,
+        engine: ConversationEngine,
+        tuning: TelegramTuning | None = None,
+        queue: WorkQueue | None = None,
     ) -> None:
         token = settings.telegram_bot_token.get_secret_value() if settings.telegram_bot_token else ""
         if not token:
@@ -100,6 +106,14 @@ class TelegramRunner:
         )
         self.app: AnyApplication | None = None
         self.me: BotIdentity | None = None
+        # with a work queue (CHATBOT_QUEUE_URL): the webhook defers jobs, any worker answers them
+        self.queue = queue
+        self.webhook: QueuedWebhook | None = None
+        if queue is not None and not self._webhook_url:
+            raise ConfigError(
+                "CHATBOT_QUEUE_URL needs TELEGRAM_WEBHOOK_URL: workers behind a load balancer receive "
+                "updates by webhook (long polling allows one process only)"
+            )
 
     @property
     def in_flight(self) -> int:
@@ -123,7 +137,9 @@ class TelegramRunner:
             self.me = BotIdentity(app.bot.id, app.bot.username)
             await self._register_commands(app)
             assert app.updater is not None
-            if self._webhook_url:
+            if self.queue is not None:
+                await self._start_queued(app)
+            elif self._webhook_url:
                 await app.updater.start_webhook(
                     listen=self._webhook_listen,
                     port=self._webhook_port,
@@ -140,8 +156,10 @@ class TelegramRunner:
                     error_callback=self._on_poll_error,
                 )
                 log.info("telegram: @%s receives updates by long polling", self.me.username)
-            await app.start()
+            if self.queue is None:
+                await app.start()
         except BaseException as exc:
+            await self._stop_queued()
             await self._close(app)
             if isinstance(exc, TelegramError):
                 raise ConfigError(
@@ -155,8 +173,36 @@ class TelegramRunner:
                 ) from None
             raise
         self.app = app
+        if self.queue is not None:
+            return  # a dead worker's replies are taken over by the queue, not by the next start
         # replies a crash left half-written in this bot's chats: finish them (in the background)
         self.dispatcher.finish_interrupted(self.name, lambda address: self.restore_target(address, app.bot))
+
+    async def _start_queued(self, app: AnyApplication) -> None:
+        """Open the queue, run its jobs, and serve the webhook that defers them (see ``queued.py``)."""
+        assert self.queue is not None and self._webhook_url is not None
+        await self.queue.open()
+        bot = app.bot
+        self.queue.on_job(
+            QueuedReplies(self.dispatcher, self.queue, self.name, lambda a: self.restore_target(a, bot))
+        )
+        self.queue.start_worker()
+        self.webhook = QueuedWebhook(
+            self, bot, self.queue, urlsplit(self._webhook_url).path, self._webhook_secret
+        )
+        await self.webhook.start(self._webhook_listen, self._webhook_port)
+        await bot.set_webhook(
+            self._webhook_url, secret_token=self._webhook_secret, allowed_updates=[Update.MESSAGE]
+        )
+        log.info("telegram: @%s receives updates by webhook, replies through the work queue", bot.username)
+
+    async def _stop_queued(self) -> None:
+        """No new updates, then the jobs in progress finish (a killed worker's are taken over)."""
+        if self.webhook is not None:
+            await self.webhook.stop()
+            self.webhook = None
+        if self.queue is not None:
+            await self.queue.close()
 
     async def _initialize(self, app: AnyApplication) -> None:
         """Connect and check the token (getMe), as a :class:`ConfigError` that says what to fix."""
@@ -184,6 +230,7 @@ class TelegramRunner:
             await app.updater.stop()  # no new updates
         if app.running:
             await app.stop()
+        await self._stop_queued()
         await self.dispatcher.drain(self.tuning.drain_grace)  # replies in flight still need the bot
         await app.shutdown()
 
@@ -212,21 +259,28 @@ class TelegramRunner:
     # -- updates ---------------------------------------------------------------------------------
 
     async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        admitted = self.admit(update.to_dict(), context.bot)
+        if admitted is not None:
+            self.dispatcher.submit(admitted[0], admitted[1])
+
+    def admit(self, data: dict[str, Any], bot: Bot) -> tuple[IncomingMessage, TelegramTarget, Route] | None:
+        """The message to answer in an update's JSON, and where; ``None`` when there is nothing to answer
+        (not for us), or when a fixed notice answers it (not allowed, not text), sent here."""
         if self.me is None:
-            return
-        found = route(update.to_dict(), self.me, per_user=self._per_user, commands=self.commands())
+            return None
+        found = route(data, self.me, per_user=self._per_user, commands=self.commands())
         if found is None:
-            return
-        target = self.target_for(found, context.bot)
+            return None
+        target = self.target_for(found, bot)
         if not self.allowed(found):
             log.info(
                 "telegram: refused user %s in chat %s (not in the allowlist)", found.user_id, found.chat_id
             )
             self._notify(target, NOT_ALLOWED.format(user_id=found.user_id))
-            return
+            return None
         if found.text is None:
             self._notify(target, TEXT_ONLY)
-            return
+            return None
         message = IncomingMessage(
             session_id=found.session_id,
             text=found.text,
@@ -234,7 +288,7 @@ class TelegramRunner:
             platform="telegram",
             extras={"chat_id": found.chat_id, "message_id": found.message_id, "thread_id": found.thread_id},
         )
-        self.dispatcher.submit(message, target)
+        return message, target, found
 
     def allowed(self, found: Route) -> bool:
         """Everyone when the allowlist is empty; else listed users, and anyone in a listed chat."""
@@ -271,6 +325,7 @@ class TelegramRunner:
             chat_id,
             limits=self._limits(in_group=in_group),
             thread_id=address.get("thread_id"),
+            reply_to=address.get("reply_to"),  # set in a queued job's address (adapters/telegram/queued.py)
             gate=self._gate(chat_id, in_group=in_group),
             in_group=in_group,
         )
@@ -300,5 +355,5 @@ class TelegramRunner:
 def create_runner(
     settings: TelegramSettings, engine: ConversationEngine, tuning: TelegramTuning | None = None
 ) -> TelegramRunner:
-    """The runner ``chatbot run --platform telegram`` starts."""
-    return TelegramRunner(settings, engine, tuning)
+    """The runner ``chatbot run --platform telegram`` starts (queued when ``CHATBOT_QUEUE_URL`` is set)."""
+    return TelegramRunner(settings, engine, tuning, queue=queue_from(settings))

@@ -1,0 +1,92 @@
+"""Running one queued reply, in whichever worker fetched the job, exactly once as the user sees it.
+
+A job carries the :class:`core.incoming.IncomingMessage` (its ``event_id`` is the platform's delivery id)
+and the address of the reply's target, from which any worker rebuilds the target. A job can run more than
+once: its worker died mid-reply and another took it over, or its handler failed and procrastinate retried
+it. Each run starts from what the earlier ones left:
+
+- the delivery is marked done in the queue's database: nothing to do (a stale in-flight row is cleared);
+- the question is stored with a complete reply (the dead worker got that far) but the final text may not
+  have landed: the message the in-flight row names is edited to that reply; no new turn, no model call;
+- otherwise the turn runs again (the engine stores the question once per event:
+  :class:`core.store.EventQuestions`) and the reply is streamed into the message the dead worker was
+  writing, so the user sees one answer, finished in place, never the writing marker left behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+from adapters.base import ReplyDispatcher
+from adapters.in_flight import AddressedTarget, Restore, rows_for_event
+from adapters.work_queue.queue import WorkQueue
+from core.incoming import IncomingMessage
+from core.store import EventQuestions, ReplyInFlight, ReplyJournal
+
+log = logging.getLogger(__name__)
+
+
+def job_payload(message: IncomingMessage, address: Any) -> dict[str, Any]:
+    """The JSON a job carries: the message, and where its reply goes (a target's ``address``)."""
+    return {"message": dataclasses.asdict(message), "target": address}
+
+
+def message_of(payload: dict[str, Any]) -> IncomingMessage:
+    fields = payload["message"]
+    return IncomingMessage(
+        session_id=str(fields["session_id"]),
+        text=str(fields["text"]),
+        user_id=str(fields.get("user_id", "")),
+        platform=str(fields.get("platform", "")),
+        extras=dict(fields.get("extras") or {}),
+        event_id=str(fields.get("event_id", "")),
+    )
+
+
+class QueuedReplies:
+    """A runner's job handler: the reply to one queued message, resumed where a dead worker left it."""
+
+    def __init__(
+        self, dispatcher: ReplyDispatcher, queue: WorkQueue, platform: str, restore: Restore
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.engine = dispatcher.engine
+        self.queue = queue
+        self.platform = platform
+        self.restore = restore
+        self.resumed = 0  # runs that found an earlier run's traces (counted for tests and the bench)
+
+    async def __call__(self, payload: dict[str, Any]) -> None:
+        message = message_of(payload)
+        event = message.event_id
+        left = await rows_for_event(self.engine, self.platform, event)
+        if await self.queue.is_done(event):
+            await self._clear(left)
+            return
+        target = self.restore(payload["target"])
+        store = self.engine.store
+        known = await store.event_turn(event) if isinstance(store, EventQuestions) else None
+        answer = known.reply if known is not None else None
+        prior = left[-1] if left else None
+        if answer is not None and prior is None:
+            # stored complete, and no reply in flight: the final text landed before its worker died
+            await self.queue.mark_done(event)
+            return
+        into = None
+        if prior is not None and prior.message is not None and isinstance(target, AddressedTarget):
+            into = target.ref_from(prior.message)
+        if left or known is not None:
+            self.resumed += 1
+            log.info("%s: taking over a reply a dead worker left (event %s)", message.session_id, event)
+        await self.dispatcher.deliver(message, target, into=into, answer=answer)
+        await self.queue.mark_done(event)
+        await self._clear(left)
+
+    async def _clear(self, rows: list[ReplyInFlight]) -> None:
+        store = self.engine.store
+        if not isinstance(store, ReplyJournal):
+            return
+        for row in rows:
+            await store.end_reply(row.id)
