@@ -18,7 +18,6 @@ from core.streaming import WRITING_MARKER
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.fakes.telegram_api import FakeTelegram, StoredMessage
 from tests.fakes.webhook_balancer import WebhookBalancer
-from tests.support.services import postgres_url  # noqa: F401  (fixture)
 from tests.support.workers import WEBHOOK_SECRET, Workers, conversation_db_env
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*retry_after.*:telegram.warnings.PTBDeprecationWarning")
@@ -36,7 +35,10 @@ async def eventually(condition: Callable[[], bool], within: float = 30.0) -> Non
 
 @pytest.fixture
 async def workers(
-    fake_model: FakeOpenAI, telegram: FakeTelegram, postgres_url: str, tmp_path: Path  # noqa: F811
+    fake_model: FakeOpenAI,
+    telegram: FakeTelegram,
+    postgres_url: str,
+    tmp_path: Path,
 ) -> AsyncIterator[Workers]:
     pool = Workers(tmp_path, conversation_db_env(tmp_path), fake_model, telegram, postgres_url)
     try:
@@ -65,9 +67,7 @@ async def stored(tmp_path: Path, sql: str) -> list[tuple[Any, ...]]:
 async def test_two_messages_of_one_chat_on_two_workers_are_answered_in_arrival_order(
     workers: Workers, fake_model: FakeOpenAI, telegram: FakeTelegram, tmp_path: Path
 ) -> None:
-    fake_model.queue(
-        Reply(text=SLOW_FIRST, chunk_size=12, delay=0.1), Reply(text="Second answer.")
-    )
+    fake_model.queue(Reply(text=SLOW_FIRST, chunk_size=12, delay=0.1), Reply(text="Second answer."))
     await workers.start(2)
     chat = telegram.private_chat(501)
     lb = await balancer(workers)
@@ -109,7 +109,9 @@ async def test_a_redelivered_update_is_answered_once(
 
 
 async def test_bad_webhook_requests_are_refused_and_nothing_is_queued(
-    workers: Workers, telegram: FakeTelegram, postgres_url: str  # noqa: F811
+    workers: Workers,
+    telegram: FakeTelegram,
+    postgres_url: str,
 ) -> None:
     await workers.start(1)
     chat = telegram.private_chat(503)
@@ -124,7 +126,10 @@ async def test_bad_webhook_requests_are_refused_and_nothing_is_queued(
 
 
 async def test_an_update_acknowledged_by_a_worker_that_dies_at_once_is_answered_by_another(
-    workers: Workers, fake_model: FakeOpenAI, telegram: FakeTelegram, postgres_url: str  # noqa: F811
+    workers: Workers,
+    fake_model: FakeOpenAI,
+    telegram: FakeTelegram,
+    postgres_url: str,
 ) -> None:
     hold = asyncio.Event()  # the model thinks until released: the job cannot have finished before the kill
     fake_model.default = lambda body: Reply(text="Answered after all.", hold=hold)

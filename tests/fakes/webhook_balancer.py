@@ -80,7 +80,7 @@ class WebhookBalancer:
             ) as response:
                 await response.read()
                 status = response.status
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+        except (TimeoutError, aiohttp.ClientError, OSError):
             status = None
         self.attempts.append(Attempt(int(update.get("update_id", -1)), index, status, time.monotonic()))
         return status
