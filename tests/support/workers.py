@@ -60,6 +60,7 @@ def worker_env(
 class Worker:
     port: int
     process: asyncio.subprocess.Process
+    log: Path
 
     @property
     def url(self) -> str:
@@ -85,16 +86,18 @@ class Workers:
         for _ in range(count):
             port = free_port()
             env = worker_env(self.fake_model, self.telegram, self.queue_url, self.base_env, port)
-            process = await start_chatbot(["run", "--platform", "telegram"], self.cwd, env)
-            self.workers.append(Worker(port, process))
+            log = self.cwd / f"worker-{len(self.workers)}.log"
+            with log.open("wb") as stderr:  # the child keeps its own copy of the file
+                process = await start_chatbot(["run", "--platform", "telegram"], self.cwd, env, stderr=stderr)
+            self.workers.append(Worker(port, process, log))
         await asyncio.gather(*(self._ready(w, within) for w in self.workers))
 
     async def _ready(self, worker: Worker, within: float) -> None:
         deadline = time.monotonic() + within
         while True:
             if worker.process.returncode is not None:
-                _out, err = await worker.process.communicate()
-                raise AssertionError(f"worker on port {worker.port} exited: {err.decode()[-3000:]}")
+                log = worker.log.read_text(errors="replace")[-3000:]
+                raise AssertionError(f"worker on port {worker.port} exited: {log}")
             try:
                 _reader, writer = await asyncio.open_connection("127.0.0.1", worker.port)
                 writer.close()
@@ -110,16 +113,14 @@ class Workers:
         await process.wait()
 
     async def stop(self, within: float = 30.0) -> list[str]:
-        """SIGTERM every live worker and wait; the stderr of each (for failures)."""
-        errors = []
+        """SIGTERM every live worker and wait; the end of each one's log (for failures)."""
         for worker in self.workers:
             if worker.process.returncode is None:
                 worker.process.send_signal(signal.SIGTERM)
         for worker in self.workers:
             try:
-                _out, err = await asyncio.wait_for(worker.process.communicate(), within)
+                await asyncio.wait_for(worker.process.wait(), within)
             except TimeoutError:
                 worker.process.kill()
-                _out, err = await worker.process.communicate()
-            errors.append(err.decode())
-        return errors
+                await worker.process.wait()
+        return [worker.log.read_text(errors="replace")[-3000:] for worker in self.workers]
