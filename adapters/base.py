@@ -66,6 +66,9 @@ class ReplyDispatcher:
         self.clock = clock or SystemClock()
         self._tasks: set[asyncio.Task[Any]] = set()
         self.sessions = SessionQueues()
+        # a work queue's takeover regenerates a reply rather than show its last text: the journal then only
+        # needs each platform message a reply writes in, one write per message instead of one per preview
+        self.journal_refs_only = False
 
     def submit(self, message: IncomingMessage, target: ReplyTarget) -> asyncio.Task[StreamedReply | None]:
         """Answer ``message`` on ``target`` in the background, after the session's earlier replies."""
@@ -105,7 +108,7 @@ class ReplyDispatcher:
         was writing (this reply finishes it), and ``answer``, the reply that worker already stored (shown
         as it is: no new turn).
         """
-        in_flight = await InFlightReply.begin(self.engine, message, target)
+        in_flight = await InFlightReply.begin(self.engine, message, target, refs_only=self.journal_refs_only)
         on_shown = in_flight.shown_now if in_flight is not None else None
         if in_flight is not None and into is not None:
             await in_flight.shown_now(into, "")  # the row points at the taken-over message from the start

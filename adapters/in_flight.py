@@ -60,10 +60,17 @@ class InFlightReply:
         self.addressed = addressed
         self.shown = ""
         self.ref: object | None = None
+        self.refs_only = False  # write only when the message changes, not each preview's text
+        self._recorded: Any = None
 
     @classmethod
     async def begin(
-        cls, engine: ConversationEngine, message: IncomingMessage, target: ReplyTarget
+        cls,
+        engine: ConversationEngine,
+        message: IncomingMessage,
+        target: ReplyTarget,
+        *,
+        refs_only: bool = False,
     ) -> InFlightReply | None:
         """The row for this reply, or ``None`` when the store or the target cannot keep one."""
         store = engine.store
@@ -79,13 +86,19 @@ class InFlightReply:
         except Exception:
             log.exception("%s: could not record the reply in flight", message.session_id)
             return None
-        return cls(store, reply_id, target, target)
+        reply = cls(store, reply_id, target, target)
+        reply.refs_only = refs_only
+        return reply
 
     async def shown_now(self, ref: object, text: str) -> None:
         """The streamer's ``on_shown``: ``ref`` now shows ``text``. A failed write never fails the reply."""
         self.ref, self.shown = ref, text
+        address = self.addressed.ref_address(ref)
+        if self.refs_only and address == self._recorded:
+            return
+        self._recorded = address
         try:
-            await self.journal.reply_shown(self.reply_id, self.addressed.ref_address(ref), text)
+            await self.journal.reply_shown(self.reply_id, address, text)
         except Exception:
             log.warning("could not update the reply in flight %d", self.reply_id, exc_info=True)
 

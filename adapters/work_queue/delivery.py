@@ -15,6 +15,7 @@ it. Each run starts from what the earlier ones left:
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from typing import Any
@@ -23,7 +24,9 @@ from adapters.base import ReplyDispatcher
 from adapters.in_flight import AddressedTarget, Restore, rows_for_event
 from adapters.work_queue.queue import WorkQueue
 from core.incoming import IncomingMessage
+from core.pacing import Gate
 from core.store import EventQuestions, ReplyInFlight, ReplyJournal
+from core.streaming import PlatformLimits
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,7 @@ class QueuedReplies:
         self, dispatcher: ReplyDispatcher, queue: WorkQueue, platform: str, restore: Restore
     ) -> None:
         self.dispatcher = dispatcher
+        dispatcher.journal_refs_only = True  # a takeover regenerates: the journal needs only the messages
         self.engine = dispatcher.engine
         self.queue = queue
         self.platform = platform
@@ -62,22 +66,28 @@ class QueuedReplies:
         message = message_of(payload)
         event = message.event_id
         left = await rows_for_event(self.engine, self.platform, event)
-        if await self.queue.is_done(event):
+        record = await self.queue.delivery(event)
+        if record.done:
             await self._clear(left)
             return
         target = self.restore(payload["target"])
         store = self.engine.store
         known = await store.event_turn(event) if isinstance(store, EventQuestions) else None
         answer = known.reply if known is not None else None
-        prior = left[-1] if left else None
-        if answer is not None and prior is None:
+        prior = record.message
+        if prior is None and left and left[-1].message is not None:
+            prior = left[-1].message
+        if answer is not None and prior is None and not left:
             # stored complete, and no reply in flight: the final text landed before its worker died
             await self.queue.mark_done(event)
             return
         into = None
-        if prior is not None and prior.message is not None and isinstance(target, AddressedTarget):
-            into = target.ref_from(prior.message)
-        if left or known is not None:
+        if prior is not None and isinstance(target, AddressedTarget):
+            into = target.ref_from(prior)
+            target = WritingRecorded(target, self.queue, event, prior)
+        elif isinstance(target, AddressedTarget):
+            target = WritingRecorded(target, self.queue, event, None)
+        if left or known is not None or prior is not None:
             self.resumed += 1
             log.info("%s: taking over a reply a dead worker left (event %s)", message.session_id, event)
         await self.dispatcher.deliver(message, target, into=into, answer=answer)
@@ -90,3 +100,56 @@ class QueuedReplies:
             return
         for row in rows:
             await store.end_reply(row.id)
+
+
+class WritingRecorded:
+    """A target that records in the queue's database each platform message the reply is written in, as
+    soon as the platform returned it (see :meth:`WorkQueue.writing_in`); otherwise the target itself."""
+
+    def __init__(self, target: Any, queue: WorkQueue, event_id: str, recorded: Any) -> None:
+        self._target = target
+        self._queue = queue
+        self._event = event_id
+        self._recorded = recorded
+
+    @property
+    def limits(self) -> PlatformLimits:
+        limits: PlatformLimits = self._target.limits
+        return limits
+
+    @property
+    def gate(self) -> Gate | None:
+        gate: Gate | None = self._target.gate
+        return gate
+
+    @property
+    def address(self) -> Any:
+        return self._target.address
+
+    def ref_address(self, ref: object) -> Any:
+        return self._target.ref_address(ref)
+
+    def ref_from(self, address: Any) -> object:
+        return self._target.ref_from(address)
+
+    async def send(self, text: str, *, final: bool) -> object:
+        ref = await self._target.send(text, final=final)
+        await self._record(ref)
+        return ref
+
+    async def edit(self, ref: object, text: str, *, final: bool) -> None:
+        await self._target.edit(ref, text, final=final)
+        await self._record(ref)  # an edit of a deleted message posts it anew: another message
+
+    async def typing(self) -> None:
+        await self._target.typing()
+
+    async def _record(self, ref: object) -> None:
+        address = self._target.ref_address(ref)
+        if address == self._recorded:
+            return
+        self._recorded = address
+        try:
+            await asyncio.shield(self._queue.writing_in(self._event, address))
+        except Exception:
+            log.warning("could not record the message of event %s", self._event, exc_info=True)

@@ -29,6 +29,7 @@ from typing import Any
 import procrastinate
 import psycopg
 from procrastinate.exceptions import ConnectorException
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 log = logging.getLogger(__name__)
@@ -41,11 +42,20 @@ CREATE TABLE IF NOT EXISTS chatbot_deliveries (
     event_id text PRIMARY KEY,
     job_id bigint,
     received_at timestamptz NOT NULL DEFAULT now(),
-    done_at timestamptz
+    done_at timestamptz,
+    message jsonb
 )
 """
 
 JobHandler = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A delivery's record: its reply finished (``done``), and the platform message it was last written in."""
+
+    done: bool
+    message: Any
 
 
 class QueueUnavailable(Exception):
@@ -144,14 +154,25 @@ class WorkQueue:
 
     # -- delivery records ------------------------------------------------------------------------
 
-    async def is_done(self, event_id: str) -> bool:
-        """Whether a worker finished delivering the reply to ``event_id`` (a retried job then stops)."""
+    async def delivery(self, event_id: str) -> Delivery:
+        """What the runs of ``event_id``'s job did so far: finished? which platform message last?"""
         async with self._pool().connection() as conn:
             cursor = await conn.execute(
-                "SELECT done_at IS NOT NULL FROM chatbot_deliveries WHERE event_id = %s", (event_id,)
+                "SELECT done_at IS NOT NULL, message FROM chatbot_deliveries WHERE event_id = %s", (event_id,)
             )
             row = await cursor.fetchone()
-        return bool(row and row[0])
+        return Delivery(bool(row[0]), row[1]) if row else Delivery(False, None)
+
+    async def writing_in(self, event_id: str, message: Any) -> None:
+        """The reply to ``event_id`` is now being written in platform message ``message`` (JSON).
+
+        Kept here, beside the job, and written the moment the platform returned the message: a takeover
+        must find it, and this database takes concurrent writes from every worker without queueing them
+        behind a single writer (the conversation store's journal row is written too, later)."""
+        async with self._pool().connection() as conn:
+            await conn.execute(
+                "UPDATE chatbot_deliveries SET message = %s WHERE event_id = %s", (Jsonb(message), event_id)
+            )
 
     async def mark_done(self, event_id: str) -> None:
         async with self._pool().connection() as conn:
