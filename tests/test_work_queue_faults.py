@@ -5,9 +5,11 @@ no message keeps the writing marker."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,20 +30,30 @@ pytestmark = [
 
 CONVERSATIONS = 100
 TURNS = 5
-KILL_AFTER = 0.25  # the share of answers shown when a worker is killed, users still typing
+KILL_AFTER = 0.2  # the share of answers shown when a worker is killed, users still typing
 FIRST_CHAT = 7000
 MARKER = WRITING_MARKER.strip()
 _QUESTION = re.compile(r"^c(\d+) t(\d+)$")
 
 
+async def until(condition: Callable[[], bool], *, within: float, fail: bool = True) -> None:
+    """Wait until ``condition()`` (checked every 50 ms); after ``within`` s, fail, or go on to the counts."""
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            assert not fail, "condition not met in time"
+            return
+        await asyncio.sleep(0.05)
+
+
 def answer_to(question: str) -> str:
-    """The fake model's answer to ``question``: names it, then some words to stream (about 1 s)."""
+    """The fake model's answer to ``question``: names it, then some words to stream."""
     return f"answer to {question}: " + " ".join(f"w{i}" for i in range(40))
 
 
 def slow_model(body: dict[str, Any]) -> Reply:
     question = [m for m in body["messages"] if m["role"] == "user"][-1]["content"]
-    return Reply(text=answer_to(question), chunk_size=16, delay=0.05)
+    return Reply(text=answer_to(question), chunk_size=8, delay=0.08)  # about 2.5 s
 
 
 async def test_three_workers_one_killed_mid_run_lose_and_repeat_nothing(
@@ -77,8 +89,7 @@ async def test_three_workers_one_killed_mid_run_lose_and_repeat_nothing(
 
             started = time.monotonic()
             users = asyncio.gather(*(user(c) for c in range(CONVERSATIONS)))
-            while answered() < CONVERSATIONS * TURNS * KILL_AFTER:
-                await asyncio.sleep(0.05)
+            await until(lambda: answered() >= CONVERSATIONS * TURNS * KILL_AFTER, within=60)
             await pool.kill(1)
             killed_at = time.monotonic()
             # the messages being written at the kill (some of them by the dead worker): until each is finished
@@ -97,33 +108,24 @@ async def test_three_workers_one_killed_mid_run_lose_and_repeat_nothing(
                     if (chat_id, m.message_id) in cut
                 )
 
-            while still_cut():
-                if time.monotonic() - killed_at > 25:
-                    for chat_id, mid in cut:
-                        for m in telegram.bot_messages(chat_id):
-                            if m.message_id == mid and m.text.endswith(MARKER):
-                                print("STUCK", chat_id, mid, [(x.message_id, x.text[:25]) for x in telegram.bot_messages(chat_id)])
-                                print("CALLS", [(c.method, c.params.get("message_id"), c.status, str(c.params.get("text"))[:20]) for c in telegram.calls if c.params.get("chat_id") == chat_id])
-                    break
-                await asyncio.sleep(0.05)
+            # a message the dead worker sent whose id it could not record first stays cut: counted below
+            await until(lambda: not still_cut(), within=30, fail=False)
             takeover = time.monotonic() - killed_at
             await users
-            deadline = time.monotonic() + 60
-            while answered() < CONVERSATIONS * TURNS and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
+            await until(lambda: answered() >= CONVERSATIONS * TURNS, within=60, fail=False)
             elapsed = time.monotonic() - started
     finally:
         errors = await pool.stop()
 
-    lost = unanswered = twice = inversions = marked = 0
+    lost = unanswered = twice = inversions = marked = extra = 0
     for chat_id, want in expected.items():
         texts = [m.text for m in telegram.bot_messages(chat_id)]
         marked += sum(1 for text in texts if text.endswith(MARKER))
         got = [text for text in texts if text in want]
         unanswered += len(set(want) - set(got))
         twice += len(got) - len(set(got))
-        inversions += sum(1 for a, b in zip(got, got[1:], strict=False) if want.index(a) > want.index(b))
-        assert len(texts) == len(got), f"chat {chat_id}: unexpected messages {texts}"
+        inversions += sum(1 for a, b in itertools.pairwise(got) if want.index(a) > want.index(b))
+        extra += len(texts) - len(got)  # anything else: a cut preview of an answer sent twice
     store = SQLiteStore(conversations["CHATBOT_DB"])
     await store.open()
     try:
@@ -154,9 +156,9 @@ async def test_three_workers_one_killed_mid_run_lose_and_repeat_nothing(
         f"after {CONVERSATIONS * TURNS * KILL_AFTER:.0f} answers: done in {elapsed:.1f} s; the replies in flight at "
         f"the kill ({len(cut)}) were all finished {takeover:.1f} s after it; {retried_posts} webhook posts failed over; "
         f"lost {lost}, unanswered {unanswered}, answered twice {twice}, order inversions {inversions}, "
-        f"429s {rate_limited}, writing markers left {marked}"
+        f"429s {rate_limited}, writing markers left {marked}, other messages {extra}"
     )
-    assert (lost, stored_twice, unanswered, twice, inversions, marked) == (0, 0, 0, 0, 0, 0), errors
+    assert (lost, stored_twice, unanswered, twice, inversions, marked, extra) == (0,) * 7, errors
     assert seen_out_of_order == 0
     assert rate_limited == 0
     assert left == [(0,)] and incomplete == [(0,)]

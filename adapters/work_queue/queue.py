@@ -84,7 +84,7 @@ class WorkQueue:
         self.url = url
         self.tuning = tuning or QueueTuning()
         self.app = procrastinate.App(
-            connector=procrastinate.PsycopgConnector(conninfo=url, min_size=1, max_size=8)
+            connector=procrastinate.PsycopgConnector(conninfo=url, min_size=2, max_size=16)
         )
         self._handler: JobHandler | None = None
         # a job whose handler raised (the conversation store away for a moment) runs again, a few times;
