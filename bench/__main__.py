@@ -9,7 +9,9 @@ Sections (``--only`` takes these names, comma-separated or repeated):
 - ``http``: CPU per streamed chunk and engine turns/s through the real HTTP path, the SDK's chunk objects
   against the parsed SSE body (:mod:`bench.http_path`);
 - ``knowledge``: ingest throughput and retrieval latency at 10,000 and 100,000 passages
-  (:mod:`bench.knowledge_bench`).
+  (:mod:`bench.knowledge_bench`);
+- ``workers``: turns/s and reply latency over 1, 2 and 3 Telegram worker processes sharing the work queue
+  (:mod:`bench.workers`; needs PostgreSQL, skipped without it).
 
 ``--quick`` does fewer runs and shorter streams (the core section skips the memory check and uses fewer
 turns). A full run of every section writes ``bench/results/latest.md``; a quick or partial run writes
@@ -29,7 +31,15 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bench import core_overhead, features_cost, http_path, knowledge_bench, platform_calls, platform_latency
+from bench import (
+    core_overhead,
+    features_cost,
+    http_path,
+    knowledge_bench,
+    platform_calls,
+    platform_latency,
+    workers,
+)
 from bench.report import Section, table
 
 RESULTS = Path(__file__).parent / "results"
@@ -82,12 +92,17 @@ async def knowledge(quick: bool) -> Section:
     )
 
 
+async def workers_section(quick: bool) -> Section:
+    return await workers.run(quick=quick)
+
+
 SECTIONS: dict[str, Callable[[bool], Awaitable[Section]]] = {
     "core": core,
     "latency": latency,
     "calls": calls,
     "http": http,
     "knowledge": knowledge,
+    "workers": workers_section,
 }
 
 
