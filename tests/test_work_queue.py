@@ -153,21 +153,24 @@ async def test_a_worker_killed_mid_reply_has_its_message_finished_by_another_wor
 ) -> None:
     long = " ".join(f"word{i}" for i in range(120))
     fake_model.queue(
-        Reply(text=long, chunk_size=10, delay=0.1),  # about 6 s on worker 0: killed while it streams
+        Reply(text=long, chunk_size=10, delay=0.25),  # about 20 s on worker 0: killed while it streams
         Reply(text=long, chunk_size=40),  # the takeover's generation, on worker 1
         Reply(text="Still here."),
     )
-    await workers.start(2)
+    await workers.start(1)  # alone, so worker 0 is the one that takes the job
     chat = telegram.private_chat(505)
     update = telegram.numbered({"message": telegram.user_message(chat, "tell me a lot", queue=False)})
+
+    def previewed() -> bool:
+        sent = replies(telegram, 505)
+        return bool(sent) and len(sent[0].versions) >= 2 and sent[0].text.endswith(MARKER)
+
     async with WebhookBalancer(workers.urls, WEBHOOK_SECRET) as lb:
         assert await lb.post_to(0, update) == 200
-
-        def previewed() -> bool:
-            sent = replies(telegram, 505)
-            return bool(sent) and len(sent[0].versions) >= 2 and sent[0].text.endswith(MARKER)
-
         await eventually(previewed)
+    await workers.start(1)  # worker 1 joins while worker 0 streams
+    assert replies(telegram, 505)[0].text.endswith(MARKER), "still streaming when worker 1 is up"
+    async with WebhookBalancer(workers.urls, WEBHOOK_SECRET) as lb:
         await workers.kill(0)
         killed_at = time.monotonic()
         (cut,) = replies(telegram, 505)
