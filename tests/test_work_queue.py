@@ -18,6 +18,7 @@ from core.streaming import WRITING_MARKER
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.fakes.telegram_api import FakeTelegram, StoredMessage
 from tests.fakes.webhook_balancer import WebhookBalancer
+from tests.support.services import POSTGRES_ADMIN_URL
 from tests.support.workers import WEBHOOK_SECRET, Workers, conversation_db_env
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*retry_after.*:telegram.warnings.PTBDeprecationWarning")
@@ -194,3 +195,32 @@ async def test_a_worker_killed_mid_reply_has_its_message_finished_by_another_wor
         "ok",
         "ok",
     ]
+
+
+async def test_while_the_queue_database_is_away_updates_are_refused_and_answered_when_redelivered(
+    workers: Workers, fake_model: FakeOpenAI, telegram: FakeTelegram, postgres_url: str
+) -> None:
+    fake_model.queue("Back again.")
+    await workers.start(1)
+    chat = telegram.private_chat(506)
+    update = telegram.numbered({"message": telegram.user_message(chat, "anyone?", queue=False)})
+    name = postgres_url.rpartition("/")[2]
+    async with await psycopg.AsyncConnection.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        await admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
+        )
+        try:
+            async with WebhookBalancer(workers.urls, WEBHOOK_SECRET) as lb:
+                status = await lb.post_to(0, update)
+            assert status == 503, "not acknowledged: Telegram keeps the update and posts it again"
+            assert replies(telegram, 506) == []
+        finally:
+            await admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+    async with WebhookBalancer(workers.urls, WEBHOOK_SECRET) as lb:
+        await lb.deliver(update)  # Telegram's next attempt
+        await eventually(lambda: [m.text for m in replies(telegram, 506)] == ["Back again."])
+        nxt = telegram.numbered({"message": telegram.user_message(chat, "still there?", queue=False)})
+        await lb.deliver(nxt)
+        await eventually(lambda: len(replies(telegram, 506)) == 2)
+    assert MARKER not in replies(telegram, 506)[1].text

@@ -35,6 +35,7 @@ from psycopg_pool import AsyncConnectionPool
 log = logging.getLogger(__name__)
 
 TASK_NAME = "chatbot.reply"
+POOL_WAIT = 5.0  # seconds to wait for a database connection: a webhook then answers 503 well within its time
 SWEEP_LOCK = 0x63686174_626F7401  # advisory lock ids: one sweep of stalled jobs at a time ...
 SCHEMA_LOCK = 0x63686174_626F7402  # ... and one schema installation
 DELIVERIES = """
@@ -84,7 +85,7 @@ class WorkQueue:
         self.url = url
         self.tuning = tuning or QueueTuning()
         self.app = procrastinate.App(
-            connector=procrastinate.PsycopgConnector(conninfo=url, min_size=2, max_size=16)
+            connector=procrastinate.PsycopgConnector(conninfo=url, min_size=2, max_size=16, timeout=POOL_WAIT)
         )
         self._handler: JobHandler | None = None
         # a job whose handler raised (the conversation store away for a moment) runs again, a few times;
@@ -193,22 +194,29 @@ class WorkQueue:
 
     def start_worker(self) -> None:
         """Run jobs (procrastinate's worker loop) and sweep for dead workers' jobs, in the background."""
-        tuning = self.tuning
-        self._worker = asyncio.create_task(
-            self.app.run_worker_async(
-                concurrency=tuning.concurrency,
-                install_signal_handlers=False,
-                update_heartbeat_interval=tuning.heartbeat,
-                stalled_worker_timeout=tuning.stalled_after,
-                fetch_job_polling_interval=tuning.heartbeat,
-                # None: a stopping worker (a deploy) lets its jobs finish, however long (the engine's reply
-                # timeout bounds them); a worker killed before that is taken over like a dead one
-                shutdown_graceful_timeout=None,
-                delete_jobs="successful",
-            ),
-            name="work-queue-worker",
-        )
+        self._worker = asyncio.create_task(self._work_forever(), name="work-queue-worker")
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="work-queue-takeover")
+
+    async def _work_forever(self) -> None:
+        """procrastinate's worker loop, started again when it fails (the database away for a while)."""
+        tuning = self.tuning
+        while True:
+            try:
+                await self.app.run_worker_async(
+                    concurrency=tuning.concurrency,
+                    install_signal_handlers=False,
+                    update_heartbeat_interval=tuning.heartbeat,
+                    stalled_worker_timeout=tuning.stalled_after,
+                    fetch_job_polling_interval=tuning.heartbeat,
+                    # None: a stopping worker (a deploy) lets its jobs finish, however long (the engine's
+                    # reply timeout bounds them); a worker killed before that is taken over like a dead one
+                    shutdown_graceful_timeout=None,
+                    delete_jobs="successful",
+                )
+                return
+            except Exception as exc:
+                log.error("work queue: the worker loop failed (%s); starting it again", type(exc).__name__)
+                await asyncio.sleep(tuning.heartbeat)
 
     async def stop_worker(self) -> None:
         """Stop taking jobs and let the jobs in progress finish."""
