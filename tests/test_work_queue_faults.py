@@ -140,6 +140,9 @@ async def test_three_workers_one_killed_mid_run_lose_and_repeat_nothing(
     sent = {f"c{c} t{t}" for c in range(CONVERSATIONS) for t in range(1, TURNS + 1)}
     lost = len(sent - set(questions))
     stored_twice = len(questions) - len(set(questions))
+    # The fake Telegram's pace is not enforced here (enforce_pace is off): Telegram's per-chat and global
+    # limits are kept across workers only by the shared (Redis) pace gates, built in another part of issue
+    # 14. Once they are in, set ``telegram.enforce_pace = True`` above and this count must stay 0.
     rate_limited = len([call for call in telegram.calls if call.status == 429])
     # order as the model saw it: every request of turn t holds turns 1..t-1 of its conversation, in order
     seen_out_of_order = 0
