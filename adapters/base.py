@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Protocol, TypeVar
 
@@ -17,6 +17,8 @@ from core.streaming import ReplyTarget, StreamedReply, stream_reply
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+AfterReply = Callable[[IncomingMessage, ReplyTarget, StreamedReply | None], Awaitable[None]]
+"""Called once a reply was delivered (``None``: it failed), still in the session's turn: feedback buttons."""
 
 
 class PlatformRunner(Protocol):
@@ -69,6 +71,7 @@ class ReplyDispatcher:
         # a work queue's takeover regenerates a reply rather than show its last text: the journal then only
         # needs each platform message a reply writes in, one write per message instead of one per preview
         self.journal_refs_only = False
+        self.after_reply: list[AfterReply] = []
 
     def submit(self, message: IncomingMessage, target: ReplyTarget) -> asyncio.Task[StreamedReply | None]:
         """Answer ``message`` on ``target`` in the background, after the session's earlier replies."""
@@ -81,11 +84,27 @@ class ReplyDispatcher:
         self, queued: AbstractAsyncContextManager[None], message: IncomingMessage, target: ReplyTarget
     ) -> StreamedReply | None:
         async with queued:
-            return await self.deliver(message, target)
+            result = await self.deliver(message, target)
+            await self._after_reply(message, target, result)
+            return result
+
+    async def _after_reply(
+        self, message: IncomingMessage, target: ReplyTarget, result: StreamedReply | None
+    ) -> None:
+        for hook in self.after_reply:
+            try:
+                await hook(message, target, result)
+            except Exception:
+                log.exception("%s: a step after the reply failed", message.session_id)
 
     def notify(self, target: ReplyTarget, text: str) -> asyncio.Task[StreamedReply | None]:
         """Send a fixed text (a refusal, "text only for now") in the background; drained like replies."""
         return self._track(asyncio.create_task(self.say(target, text), name="notice"))
+
+    def background(self, work: Coroutine[Any, Any, T], name: str) -> asyncio.Task[T]:
+        """Run platform side work (a greeting, a thread title, a button click) in the background; drained like
+        replies."""
+        return self._track(asyncio.create_task(work, name=name))
 
     def _track(self, task: asyncio.Task[T]) -> asyncio.Task[T]:
         self._tasks.add(task)

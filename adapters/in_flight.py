@@ -177,7 +177,10 @@ async def _show_interrupted(row: ReplyInFlight, restore: Restore) -> None:
     try:
         target = restore(row.address)
         if row.message is None or not isinstance(target, AddressedTarget):
-            await _with_one_wait(lambda: target.send(INTERRUPTED_NOTE, final=True))
+            # nothing to edit (no message yet, or only a native preview, which does not outlive the
+            # process): the text shown so far goes again as a new message, with the note
+            note = interrupted_text(row.shown, target)
+            await _with_one_wait(lambda: target.send(note, final=True))
             return
         ref = target.ref_from(row.message)
         text = interrupted_text(row.shown, target)

@@ -13,7 +13,7 @@ from typing import TextIO
 
 from adapters.in_flight import finish_interrupted_replies
 from core.conversation import ConversationEngine
-from core.hooks import Retraction
+from core.hooks import Progress, Retraction
 from core.incoming import IncomingMessage
 from core.store import ReplyJournal
 
@@ -40,7 +40,7 @@ class TerminalChat:
         interactive: bool | None = None,
     ) -> None:
         self.engine = engine
-        self.session_id = session_id(session)
+        self.session_id = engine.session_key(session_id(session))
         self.stdin = stdin or sys.stdin
         self.stdout = stdout or sys.stdout
         self.interactive = self.stdin.isatty() if interactive is None else interactive
@@ -91,6 +91,8 @@ class TerminalChat:
         shown, saved_at = "", clock.now()
         try:
             async for chunk in self.engine.reply(message):
+                if isinstance(chunk, Progress):  # a passing line: a terminal cannot take it back
+                    continue
                 if isinstance(
                     chunk, Retraction
                 ):  # a terminal cannot unprint: say the text above is withdrawn

@@ -12,6 +12,8 @@ Sections (``--only`` takes these names, comma-separated or repeated):
   (:mod:`bench.knowledge_bench`);
 - ``workers``: turns/s and reply latency over 1, 2 and 3 Telegram worker processes sharing the work queue
   (:mod:`bench.workers`; needs PostgreSQL, skipped without it).
+- ``media``: a turn with one photo against a text turn (:mod:`bench.media_cost`).
+- ``storage``: one turn on the PostgreSQL store against the SQLite store (:mod:`bench.store_cost`).
 
 ``--quick`` does fewer runs and shorter streams (the core section skips the memory check and uses fewer
 turns). A full run of every section writes ``bench/results/latest.md``; a quick or partial run writes
@@ -36,8 +38,10 @@ from bench import (
     features_cost,
     http_path,
     knowledge_bench,
+    media_cost,
     platform_calls,
     platform_latency,
+    store_cost,
     workers,
 )
 from bench.report import Section, table
@@ -96,6 +100,32 @@ async def workers_section(quick: bool) -> Section:
     return await workers.run(quick=quick)
 
 
+async def media(quick: bool) -> Section:
+    header, rows = await media_cost.run(quick=quick)
+    return Section(
+        title="Photos: a turn with one 1600x1200 JPEG against a text turn (instant in-process model, 8k)",
+        header=header,
+        rows=rows,
+        notes=[
+            "The photo comes from memory; the difference is decoding, downscaling to 1024x768, JPEG "
+            "re-encoding and base64 (Pillow), and the bigger request. Image tokens by OpenAI's formula "
+            "(765 for 1024x768 at high detail). Medians over rounds that alternate the two arms."
+        ],
+    )
+
+
+async def storage(quick: bool) -> Section:
+    return Section(
+        title="Storage: one turn on PostgreSQL against SQLite (issue 14)",
+        header=store_cost.HEADER,
+        rows=await store_cost.run(quick),
+        notes=[
+            "The same engine and instant model on each store, rounds interleaved; PostgreSQL on the loopback "
+            "server (TCP), in a scratch database. CPU is this process's only (the server's is not counted)."
+        ],
+    )
+
+
 SECTIONS: dict[str, Callable[[bool], Awaitable[Section]]] = {
     "core": core,
     "latency": latency,
@@ -103,6 +133,8 @@ SECTIONS: dict[str, Callable[[bool], Awaitable[Section]]] = {
     "http": http,
     "knowledge": knowledge,
     "workers": workers_section,
+    "media": media,
+    "storage": storage,
 }
 
 

@@ -25,6 +25,7 @@ from bots.settings import Settings
 from core.conversation import ConversationEngine
 from core.incoming import IncomingMessage
 from core.sqlite_store import SQLiteStore
+from core.store import ConversationStore
 from core.tokens import TokenCounter
 
 WORDS = "orbit plan price team board task sprint invoice login export calendar sync".split()
@@ -37,10 +38,13 @@ def sentence(i: int, n: int = 25) -> str:
 WINDOWS = {"8k": 8_192, "32k": 32_000, "128k": 128_000}
 
 
-async def make_engine(db: Path, window: int = 8_192) -> ConversationEngine:
+async def make_engine(
+    db: Path, window: int = 8_192, *, store: ConversationStore | None = None
+) -> ConversationEngine:
+    """An engine on the instant model and ``store`` (default: SQLite at ``db``), opened here."""
     settings = Settings(_env_file=None, CHATBOT_MODEL="gpt-4", CHATBOT_CONTEXT_TOKENS=window)  # type: ignore[call-arg]
     bot = get_bot("default").with_settings(settings)
-    store = SQLiteStore(db)
+    store = store if store is not None else SQLiteStore(db)
     await store.open()
     counter = TokenCounter(bot.model_name, allow_download=False)
     return ConversationEngine(bot, store, InstantModel(), counter)

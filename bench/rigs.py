@@ -186,6 +186,7 @@ async def telegram_rig(
             _fresh_db(workdir, "telegram"),
             TELEGRAM_BOT_TOKEN=fake.token,
             TELEGRAM_BASE_URL=fake.root,
+            TELEGRAM_DRAFTS=False,  # the edit path, which the naive loop is compared with
         )
         async with (
             open_engine(settings) as engine,

@@ -10,8 +10,11 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
-from bots.registry import get_bot
+from bots.bot_settings import settings_for
+from bots.bots_file import BotEntry
+from bots.registry import get_entry
 from bots.settings import Settings
 from core.bot_profile import BotProfile
 from core.clock import Clock, SystemClock
@@ -23,12 +26,15 @@ from core.model_outcomes import max_tokens_cap
 from core.model_servers import ServerWindow, choose_window, discover_window
 from core.model_tokenize import ServerTokenCounter
 from core.model_windows import DEFAULT_CONTEXT_TOKENS, known_context_window
-from core.sqlite_store import SQLiteStore
+from core.postgres_connection import password_of
+from core.storage_url import storage_for
+from core.store import ConversationStore
 from core.tokens import TokenCounter
 from features import FeatureContext, install_features
 
 if TYPE_CHECKING:
     from adapters.base import PlatformRunner
+    from core.shared_state import SharedState
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +76,16 @@ def secrets_of(settings: Settings) -> list[str]:
             values.append(secret)
             if ":" in secret:  # Telegram tokens are "<bot id>:<secret>"
                 values.append(secret.split(":", 1)[1])
+            if "://" in secret:  # a service URL (CHATBOT_REDIS_URL): its password on its own too
+                values.append(urlsplit(secret).password or "")
+    values += database_passwords(settings)
     return [v for v in values if v]
+
+
+def database_passwords(settings: Settings) -> list[str]:
+    """The password in ``CHATBOT_DATABASE_URL``, alone: an error may quote it without the rest of the URL."""
+    url = settings.database()
+    return [password_of(url)] if url else []
 
 
 def connect_model(settings: Settings) -> OpenAIChatModel:
@@ -124,30 +139,36 @@ async def fit_to_server(
     if found is not None and found.slots and settings.max_concurrent_calls is None:
         model.set_max_concurrent(found.slots)
         log.info("at most %d concurrent model calls (the server's slots)", found.slots)
+    return fit_to_window(bot, choice.window, settings, counter)
+
+
+def fit_to_window(bot: BotProfile, window: int, settings: Settings, counter: TokenCounter) -> BotProfile:
+    """``bot`` with ``window`` and ``max_tokens`` capped to its share of it, warning when history is short
+    of room (also what a reloaded bots file goes through, with the window found at start)."""
     max_tokens = bot.params.max_tokens
-    cap = max_tokens_cap(choice.window, settings.max_tokens_share)
+    cap = max_tokens_cap(window, settings.max_tokens_share)
     if max_tokens > cap:
         log.warning(
             "max_tokens %d is too large for a %d-token window; capped to %d (%.0f%%) to leave room for "
             "history (set CHATBOT_MAX_TOKENS or CHATBOT_MAX_TOKENS_SHARE to change)",
             max_tokens,
-            choice.window,
+            window,
             cap,
             settings.max_tokens_share * 100,
         )
         max_tokens = cap
-    fitted = replace(bot, context_tokens=choice.window, params=replace(bot.params, max_tokens=max_tokens))
+    fitted = replace(bot, context_tokens=window, params=replace(bot.params, max_tokens=max_tokens))
     system_tokens = counter.count(fitted.system_prompt)
-    budget = int(choice.window * fitted.trim.threshold) - max_tokens
+    budget = int(window * fitted.trim.threshold) - max_tokens
     history = budget - system_tokens
-    if history < choice.window * MIN_HISTORY_SHARE * fitted.trim.threshold:
+    if history < window * MIN_HISTORY_SHARE * fitted.trim.threshold:
         log.warning(
             "little room for history: window %d x threshold %.2f = %d, minus max_tokens %d and the system "
             "prompt %d leaves %d tokens; use a larger context (server or CHATBOT_CONTEXT_TOKENS) or lower "
             "CHATBOT_MAX_TOKENS",
-            choice.window,
+            window,
             fitted.trim.threshold,
-            int(choice.window * fitted.trim.threshold),
+            int(window * fitted.trim.threshold),
             max_tokens,
             system_tokens,
             history,
@@ -171,9 +192,14 @@ async def open_engine(
     clock: Clock | None = None,
     check_model: bool = False,
     features: bool = True,
+    entry: BotEntry | None = None,
+    store: ConversationStore | None = None,
 ) -> AsyncIterator[ConversationEngine]:
-    """A ready engine for ``bot_name`` (default: the settings' bot) with its features, closed on exit."""
-    definition = get_bot(bot_name or settings.bot)
+    """A ready engine for ``bot_name`` (default: the settings' bot; or the bots file's ``entry``) with its
+    features, closed on exit. ``store``, when given, is shared (several bots in one process) and left open."""
+    entry = entry or get_entry(bot_name or settings.bot)
+    settings = settings_for(entry, settings)
+    definition = entry.profile
     bot = definition.with_settings(settings)
     model = connect_model(settings)
     try:
@@ -193,13 +219,19 @@ async def open_engine(
             exact = await server_tokens.count(bot.system_prompt)
             if exact is not None:
                 counter.learn(bot.system_prompt, exact)
-        store = SQLiteStore(settings.db_path)
-        await store.open()
+        own_store = store is None
+        if store is None:
+            store = storage_for(settings.database(), settings.db_path)
+            await store.open()
         engine = ConversationEngine(bot, store, model, counter, clock=clock or SystemClock())
         engine.max_tokens_share = settings.max_tokens_share  # for a window learned from an overflow
         engine.server_tokens = server_tokens
-        context = FeatureContext(settings, engine, data_root=DATA_ROOT, secrets=secrets_of(settings))
+        engine.session_prefix = entry.session_prefix
+        context = FeatureContext(
+            settings, engine, data_root=DATA_ROOT, secrets=secrets_of(settings), bot_data_dir=entry.data_dir
+        )
         try:
+            engine.shared = await open_shared_state(settings, engine.clock)
             if features:
                 await install_features(context)
             yield context.engine
@@ -209,9 +241,21 @@ async def open_engine(
                     await close()
                 except Exception:
                     log.exception("closing a feature failed")
-            await store.close()
+            if engine.shared is not None:
+                await engine.shared.close()
+            if own_store:
+                await store.close()
     finally:
         await model.close()
+
+
+async def open_shared_state(settings: Settings, clock: Clock) -> SharedState | None:
+    """The state every worker shares (Redis) when ``CHATBOT_REDIS_URL`` is set; ``None``: one process."""
+    if settings.redis_url is None or not settings.redis_url.get_secret_value():
+        return None
+    from adapters.shared_state.redis_state import connect  # redis is imported only when it is used
+
+    return await connect(settings.redis_url.get_secret_value(), clock, prefix=settings.redis_prefix)
 
 
 def create_runner(name: str, settings: Settings, engine: ConversationEngine) -> PlatformRunner:

@@ -10,7 +10,9 @@ import sys
 from collections.abc import Sequence
 
 from bots.app import secrets_of
+from bots.bot_settings import file_secrets
 from bots.commands import commands
+from bots.registry import bots_config
 from bots.settings import load_settings
 from core.errors import ConfigError, ModelError, ModelUnavailable
 from core.log_setup import configure_logging
@@ -28,6 +30,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def bots_file_secrets() -> list[str]:
+    """The credentials the bots file names, for log redaction (none when the file does not load: the
+    command that needs it reports why)."""
+    try:
+        return file_secrets(bots_config())
+    except ConfigError:
+        return []
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = commands()[args.command]
@@ -40,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             level=settings.log_level,
             log_file=settings.log_file,
             console_level=getattr(command, "CONSOLE_LOG_LEVEL", "WARNING"),
-            secrets=secrets_of(settings),
+            secrets=secrets_of(settings) + bots_file_secrets(),
             json_lines=settings.json_logs,
         )
         result: int = asyncio.run(command.run(args, settings))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from adapters.discord.settings import DiscordSettings
+from adapters.shared_state.settings import SharedStateSettings
 from adapters.slack.settings import SlackSettings
 from adapters.telegram.settings import TelegramSettings
 from adapters.work_queue.settings import QueueSettings
@@ -13,7 +14,9 @@ from core import config
 from features.settings import FeatureSettings
 
 
-class Settings(FeatureSettings, TelegramSettings, SlackSettings, DiscordSettings, QueueSettings):
+class Settings(
+    FeatureSettings, TelegramSettings, SlackSettings, DiscordSettings, SharedStateSettings, QueueSettings
+):
     """Deployment settings. A bot definition supplies defaults; a key set here overrides it."""
 
 

@@ -6,9 +6,10 @@ Bots themselves live in ``bots/``; this module only holds the shape, so the core
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from core.config import EngineSettings, TrimStrategy
+from core.model_vision import model_sees_images
 from core.model_windows import DEFAULT_CONTEXT_TOKENS, known_context_window
 
 T = TypeVar("T")
@@ -47,19 +48,43 @@ class TrimPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class Mode:
+    """A persona a chat can switch to with ``/mode``: its own system prompt, and optionally its own model
+    and sampling parameters (``params`` names :class:`ModelParams` fields; the rest stay the bot's)."""
+
+    name: str
+    system_prompt: str
+    description: str = ""
+    model: str | None = None
+    params: tuple[tuple[str, float | int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class BotProfile:
-    """One bot. ``model`` and ``context_tokens`` of ``None`` defer to the settings."""
+    """One bot. ``model`` and ``context_tokens`` of ``None`` defer to the settings; ``vision`` of ``None``
+    to the model's name (:mod:`core.model_vision`)."""
 
     name: str
     system_prompt: str
     description: str = ""
     greeting: str = "Hi! Ask me anything."
+    # offered as one-click prompts where a platform has them (Slack's assistant threads)
+    suggested_prompts: tuple[str, ...] = ()
     model: str | None = None
     summary_model: str | None = None
     context_tokens: int | None = None
     params: ModelParams = field(default_factory=ModelParams)
     trim: TrimPolicy = field(default_factory=TrimPolicy)
     max_input_chars: int = 16_000
+    vision: bool | None = None
+    # the bot's tools (MCP servers, allowlists, limits) for features/tools: ToolsConfig's data, or a ToolsConfig
+    tools: Any = None
+    # Per-chat choice (``/mode``, ``/model``): the personas and models a chat may pick, who may switch
+    # (``admins`` are platform-qualified user ids, ``telegram:1001``), and whether only they may.
+    modes: tuple[Mode, ...] = ()
+    models: tuple[str, ...] = ()
+    admins: frozenset[str] = frozenset()
+    switch_admins_only: bool = False
 
     def with_settings(self, settings: EngineSettings) -> BotProfile:
         """This bot with the deployment's explicit settings applied on top."""
@@ -87,9 +112,36 @@ class BotProfile:
             trim=trim,
         )
 
+    def mode(self, name: str | None) -> Mode | None:
+        """The mode called ``name`` (any case), or ``None``."""
+        if name is None:
+            return None
+        return next((mode for mode in self.modes if mode.name == name.lower()), None)
+
+    def choosing(self, mode: str | None, model: str | None) -> BotProfile:
+        """This bot as one chat chose it: the mode's prompt, model and parameters, then the chosen model.
+        A name the bot no longer offers (the bots file changed) is ignored."""
+        bot = self
+        chosen = self.mode(mode)
+        if chosen is not None:
+            bot = replace(
+                bot,
+                system_prompt=chosen.system_prompt,
+                model=chosen.model or bot.model,
+                params=replace(bot.params, **dict(chosen.params)),  # type: ignore[arg-type]  # names checked by the schema
+            )
+        if model is not None and model in self.models:
+            bot = replace(bot, model=model)
+        return bot
+
     @property
     def model_name(self) -> str:
         return self.model or "gpt-4o-mini"
+
+    @property
+    def sees_images(self) -> bool:
+        """Whether images go to the model as content parts: the bot's ``vision``, else by model name."""
+        return self.vision if self.vision is not None else model_sees_images(self.model_name)
 
     @property
     def window(self) -> int:

@@ -4,7 +4,7 @@ The openai client still sends the request (auth, retries, status errors become i
 body of a 200 stream is parsed here. The SDK's own stream builds a typed object for every chunk
 (``openai/_models.py:construct_type``), which was three quarters of a turn's CPU through real HTTP
 (issue 19); this reads each ``data:`` payload with one ``json.loads`` and picks out text, finish_reason
-and usage.
+and usage, and the pieces of ``delta.tool_calls`` (assembled by the model client).
 
 Framing follows the WHATWG event-stream rules, as the SDK's ``SSEDecoder`` does
 (https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation): lines end
@@ -37,6 +37,7 @@ class StreamChunk:
     text: str | None
     finish_reason: str | None
     usage: tuple[int, int] | None
+    tool_calls: list[dict[str, Any]] | None = None  # pieces of calls, by ``index``; arguments in parts
 
 
 class LineSplitter:
@@ -90,8 +91,16 @@ def read_chunk(payload: bytes, request: Any) -> StreamChunk:
     choice = choices[0]
     finish = choice.get("finish_reason")
     delta = choice.get("delta")
-    text = delta.get("content") if isinstance(delta, dict) else None
-    return StreamChunk(text if isinstance(text, str) else None, str(finish) if finish else None, usage)
+    if not isinstance(delta, dict):
+        return StreamChunk(None, str(finish) if finish else None, usage)
+    text = delta.get("content")
+    calls = delta.get("tool_calls")
+    return StreamChunk(
+        text if isinstance(text, str) else None,
+        str(finish) if finish else None,
+        usage,
+        calls if isinstance(calls, list) and calls else None,
+    )
 
 
 def events(lines: list[bytes], pending: list[bytes]) -> Iterator[bytes]:

@@ -65,11 +65,19 @@ class EngineSettings(SettingsBase):
 
     # Storage and logs.
     db_path: Path = Field(default=Path("data/chatbot.db"), alias="CHATBOT_DB")
+    # postgresql://user:password@host:5432/db: PostgreSQL for several workers (core/storage_url.py); unset:
+    # SQLite at CHATBOT_DB. Secret, because the URL may hold the password.
+    database_url: SecretStr | None = Field(default=None, alias="CHATBOT_DATABASE_URL")
     log_file: Path | None = Field(default=Path("data/chatbot.log"), alias="CHATBOT_LOG_FILE")
     log_level: str = Field(default="INFO", alias="CHATBOT_LOG_LEVEL")
     json_logs: bool = Field(default=False, alias="CHATBOT_JSON_LOGS")
     bot: str = Field(default="default", alias="CHATBOT_BOT")
     tiktoken_download: bool = Field(default=True, alias="CHATBOT_TIKTOKEN_DOWNLOAD")
+
+    def database(self) -> str | None:
+        """The PostgreSQL URL of ``CHATBOT_DATABASE_URL``, or ``None`` for SQLite at ``db_path``."""
+        url = self.database_url.get_secret_value().strip() if self.database_url is not None else ""
+        return url or None
 
     def api_key(self) -> str:
         """The key to send to the model server; local servers accept any placeholder."""

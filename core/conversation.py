@@ -25,6 +25,10 @@
    a failed call that produced nothing costs the user nothing.
 
 Messages of one session are handled strictly in arrival order; sessions run concurrently.
+
+With tools (``engine.tools``, a :class:`core.tool_loop.ToolRunner`), step 4 may take several model calls:
+the tool loop runs the calls the model asks for and streams a progress line meanwhile; the calls and
+their results are stored with the reply and fed back with it (see :mod:`core.tools`).
 """
 
 from __future__ import annotations
@@ -36,13 +40,15 @@ import re
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing, asynccontextmanager
 
+from core.attachments import TEXT_ONLY, AttachmentReading
 from core.bot_profile import BotProfile
+from core.chat_choice import choice_commands, choice_line
 from core.clock import Clock, SystemClock
 from core.commands import Command, Commands
 from core.errors import ContextTooLong, ModelError, ModelRejected, ModelTimeout
-from core.hooks import Retraction, TurnHooks
+from core.hooks import Progress, Retraction, TurnHooks
 from core.incoming import IncomingMessage
-from core.model_client import ChatModel, ReplyStream
+from core.model_client import ChatMessage, ChatModel, Usage
 from core.model_outcomes import (
     DEFAULT_MAX_TOKENS_SHARE,
     LENGTH_NOTICE,
@@ -53,9 +59,12 @@ from core.model_outcomes import (
     timeout_message,
 )
 from core.model_tokenize import ServerTokenCounter
-from core.prompt import PromptBuilder
+from core.prompt import Prompt, PromptBuilder
+from core.shared_state import SharedState
 from core.store import ConversationStore, EventQuestions, TurnRecord
 from core.tokens import TokenCounter
+from core.tool_loop import ToolRunner, exchange_tokens
+from core.tools import dump_steps
 from core.trimming import cut_to_tokens, prompt_budget, view_for_prompt
 from core.turn import Refusal, Turn, TurnStatus
 
@@ -73,6 +82,12 @@ TOO_LONG = (
 )
 EMPTY_REPLY = "(The model returned an empty reply. Please rephrase or try again.)"
 NOTICE_INPUT_CUT = "ℹ️ Your message was very long; I read only its first {n:,} characters.\n\n"
+
+NOTICE_FILES_IGNORED = "ℹ️ I can only read text here, so I answered your message without its files.\n\n"
+NOTICE_READ_FAILED = "⚠️ Something went wrong reading your files; I answered your text only.\n\n"
+READ_FAILED = "⚠️ Something went wrong reading your files. Please try again, or type your message."
+FILES_PLACEHOLDER = "[files: could not be read]"
+FILES_NOT_READ = "[files: not read, this bot reads text only]"
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # Unicode Cc, less \t \n \r
 
@@ -156,15 +171,47 @@ class ConversationEngine:
                 Command("reset", "Forget this conversation and start afresh", self._reset),
             ]
         )
+        for command in choice_commands(self):  # /mode, /model: when the bot offers a choice
+            self.commands.add(command)
         self.prompts = PromptBuilder(self)  # reads the engine's bot, store, model and counter per prompt
         self.max_tokens_share = DEFAULT_MAX_TOKENS_SHARE  # of a window learned from an overflow, for a reply
         self.server_tokens: ServerTokenCounter | None = None  # exact counts, from servers that can count
+        # state every worker process shares (Redis when CHATBOT_REDIS_URL is set; None: one process)
+        self.shared: SharedState | None = None
+        self.tools: ToolRunner | None = None  # the bot's tools (features/tools installs them)
+        self.session_prefix = ""  # this bot's share of the session ids (bots sharing a platform and a store)
+        self._turn_bots: dict[str, BotProfile] = {}  # the profile of the turn running in each session
+
+    def session_key(self, platform_session: str) -> str:
+        """The session id of an adapter's ``telegram:42`` for this bot: ``orbit/telegram:42`` when the bot
+        has a prefix, so two bots on one platform and one store never share a conversation."""
+        return f"{self.session_prefix}/{platform_session}" if self.session_prefix else platform_session
+
+    def turn_profile(self, session_id: str) -> BotProfile:
+        """The profile of the turn running in ``session_id`` (its mode's prompt, for guards), else the bot's."""
+        return self._turn_bots.get(session_id, self.bot)
+
+    async def profile_for(self, session_id: str) -> BotProfile:
+        """The bot as a turn in ``session_id`` starting now sees it: the current profile (a reloaded bots
+        file replaces ``self.bot``) with the chat's ``/mode`` and ``/model`` choice."""
+        bot = self.bot
+        if not (bot.modes or bot.models):
+            return bot
+        choice = await self.store.chat_choice(session_id)
+        return bot.choosing(choice.mode, choice.model)
 
     async def reply(self, message: IncomingMessage) -> AsyncIterator[str]:
         """The reply to ``message``, as text chunks to show the user in order."""
-        async with self.locks.hold(message.session_id), aclosing(self._turn(message)) as chunks:
-            async for chunk in chunks:
-                yield chunk
+        session = message.session_id
+        async with self.locks.hold(session):
+            bot = await self.profile_for(session)  # held for the whole turn, whatever changes meanwhile
+            self._turn_bots[session] = bot
+            try:
+                async with aclosing(self._turn(message, bot)) as chunks:
+                    async for chunk in chunks:
+                        yield chunk
+            finally:
+                del self._turn_bots[session]
 
     async def reply_text(self, message: IncomingMessage) -> str:
         """The whole reply at once (for callers that do not stream)."""
@@ -172,32 +219,97 @@ class ConversationEngine:
         async for chunk in self.reply(message):
             if isinstance(chunk, Retraction):
                 parts.clear()
-            parts.append(chunk)
+            if not isinstance(chunk, Progress):
+                parts.append(chunk)
         return "".join(parts)
 
-    async def _turn(self, message: IncomingMessage) -> AsyncGenerator[str]:
+    async def _turn(self, message: IncomingMessage, bot: BotProfile) -> AsyncGenerator[str]:
         """One turn, as named steps: a command, empty input, a refused input, or the model's answer."""
-        turn = Turn(message, clean_text(message.text), started=self.clock.now())
+        turn = Turn(message, clean_text(message.text), bot, started=self.clock.now())
         command = self.commands.parse(turn.text)
         if command is not None:
             yield await self._answer_command(turn, command)
             return
+        reading = await self._read_attachments(turn) if message.attachments else None
+        if reading is not None and reading.answer is not None:
+            yield await self._answer_unreadable(turn, reading)
+            return
         if not turn.text.strip():
             yield EMPTY_INPUT
             return
-        prompt_text = view_for_prompt(turn.text, self.bot.max_input_chars)
+        prompt_text = view_for_prompt(turn.text, bot.max_input_chars)
+        extra = reading.extra if reading is not None else ""
+        stored_tokens = self.counter.message_tokens(prompt_text) if extra else None
+        if extra:  # a document's text: in this turn's prompt, never stored
+            prompt_text = f"{prompt_text}\n\n{extra}"
         await self._count_exactly(prompt_text)
         user_tokens = self.counter.message_tokens(prompt_text)
-        refusal = await self._check_input(message, turn.text)
+        # guards judge the user's own words (caption, transcripts); a document's text is read like retrieved
+        # context: cut to its share of the budget, never stored, not taken for a flood or an overlong message
+        words = reading.words if reading is not None and reading.words is not None else turn.text
+        refusal = await self._check_input(message, words)
         if refusal is not None:
             yield await self._refuse_input(turn, refusal, user_tokens)
             return
-        await self._store_question(turn, user_tokens)
-        if len(turn.text) > self.bot.max_input_chars:
-            yield NOTICE_INPUT_CUT.format(n=self.bot.max_input_chars)
+        await self._store_question(turn, user_tokens if stored_tokens is None else stored_tokens)
+        for notice in reading.notices if reading is not None else ():
+            yield notice
+        if len(turn.text) > bot.max_input_chars:
+            yield NOTICE_INPUT_CUT.format(n=bot.max_input_chars)
         async with aclosing(self._ask_model(turn, prompt_text, user_tokens)) as chunks:
             async for chunk in chunks:
                 yield chunk
+
+    async def _read_attachments(self, turn: Turn) -> AttachmentReading:
+        """Read the message's files into the turn: ``turn.text`` becomes what is stored (caption,
+        transcripts, placeholders) and ``turn.images`` what goes to the model with it. A reader that fails
+        costs the files, never the caption; without a reader, files get "I can only read text"."""
+        message, reader = turn.message, self.hooks.attachments
+        caption = turn.text
+        if reader is None:
+            reading = AttachmentReading(
+                text=f"{caption}\n\n{FILES_NOT_READ}".strip(),
+                words=caption,
+                notices=(NOTICE_FILES_IGNORED,) if caption.strip() else (),
+                answer=None if caption.strip() else TEXT_ONLY,
+            )
+        else:
+            try:
+                reading = await reader.read(message, caption)
+            except Exception:
+                log.exception("%s: reading the attached files failed", message.session_id)
+                placeholder = f"{caption}\n\n{FILES_PLACEHOLDER}".strip()
+                reading = AttachmentReading(
+                    text=placeholder,
+                    words=caption,
+                    notices=(NOTICE_READ_FAILED,) if caption.strip() else (),
+                    answer=None if caption.strip() else READ_FAILED,
+                )
+        for problem in reading.problems:
+            log.warning("%s: %s", message.session_id, problem)
+        turn.text = clean_text(reading.text)
+        turn.images = reading.images
+        return reading
+
+    async def _answer_unreadable(self, turn: Turn, reading: AttachmentReading) -> str:
+        """Files that left nothing to ask the model: the user is told why; the message (its placeholders)
+        is stored, never complete, and the turn recorded, without a model call."""
+        message = turn.message
+        answer = "".join(reading.notices) + (reading.answer or "")
+        stored = bounded(turn.text, MAX_REFUSED_CHARS)
+        await self.store.add_message(
+            message.session_id,
+            "user",
+            stored,
+            self.counter.message_tokens(stored),
+            user_id=message.user_id,
+            complete=False,
+        )
+        turn.status = TurnStatus.UNREADABLE
+        record = self._model_free_record(turn, stored, answer)
+        await self.store.record_turn(record)
+        await self._observe(message, record)
+        return answer
 
     async def _answer_command(self, turn: Turn, command: Command) -> str:
         """A chat command's answer; the turn is logged and observed, not stored."""
@@ -244,7 +356,7 @@ class ConversationEngine:
         status; however the turn ends (cancelled too), its reply and record are stored."""
         session = turn.message.session_id
         try:
-            context = await self._context(turn.message, prompt_text)
+            context = await self._context(turn, prompt_text)
             streamed = self._stream_reply(turn, prompt_text, user_tokens, context)
             async with aclosing(streamed) as chunks:
                 async for chunk in chunks:
@@ -286,18 +398,32 @@ class ConversationEngine:
         """
         session = turn.message.session_id
         harder = adopted = False
+        tools = self._tools_on(session, turn.bot.model_name)
         for _ in range(3):
             prompt = await self.prompts.build(
-                session, turn.question_id, prompt_text, user_tokens, context, harder=harder
+                session,
+                turn.question_id,
+                prompt_text,
+                user_tokens,
+                context,
+                harder=harder,
+                images=turn.images,
+                tools=tools,
+                reserve=self.tools.reserve(prompt_budget(turn.bot, harder=harder))
+                if tools and self.tools
+                else 0,
+                bot=turn.bot,
             )
             turn.prompt_estimate = round(prompt.raw_tokens * self.counter.correction)
             if prompt.notice:
                 yield prompt.notice
-            stream = self.model.stream(self.bot.model_name, prompt.messages, self.bot.params)
             try:
                 so_far = ""  # grown in place, not re-joined from ``parts`` on every delta
-                async with aclosing(_deltas(stream)) as deltas:
+                async with aclosing(self._model_answer(turn, prompt, tools, harder)) as deltas:
                     async for delta in deltas:
+                        if isinstance(delta, Progress):
+                            yield delta
+                            continue
                         turn.parts.append(delta)
                         so_far += delta
                         turn.refusal = self._check_partial(turn.message, so_far)
@@ -305,16 +431,77 @@ class ConversationEngine:
                             break
                         yield delta
             except ContextTooLong as exc:
-                if turn.parts or harder:
+                if turn.parts or harder or turn.tool_steps:
                     raise
-                adopted, harder = self._after_overflow(session, exc, prompt.raw_tokens, adopted)
+                adopted, harder = self._after_overflow(turn, exc, prompt.raw_tokens, adopted)
                 continue
-            turn.finish_reason = getattr(stream, "finish_reason", None)
-            if stream.usage is not None:
-                turn.usage = stream.usage
-                # the raw estimate: the correction learns the whole error, not what is left after itself
-                self.counter.observe_usage(prompt.raw_tokens, stream.usage.prompt_tokens)
             return
+
+    def _tools_on(self, session: str, model: str) -> bool:
+        """Whether this turn offers tools: the bot has some, the server takes them, and some are up (or a
+        call waits for this session's confirmation)."""
+        tools = self.tools
+        if tools is None:
+            return False
+        accepts = getattr(self.model, "accepts_tools", None)
+        if accepts is not None and not accepts(model):
+            return False
+        return tools.waiting(session) or bool(tools.offered())
+
+    def _model_answer(self, turn: Turn, prompt: Prompt, tools: bool, harder: bool) -> AsyncGenerator[str]:
+        """The model's answer to ``prompt``: one call, or with tools the tool loop's steps."""
+
+        def call(
+            turn: Turn, messages: list[ChatMessage], offer: list[dict[str, object]]
+        ) -> AsyncGenerator[str]:
+            return self._one_call(turn, messages, offer, prompt.raw_tokens)
+
+        if not tools or self.tools is None:
+            return call(turn, prompt.messages, [])
+        room = max(0, prompt_budget(turn.bot, harder=harder) - prompt.tokens)
+        return self.tools.steps(
+            turn,
+            prompt.messages,
+            call,
+            hooks=self.hooks,
+            counter=self.counter,
+            now=self.clock.now,
+            room=room,
+        )
+
+    async def _one_call(
+        self, turn: Turn, messages: list[ChatMessage], offer: list[dict[str, object]], raw_tokens: int
+    ) -> AsyncGenerator[str]:
+        """One streamed model call; what it asked for, how it ended and its usage go into ``turn``."""
+        bot = turn.bot
+        if offer:
+            stream = self.model.stream(bot.model_name, messages, bot.params, tools=offer)
+        else:
+            stream = self.model.stream(bot.model_name, messages, bot.params)
+        # The stream's own iterator is closed here, at once, rather than whenever the garbage collector gets
+        # to it: closing it ends the HTTP response and frees the model slot before the user sees a refusal.
+        iterator = aiter(stream)
+        try:
+            async for delta in iterator:
+                yield delta
+        finally:
+            close = getattr(iterator, "aclose", None)
+            if close is not None:
+                await close()
+        turn.finish_reason = getattr(stream, "finish_reason", None)
+        turn.asked = list(getattr(stream, "tool_calls", None) or [])
+        usage = turn.step_usage = stream.usage
+        if usage is None:
+            return
+        if turn.usage is None:
+            turn.usage = usage
+            # the raw estimate: the correction learns the whole error, not what is left after itself
+            self.counter.observe_usage(raw_tokens, usage.prompt_tokens)
+        else:  # a later step of a tool loop: billed too
+            turn.usage = Usage(
+                turn.usage.prompt_tokens + usage.prompt_tokens,
+                turn.usage.completion_tokens + usage.completion_tokens,
+            )
 
     async def _settle_reply(self, turn: Turn) -> str | None:
         """The streamed reply's last chunk: a :class:`Retraction` when an output guard withdraws the reply
@@ -340,27 +527,29 @@ class ConversationEngine:
         return None
 
     def _after_overflow(
-        self, session: str, exc: ContextTooLong, estimate: int, adopted: bool
+        self, turn: Turn, exc: ContextTooLong, estimate: int, adopted: bool
     ) -> tuple[bool, bool]:
         """Learn what an overflow says; ``(adopted, harder)`` for the next attempt.
 
         A window smaller than ours is adopted for this engine (logged, it happens once per window) and the
         prompt rebuilt for it; otherwise, or once adopted already, the next prompt is trimmed harder.
         """
-        reported = reported_prompt(exc, self.bot.params.max_tokens, estimate)
+        session = turn.message.session_id
+        reported = reported_prompt(exc, turn.bot.params.max_tokens, estimate)
         if reported is not None:
             self.counter.observe_usage(estimate, reported)  # our raw estimate, as with a usage report
-        window = smaller_window(exc, self.bot)
+        window = smaller_window(exc, turn.bot)
         if window is None or adopted:
             log.warning("%s: server says the prompt is too long; trimming harder", session)
             return adopted, True
         log.warning(
             "the model server's context window is %d tokens, not the %d we budgeted for; using %d from now on",
             window,
-            self.bot.window,
+            turn.bot.window,
             window,
         )
         self.bot = adopt_window(self.bot, window, self.max_tokens_share)
+        turn.bot = adopt_window(turn.bot, window, self.max_tokens_share)
         return True, False
 
     def _model_free_record(self, turn: Turn, user_text: str, reply: str) -> TurnRecord:
@@ -376,7 +565,7 @@ class ConversationEngine:
             status=turn.status,
             model="",
             user_id=turn.message.user_id,
-            bot=self.bot.name,
+            bot=turn.bot.name,
             platform=turn.message.platform,
         )
 
@@ -401,10 +590,11 @@ class ConversationEngine:
                 return refusal
         return None
 
-    async def _context(self, message: IncomingMessage, text: str) -> str:
+    async def _context(self, turn: Turn, text: str) -> str:
+        message = turn.message
         if not self.hooks.context_sources:
             return ""
-        allowance = int(prompt_budget(self.bot) * self.hooks.context_share)
+        allowance = int(prompt_budget(turn.bot) * self.hooks.context_share)
         pieces = []
         for source in self.hooks.context_sources:
             try:
@@ -442,9 +632,9 @@ class ConversationEngine:
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
             status=turn.status,
-            model=self.bot.model_name,
+            model=turn.bot.model_name,
             user_id=message.user_id,
-            bot=self.bot.name,
+            bot=turn.bot.name,
             platform=message.platform,
         )
         # What the user saw in full answers the question: a complete reply, or the refusal that replaced a
@@ -452,14 +642,20 @@ class ConversationEngine:
         complete = turn.status in (TurnStatus.OK, TurnStatus.LENGTH) or turn.shown is not None
         if complete and turn.shown is None:
             await self._count_exactly(reply)  # fed back to the model from now on
+        tokens = self.counter.message_tokens(reply)
+        with_tools: dict[str, str] = {}
+        if turn.tool_steps and complete and turn.shown is None:  # the calls and results travel with it
+            with_tools["tools"] = dump_steps(turn.tool_steps, turn.final_from)
+            tokens += exchange_tokens(turn.tool_steps, self.counter)
         save = (
             self.store.save_reply(
                 message.session_id,
                 reply,
-                self.counter.message_tokens(reply),
+                tokens,
                 complete=complete,
                 turn=record,
                 question_id=turn.question_id,
+                **with_tools,
             )
             if reply.strip()
             else self.store.record_turn(record)
@@ -518,9 +714,12 @@ class ConversationEngine:
         return self.bot.greeting
 
     async def _help(self, message: IncomingMessage) -> str:
-        return help_text(self.bot, self.commands)
+        now = await choice_line(self, message.session_id)
+        return help_text(self.bot, self.commands) + (f"\n\n{now}" if now else "")
 
     async def _reset(self, message: IncomingMessage) -> str:
+        if self.tools is not None:
+            self.tools.forget(message.session_id)
         deleted = await self.store.reset(message.session_id)
         return (
             "Done: I've forgotten this conversation."
@@ -536,19 +735,3 @@ def help_text(bot: BotProfile, commands: Commands) -> str:
         f"{about}\n\nJust write to me and I'll answer. I remember this conversation until you reset it.\n"
         + "\n".join(command.help_line for command in commands)
     )
-
-
-async def _deltas(stream: ReplyStream) -> AsyncGenerator[str]:
-    """The stream's deltas as a generator we can close early (a guard stopped the reply).
-
-    The stream's own iterator is closed here, at once, rather than whenever the garbage collector gets to
-    it: closing it ends the HTTP response and frees the model slot before the user sees the refusal.
-    """
-    iterator = aiter(stream)
-    try:
-        async for delta in iterator:
-            yield delta
-    finally:
-        close = getattr(iterator, "aclose", None)
-        if close is not None:
-            await close()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.attachments import Attachment
+
 
 @dataclass(frozen=True, slots=True)
 class IncomingMessage:
@@ -17,6 +19,8 @@ class IncomingMessage:
     ``event_id``) when handling may be repeated (a work queue retries a job whose worker died): the
     question is then stored once however often the message is handled (see
     :class:`core.store.EventQuestions`). Empty: every handling is a new message.
+    ``attachments`` are the files sent with it (photos, voice notes, documents), fetched only when read
+    (:mod:`core.attachments`); ``text`` is then the caption, possibly empty.
     """
 
     session_id: str
@@ -25,3 +29,4 @@ class IncomingMessage:
     platform: str = ""
     extras: dict[str, Any] = field(default_factory=dict)
     event_id: str = ""
+    attachments: tuple[Attachment, ...] = ()

@@ -5,12 +5,19 @@ minutes); what still fails after that reaches the engine as :class:`ModelUnavail
 with ``stream_options``; a server that rejects the option is asked again without it, and remembered.
 The client sends every request; a streamed body is parsed by :mod:`core.chat_stream`, not into the SDK's
 chunk objects (issue 19: they were most of a turn's CPU).
+
+Tools (issue 18): a stream may carry ``tool_calls`` pieces, joined here by index into
+:class:`core.tools.ToolCall` (``ReplyStream.tool_calls``). A server or model that refuses the ``tools``
+field (llama-server without ``--jinja``: a 500 "tools param requires --jinja flag"; Ollama: a 400 "... does
+not support tools"; vLLM without ``--enable-auto-tool-choice``) is asked again without it, and remembered
+per model with one warning: :meth:`OpenAIChatModel.accepts_tools` then says no.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -32,10 +39,14 @@ from core.errors import (
 )
 from core.model_limits import CallLimit
 from core.model_servers import ServerWindow, overflow_from
+from core.tools import ToolCall
 
 log = logging.getLogger(__name__)
 
-ChatMessage = dict[str, str]
+ChatMessage = dict[str, Any]
+"""A chat message: ``role`` and ``content``, a string, or a list of content parts for a message with
+images (:meth:`core.attachments.ImagePart.content_part`); ``tool_calls`` / ``tool_call_id`` in a tool
+exchange."""
 
 
 @dataclass(slots=True)
@@ -60,7 +71,14 @@ class ReplyStream(Protocol):
 class ChatModel(Protocol):
     """What the engine needs of a model: a streamed reply, and a whole one for summaries."""
 
-    def stream(self, model: str, messages: Sequence[ChatMessage], params: ModelParams) -> ReplyStream: ...
+    def stream(
+        self,
+        model: str,
+        messages: Sequence[ChatMessage],
+        params: ModelParams,
+        *,
+        tools: Sequence[dict[str, Any]] | None = None,
+    ) -> ReplyStream: ...
 
     async def complete(
         self, model: str, messages: Sequence[ChatMessage], params: ModelParams
@@ -113,6 +131,18 @@ def context_error(exc: openai.APIError) -> ContextTooLong | None:
     return overflow_from(server_message(exc), exc.body, getattr(exc, "code", None))
 
 
+_TOOLS_REFUSED = re.compile(
+    r"support|requires?|jinja|not allowed|no endpoints|unsupported|unrecognized|unknown|not enabled", re.I
+)
+
+
+def refuses_tools(exc: openai.APIError) -> bool:
+    """Whether an error says the server or model cannot take ``tools`` at all (see the module docstring);
+    a bare 400 is not enough, it is as often a malformed request."""
+    text = server_message(exc)
+    return "tool" in text.lower() and _TOOLS_REFUSED.search(text) is not None
+
+
 def _mentions_stream_options(exc: openai.APIError) -> bool:
     text = str(exc.message).lower()
     return "stream_options" in text or "include_usage" in text
@@ -134,14 +164,21 @@ class ReplyLimits:
 
 class _OpenAIStream:
     def __init__(
-        self, owner: OpenAIChatModel, model: str, messages: Sequence[ChatMessage], params: ModelParams
+        self,
+        owner: OpenAIChatModel,
+        model: str,
+        messages: Sequence[ChatMessage],
+        params: ModelParams,
+        tools: Sequence[dict[str, Any]] | None = None,
     ):
         self._owner = owner
         self._model = model
         self._messages = list(messages)
         self._params = params
+        self._tools = list(tools) if tools and owner.accepts_tools(model) else []
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
+        self.tool_calls: list[ToolCall] = []
 
     def __aiter__(self) -> AsyncIterator[str]:
         return self._run()
@@ -155,6 +192,8 @@ class _OpenAIStream:
         }
         if stream and self._owner.stream_usage:
             body["stream_options"] = {"include_usage": True}
+        if self._tools:
+            body["tools"] = self._tools
         return body
 
     async def _open(self) -> Any:
@@ -167,8 +206,36 @@ class _OpenAIStream:
                 log.warning("the model server rejects stream_options; streaming without usage reports")
                 owner.stream_usage = False
                 body.pop("stream_options")
-                return await owner.post_chat(body, stream=True)
-            raise
+                return await self._open_without_tools_if_refused(body)
+            if not (self._tools and refuses_tools(exc)):
+                raise
+            self._refused(exc)
+        except openai.APIStatusError as exc:
+            if not (self._tools and refuses_tools(exc)):
+                raise
+            self._refused(exc)
+        body.pop("tools", None)
+        return await owner.post_chat(body, stream=True)
+
+    async def _open_without_tools_if_refused(self, body: dict[str, Any]) -> Any:
+        try:
+            return await self._owner.post_chat(body, stream=True)
+        except openai.APIStatusError as exc:
+            if not (self._tools and refuses_tools(exc)):
+                raise
+            self._refused(exc)
+        body.pop("tools", None)
+        return await self._owner.post_chat(body, stream=True)
+
+    def _refused(self, exc: openai.APIError) -> None:
+        """Remember that this model takes no tools (one warning), and send this request without them."""
+        self._owner.no_tools.add(self._model)
+        self._tools = []
+        log.warning(
+            "the model server refuses tools for %s (%s); answering without tools from now on",
+            self._model,
+            server_message(exc)[:200],
+        )
 
     async def _run(self) -> AsyncIterator[str]:
         owner = self._owner
@@ -252,7 +319,9 @@ class _OpenAIStream:
         except Exception as exc:
             raise translate_error(exc, owner.base_url) from exc
         chunks = 0
-        text_length = 0
+        text_length = 0  # text and tool-call arguments received: the stall clock runs once either flows
+        calls: dict[int, list[str]] = {}  # index -> [id, name, arguments so far]
+        self.tool_calls = []
         iterator: AsyncIterator[StreamChunk] = aiter(stream)
         try:
             while True:
@@ -277,6 +346,8 @@ class _OpenAIStream:
                     self.usage = Usage(*chunk.usage)
                 if chunk.finish_reason:
                     self.finish_reason = chunk.finish_reason
+                if chunk.tool_calls is not None:
+                    text_length += _join_call_pieces(calls, chunk.tool_calls)
                 text = chunk.text
                 if text:
                     text_length += len(text)
@@ -306,6 +377,7 @@ class _OpenAIStream:
                     await close()
                 except Exception:
                     log.debug("closing the model stream failed", exc_info=True)
+        self.tool_calls = _assembled(calls)
         if chunks == 0:
             raise StreamIncomplete("the model server sent an empty stream", empty=True)
         if self.finish_reason is None:
@@ -329,7 +401,44 @@ class _OpenAIStream:
         )
         if response.usage is not None:
             self.usage = Usage(response.usage.prompt_tokens, response.usage.completion_tokens)
+        if choice is not None and choice.message.tool_calls:
+            self.tool_calls = [
+                ToolCall(call.id, call.function.name, call.function.arguments or "")
+                for call in choice.message.tool_calls
+                if getattr(call, "function", None) is not None
+            ]
         return (choice.message.content or "") if choice else ""
+
+
+def _join_call_pieces(calls: dict[int, list[str]], pieces: list[dict[str, Any]]) -> int:
+    """Add one chunk's ``tool_calls`` pieces to ``calls`` (the id and name come first, the arguments in
+    parts, all keyed by ``index``); return how many characters arrived."""
+    received = 0
+    for piece in pieces:
+        if not isinstance(piece, dict):
+            continue
+        index = piece.get("index")
+        key = index if isinstance(index, int) else len(calls)
+        call = calls.setdefault(key, ["", "", ""])
+        if isinstance(piece.get("id"), str) and piece["id"]:
+            call[0] = piece["id"]
+        function = piece.get("function")
+        if isinstance(function, dict):
+            name, arguments = function.get("name"), function.get("arguments")
+            if isinstance(name, str) and name:
+                call[1] = name
+            if isinstance(arguments, str):
+                call[2] += arguments
+                received += len(arguments)
+    return received + 1
+
+
+def _assembled(calls: dict[int, list[str]]) -> list[ToolCall]:
+    """The stream's calls in index order; a call the server sent without an id gets one."""
+    return [
+        ToolCall(call_id or f"call_{index}", name, arguments)
+        for index, (call_id, name, arguments) in sorted(calls.items())
+    ]
 
 
 def _param_kwargs(params: ModelParams) -> dict[str, Any]:
@@ -353,6 +462,7 @@ class OpenAIChatModel:
         self.limits = limits or ReplyLimits()
         self.call_limit = CallLimit(max_concurrent)
         self.server: ServerWindow | None = None  # what window discovery learned (set at start)
+        self.no_tools: set[str] = set()  # models the server refused ``tools`` for (see the module docstring)
 
     @classmethod
     def connect(
@@ -373,8 +483,19 @@ class OpenAIChatModel:
         """Change the concurrency limit (before any call is made: at start, after window discovery)."""
         self.call_limit = CallLimit(limit)
 
-    def stream(self, model: str, messages: Sequence[ChatMessage], params: ModelParams) -> ReplyStream:
-        return _OpenAIStream(self, model, messages, params)
+    def stream(
+        self,
+        model: str,
+        messages: Sequence[ChatMessage],
+        params: ModelParams,
+        *,
+        tools: Sequence[dict[str, Any]] | None = None,
+    ) -> ReplyStream:
+        return _OpenAIStream(self, model, messages, params, tools)
+
+    def accepts_tools(self, model: str) -> bool:
+        """False once the server refused ``tools`` for ``model``."""
+        return model not in self.no_tools
 
     async def post_chat(self, body: dict[str, Any], *, stream: bool) -> Any:
         """POST ``/chat/completions`` through the client's own request path (auth, retries, errors).

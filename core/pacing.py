@@ -7,7 +7,8 @@ leave a reserve for final edits; final edits and new messages wait for theirs, f
 (a reply that started waiting first is never overtaken by a later one). A :class:`BurstGate` is the other
 shape a platform's pace takes: a few calls at once, then a steady one per interval (Telegram's chats).
 :class:`KeyedGates` keeps one gate per key and forgets idle ones, so the number of chats seen does not grow
-memory without bound.
+memory without bound. Every gate states its limits as :class:`GateShape` values, so that the same limits
+can be kept by a gate that several worker processes share (``core/shared_state.py``).
 """
 
 from __future__ import annotations
@@ -16,24 +17,66 @@ import asyncio
 import math
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from typing import Generic, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Generic, Literal, Protocol, TypeVar
 
 from core.clock import Clock
 
 MAX_GATES = 10_000  # per-key gates a process keeps (one per chat or channel it has spoken in lately)
 
 
+MIN_WAIT = 1e-3  # the shortest wait a gate that turned a call down reports
+
+
 class Gate(Protocol):
-    """What the streaming engine asks of a shared limit."""
+    """What the streaming engine asks of a shared limit. Both calls may do I/O: a gate that several worker
+    processes share keeps its state in a shared store (``core/shared_state.py``)."""
 
-    def try_acquire(self) -> bool: ...
+    async def try_take(self) -> float:
+        """Take a slot for an optional call (a preview) if one is free (0.0), else the seconds until one
+        may be (nothing is taken)."""
+        ...
 
-    def delay(self) -> float: ...
+    async def acquire(self) -> None:
+        """Wait for a slot for a call that must happen (a final edit, a new message), in arrival order."""
+        ...
 
-    async def acquire(self) -> None: ...
+
+@dataclass(frozen=True, slots=True)
+class GateShape:
+    """A gate's limit as plain numbers, so that a gate shared by several processes keeps the same pace.
+
+    ``window``: at most ``calls`` in any ``seconds``; ``burst``: ``calls`` at once, then one per
+    ``seconds``. Either way previews leave ``reserve`` calls for final ones; ``seconds`` includes the margin.
+    """
+
+    kind: Literal["window", "burst"]
+    calls: int
+    seconds: float
+    reserve: int
 
 
-class RateGate:
+class PacedGate(Gate, Protocol):
+    """An in-process gate whose limits can be read as :class:`GateShape` values."""
+
+    @property
+    def shapes(self) -> tuple[GateShape, ...]: ...
+
+
+class _TakesOptional:
+    """``try_take`` from the synchronous ``try_acquire`` and ``delay`` of an in-process gate."""
+
+    def try_acquire(self) -> bool:
+        raise NotImplementedError
+
+    def delay(self) -> float:
+        raise NotImplementedError
+
+    async def try_take(self) -> float:
+        return 0.0 if self.try_acquire() else max(MIN_WAIT, self.delay())
+
+
+class RateGate(_TakesOptional):
     """At most ``rate`` operations in any window of ``per`` seconds."""
 
     def __init__(
@@ -47,6 +90,10 @@ class RateGate:
         self._reserve = min(rate - 1, math.ceil(rate * reserve)) if rate > 1 else 0
         self._stamps: deque[float] = deque()
         self._queue = asyncio.Lock()  # waiters for a must-happen slot, served in arrival order (FIFO)
+
+    @property
+    def shapes(self) -> tuple[GateShape, ...]:
+        return (GateShape("window", self.rate, self.per, self._reserve),)
 
     def _used(self) -> int:
         cutoff = self._clock.now() - self.per
@@ -82,11 +129,15 @@ class RateGate:
         return not self._queue.locked() and self._used() == 0
 
 
-class AllGates:
+class AllGates(_TakesOptional):
     """Several limits at once (a chat's own pace and its group's): a call passes when every gate lets it."""
 
     def __init__(self, *gates: RateGate | BurstGate) -> None:
         self.gates = gates
+
+    @property
+    def shapes(self) -> tuple[GateShape, ...]:
+        return tuple(shape for gate in self.gates for shape in gate.shapes)
 
     def try_acquire(self) -> bool:
         if any(gate.delay() > 0 for gate in self.gates):
@@ -102,7 +153,7 @@ class AllGates:
             await gate.acquire()
 
 
-class BurstGate:
+class BurstGate(_TakesOptional):
     """Up to ``burst`` calls at once, then one per ``interval`` seconds: a token bucket, kept as the time
     the bucket will be full again (the "theoretical arrival time" of GCRA), so it costs no list of stamps.
 
@@ -121,6 +172,10 @@ class BurstGate:
         self._reserve = max(0, min(burst - 1, reserve))
         self._full_at = -math.inf  # before this time the bucket is missing (full_at - now) / interval calls
         self._queue = asyncio.Lock()
+
+    @property
+    def shapes(self) -> tuple[GateShape, ...]:
+        return (GateShape("burst", self.burst, self.interval, self._reserve),)
 
     def _wait(self, spare: int) -> float:
         """Seconds until a call can be made that leaves ``spare`` more calls in the bucket."""

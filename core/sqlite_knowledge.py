@@ -16,47 +16,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
 
 import aiosqlite
 import numpy as np
 
 from core.knowledge import DocumentInfo, NewDocument, StoredChunk, VectorIndex, empty_index
+from core.knowledge_search import Passage, common_limit, query_terms, refreshed_index, vectors_of
 from core.sqlite_connection import SharedConnection
 
 log = logging.getLogger(__name__)
 
 # Column weights for bm25(): a word in a section title counts double, in a file name half.
 BM25_WEIGHTS = "0.5, 2.0, 1.0"
-
-STOPWORDS = frozenset(
-    """a about above after again all am an and any are as at be because been before being below between
-    both but by can could did do does doing down during each few for from further had has have having he
-    her here hers him his how i if in into is it its itself just me more most my no nor not now of off on
-    once only or other our ours out over own same she should so some such than that the their theirs them
-    then there these they this those through to too under until up very was we were what when where which
-    while who whom why will with would you your yours yourself please tell know want need get got let like
-    thanks thank hi hello hey ok okay also really much many""".split()
-)
-_WORD = re.compile(r"\w+", re.UNICODE)
-MAX_QUERY_TERMS = 24
-# A word found in more passages than this is left out of keyword queries: BM25 gives it almost no weight
-# (its IDF is near zero), yet scoring every passage it matches is what makes a large index slow.
-COMMON_SHARE = 0.1
-COMMON_FLOOR = 1000
-
-
-def query_terms(text: str) -> list[str]:
-    """The text's significant words, lower-cased, without stop words or repeats."""
-    terms: list[str] = []
-    for word in _WORD.findall(text.lower()):
-        if len(word) > 1 and word not in STOPWORDS and word not in terms:
-            terms.append(word)
-    return terms[:MAX_QUERY_TERMS]
 
 
 def fts_query(terms: Sequence[str]) -> str:
@@ -174,13 +148,8 @@ class SQLiteKnowledge:
                     (document_id,),
                 )
             )
-            chunks = [_Passage(str(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in rows]
-            widths = {len(r[4]) for r in rows}
-            vectors = (
-                np.stack([np.frombuffer(r[4], dtype="<f4") for r in rows]).astype(np.float32)
-                if len(widths) == 1
-                else np.zeros((len(rows), 0), dtype=np.float32)
-            )
+            chunks = [Passage(str(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in rows]
+            vectors = vectors_of([r[4] for r in rows])
             exported.append(
                 NewDocument(str(path), str(source), str(content_hash), str(recipe), chunks, vectors)
             )
@@ -233,33 +202,15 @@ class SQLiteKnowledge:
                     current.append(chunk_id)
                     if blob is not None:
                         added.append((chunk_id, blob))
-        keep = np.isin(old.ids, np.asarray(current, dtype=np.int64), assume_unique=True)
-        kept = bool(keep.any())
-        # The vector size of the index, or else of the most recent ingest: the model that decides.
-        width = old.dimensions if kept else (len(added[-1][1]) // 4 if added else 0)
-        fitting = [(chunk_id, blob) for chunk_id, blob in added if len(blob) == width * 4]
-        skipped = len(added) - len(fitting)
-        filled = len(fitting)
-        new = np.frombuffer(b"".join(blob for _, blob in fitting), dtype="<f4").astype(np.float32)
-        new = new.reshape(filled, width)
-        new_ids = [chunk_id for chunk_id, _ in fitting]
-        if skipped:
-            log.warning(
-                "%s: %d passages were embedded by another model (their vector size differs), so only "
-                "keywords find them; re-ingest their files",
-                bot,
-                skipped,
-            )
-        ids = np.concatenate([old.ids[keep], np.asarray(new_ids, dtype=np.int64)])
-        matrix = np.concatenate([old.matrix[keep], new]) if kept else new
+        index = refreshed_index(bot, old, current, added)
         log.info(
             "%s: knowledge vectors loaded (%d passages, %d new, %.0f ms)",
             bot,
-            len(ids),
-            filled,
+            len(index),
+            len(added),
             (time.perf_counter() - started) * 1000,
         )
-        return VectorIndex(ids, np.ascontiguousarray(matrix))
+        return index
 
     async def keyword_search(self, bot: str, text: str, limit: int) -> list[tuple[int, float]]:
         """Passages matching the text's significant words, best first, as ``(chunk id, BM25 > 0)``.
@@ -289,7 +240,7 @@ class SQLiteKnowledge:
             async with self.db.execute("SELECT count(*) FROM knowledge_chunks") as cursor:
                 row = await cursor.fetchone()
             self._passages = int(row[0]) if row else 0
-        limit = max(COMMON_FLOOR, COMMON_SHARE * self._passages)
+        limit = common_limit(self._passages)
         if self._passages <= limit:
             return terms  # a small index: every word may count, and it costs nothing
         for term in terms:
@@ -316,13 +267,3 @@ class SQLiteKnowledge:
         ) as cursor:
             rows = await cursor.fetchall()
         return {int(r[0]): StoredChunk(int(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4])) for r in rows}
-
-
-@dataclass(frozen=True, slots=True)
-class _Passage:
-    """A stored passage read back for export."""
-
-    source: str
-    section: str
-    text: str
-    tokens: int

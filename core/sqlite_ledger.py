@@ -16,12 +16,14 @@ class SQLiteLedger:
         rows = list(await self._shared.db.execute_fetchall(query, params))
         return int(rows[0][0]) if rows else 0
 
-    async def user_tokens_since(self, user_id: str, since: float) -> int:
-        return await self._count(
+    async def user_tokens_since(self, user_id: str, since: float, *, bot: str | None = None) -> int:
+        query = (
             "SELECT COALESCE(SUM(prompt_tokens + completion_tokens), 0) FROM turns "
-            "WHERE user_id = ? AND started_at >= ?",
-            (user_id, since),
+            "WHERE user_id = ? AND started_at >= ?"
         )
+        if bot is None:
+            return await self._count(query, (user_id, since))
+        return await self._count(query + " AND bot = ?", (user_id, since, bot))
 
     async def bot_tokens_since(self, bot: str, since: float) -> int:
         return await self._count(

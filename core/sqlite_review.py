@@ -8,18 +8,19 @@ flags are also deleted by their own ``user_id`` and ``created_at`` (see ``SQLite
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from core.secrets import redact_secrets
 from core.sqlite_connection import SharedConnection
 from core.store import ContextMessage, ReviewFlag, TurnRecord
 
-_FLAG_COLUMNS = (
+FLAG_COLUMNS = (
     "id, session_id, user_id, bot, platform, turn_started_at, phrase, user_text, created_at, resolved"
 )
 
 
-def _flag(row: Iterable[object]) -> ReviewFlag:
+def flag_from_row(row: Iterable[object]) -> ReviewFlag:
     values = tuple(row)
     return ReviewFlag(
         id=int(str(values[0])),
@@ -70,18 +71,18 @@ class SQLiteReview:
             where.append("bot = ?")
             params.append(bot)
         rows = await self._shared.db.execute_fetchall(
-            f"SELECT {_FLAG_COLUMNS} FROM review_flags WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
+            f"SELECT {FLAG_COLUMNS} FROM review_flags WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
             (*params, limit),
         )
-        return [_flag(row) for row in rows]
+        return [flag_from_row(row) for row in rows]
 
     async def get(self, flag_id: int) -> ReviewFlag | None:
         rows = list(
             await self._shared.db.execute_fetchall(
-                f"SELECT {_FLAG_COLUMNS} FROM review_flags WHERE id = ?", (flag_id,)
+                f"SELECT {FLAG_COLUMNS} FROM review_flags WHERE id = ?", (flag_id,)
             )
         )
-        return _flag(rows[0]) if rows else None
+        return flag_from_row(rows[0]) if rows else None
 
     async def resolve(self, flag_id: int) -> bool:
         async with self._shared.write_lock:
@@ -124,17 +125,23 @@ class SQLiteReview:
             f"SELECT {columns} FROM messages WHERE session_id = ? AND id >= ? ORDER BY id LIMIT 2",
             (flag.session_id, anchor),
         )
-        messages = [
-            ContextMessage(
-                id=int(row[0]),
-                role=str(row[1]),
-                content=str(row[2]),
-                created_at=float(row[3]),
-                complete=bool(row[4]),
-                flagged=int(row[0]) == anchor,
-            )
-            for row in [*reversed(list(earlier)), *later]
-        ]
-        if len(messages) >= 2 and messages[-1].role != "assistant":
-            messages.pop()  # the next message is the user's again: there was no reply
-        return messages
+        return context_around(anchor, [*reversed(list(earlier)), *later])
+
+
+def context_around(anchor: int, rows: Iterable[Sequence[Any]]) -> list[ContextMessage]:
+    """``(id, role, content, created_at, complete)`` rows, oldest first, as the context of the flagged user
+    message ``anchor``: the message after it stays only if it is the reply (every backend answers alike)."""
+    messages = [
+        ContextMessage(
+            id=int(row[0]),
+            role=str(row[1]),
+            content=str(row[2]),
+            created_at=float(row[3]),
+            complete=bool(row[4]),
+            flagged=int(row[0]) == anchor,
+        )
+        for row in rows
+    ]
+    if len(messages) >= 2 and messages[-1].role != "assistant":
+        messages.pop()  # the next message is the user's again: there was no reply
+    return messages

@@ -36,11 +36,12 @@ from core.sqlite_connection import (
     schema_statements,
     write_transaction,
 )
+from core.sqlite_feedback import SQLiteFeedback
 from core.sqlite_journal import SQLiteJournal
 from core.sqlite_knowledge import SQLiteKnowledge
 from core.sqlite_ledger import SQLiteLedger
 from core.sqlite_review import SQLiteReview
-from core.store import EventTurn, Role, SessionState, Storage, StoredMessage, TurnRecord
+from core.store import ChatChoice, EventTurn, Role, SessionState, Storage, StoredMessage, TurnRecord
 
 __all__ = [
     "MIGRATIONS",
@@ -190,7 +191,36 @@ MIGRATIONS: list[str] = [
         version INTEGER NOT NULL
     );
     """,
-    # 7 (work queue, issue 14): questions keyed by the platform's delivery id, so a job retried after its
+    # 7: feedback votes (👍 / 👎 under replies, adapters/feedback.py): one per voter per turn, deleted
+    # with their turn; turns are found by session and start (the reference the buttons carry)
+    """
+    CREATE TABLE turn_votes (
+        turn_id INTEGER NOT NULL,
+        voter TEXT NOT NULL,
+        vote INTEGER NOT NULL CHECK (vote IN (-1, 1)),
+        voted_at REAL NOT NULL,
+        PRIMARY KEY (turn_id, voter)
+    );
+    CREATE INDEX turns_by_session ON turns (session_id, started_at);
+    CREATE TRIGGER turn_votes_follow_turns AFTER DELETE ON turns
+    BEGIN
+        DELETE FROM turn_votes WHERE turn_id = OLD.id;
+    END
+    """,
+    # 8: tool calls and their results (issue 18), kept with the reply they led to (core/tools.py)
+    """
+    ALTER TABLE messages ADD COLUMN tools TEXT NOT NULL DEFAULT ''
+    """,
+    # 9: bots file (issue 16): each conversation's /mode and /model choice
+    """
+    CREATE TABLE IF NOT EXISTS chat_choices (
+        session_id TEXT PRIMARY KEY,
+        mode TEXT,
+        model TEXT,
+        updated_at REAL NOT NULL
+    );
+    """,
+    # 10 (work queue, issue 14): questions keyed by the platform's delivery id, so a job retried after its
     # worker died stores the user's message once (core.store.EventQuestions)
     """
     CREATE TABLE message_events (
@@ -226,6 +256,7 @@ class SQLiteStore(SQLiteJournal):
         self._ledger = SQLiteLedger(self._shared)
         self._review = SQLiteReview(self._shared)
         self._knowledge = SQLiteKnowledge(self._shared)
+        self._feedback = SQLiteFeedback(self._shared)
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -243,6 +274,10 @@ class SQLiteStore(SQLiteJournal):
     @property
     def knowledge(self) -> SQLiteKnowledge:
         return self._knowledge
+
+    @property
+    def feedback(self) -> SQLiteFeedback:
+        return self._feedback
 
     async def open(self) -> None:
         """Connect and bring the schema up to date; on failure nothing is left open."""
@@ -367,6 +402,7 @@ class SQLiteStore(SQLiteJournal):
         complete: bool,
         turn: TurnRecord,
         question_id: int | None = None,
+        tools: str = "",
     ) -> int:
         now = time.time()
         with self._changing_messages(session_id) as windows:
@@ -374,6 +410,8 @@ class SQLiteStore(SQLiteJournal):
                 message_id = await self._insert_message(
                     session_id, "assistant", content, tokens, "", complete, now
                 )
+                if tools:
+                    await self.db.execute("UPDATE messages SET tools = ? WHERE id = ?", (tools, message_id))
                 if complete and question_id is not None:  # answered: the question joins the model's context
                     await self.db.execute(
                         "UPDATE messages SET complete = 1 WHERE id = ? AND session_id = ?",
@@ -449,6 +487,14 @@ class SQLiteStore(SQLiteJournal):
         windows.merge(session_id, after_id, fill_upper, want, found)
         return windows.read(session_id, after_id, upper, limit)
 
+    async def tool_exchanges(self, session_id: str, *, after_id: int, before_id: int) -> dict[int, str]:
+        rows = await self.db.execute_fetchall(
+            "SELECT id, tools FROM messages WHERE session_id = ? AND id > ? AND id < ? AND complete = 1 "
+            "AND tools != ''",
+            (session_id, after_id, before_id),
+        )
+        return {int(row[0]): str(row[1]) for row in rows}
+
     async def messages_between(
         self, session_id: str, *, after_id: int = 0, before_id: int | None = None, limit: int = 64
     ) -> list[StoredMessage]:
@@ -511,6 +557,22 @@ class SQLiteStore(SQLiteJournal):
             row = await cursor.fetchone()
         return int(row[0]) if row else 0
 
+    async def chat_choice(self, session_id: str) -> ChatChoice:
+        async with self.db.execute(
+            "SELECT mode, model FROM chat_choices WHERE session_id = ?", (session_id,)
+        ) as cursor:
+            row = await cursor.fetchone()
+        return ChatChoice() if row is None else ChatChoice(mode=row[0], model=row[1])
+
+    async def set_chat_choice(self, session_id: str, choice: ChatChoice) -> None:
+        async with self._transaction():
+            await self.db.execute(
+                "INSERT INTO chat_choices (session_id, mode, model, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (session_id) DO UPDATE SET mode = excluded.mode, model = excluded.model, "
+                "updated_at = excluded.updated_at",
+                (session_id, choice.mode, choice.model, time.time()),
+            )
+
     async def forget_user(self, user_id: str) -> int:
         if not user_id:  # an empty id would match every assistant reply
             return 0
@@ -525,6 +587,9 @@ class SQLiteStore(SQLiteJournal):
             own_sessions = (
                 "SELECT session_id FROM messages WHERE role = 'user' GROUP BY session_id "
                 "HAVING SUM(user_id != ?) = 0 AND SUM(user_id = ?) > 0"
+            )
+            await db.execute(  # their own conversations' /mode and /model choice (bots file, issue 16)
+                f"DELETE FROM chat_choices WHERE session_id IN ({own_sessions})", (user_id, user_id)
             )
             cursor = await db.execute(
                 f"DELETE FROM messages WHERE session_id IN ({own_sessions}) OR user_id = ?",

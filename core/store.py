@@ -10,7 +10,8 @@ Every table the bot and its features use sits behind one of the interfaces here,
 :class:`ConversationStore` (messages, sessions, turns, user-data deletion), :class:`ReplyJournal` (replies
 in flight), :class:`TurnLedger` (token sums and turn statistics), :class:`ReviewStore` (review flags) and
 :class:`KnowledgeStore` (a bot's documents, passages and vectors). A backend provides all of them as one
-:class:`Storage` object (the store, with ``.ledger``, ``.review`` and ``.knowledge``). SQLite is the default
+:class:`Storage` object (the store, with ``.ledger``, ``.review`` and ``.knowledge``), and may offer
+:class:`FeedbackStore` (votes on replies) as ``.feedback`` (:func:`feedback_of`). SQLite is the default
 (:mod:`core.sqlite_store`); ``tests/store_contract`` is the suite a second backend must pass.
 """
 
@@ -45,6 +46,14 @@ class SessionState:
     summary_upto: int = 0  # id of the newest message the summary covers
     summary_tokens: int = 0
     trim_notified: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ChatChoice:
+    """What one conversation chose with ``/mode`` and ``/model`` (``None``: the bot's own)."""
+
+    mode: str | None = None
+    model: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,9 +103,16 @@ class ConversationStore(Protocol):
         complete: bool,
         turn: TurnRecord,
         question_id: int | None = None,
+        tools: str = "",
     ) -> int:
         """Store the assistant's reply and the turn's record together; return the reply's id. A complete
-        reply also marks its question (``question_id``) complete, in the same transaction."""
+        reply also marks its question (``question_id``) complete, in the same transaction. ``tools`` is the
+        turn's tool calls and results (:func:`core.tools.dump_steps`), kept with the reply as one row, so
+        trimming keeps or drops them together."""
+        ...
+
+    async def tool_exchanges(self, session_id: str, *, after_id: int, before_id: int) -> dict[int, str]:
+        """The ``tools`` of complete replies with ``after_id < id < before_id`` that have any, by id."""
         ...
 
     async def record_turn(self, turn: TurnRecord) -> None: ...
@@ -124,6 +140,15 @@ class ConversationStore(Protocol):
         ...
 
     async def count_messages(self, session_id: str) -> int: ...
+
+    # Per-chat choice (bots file, issue 16): kept across /reset and restarts; one row per session.
+    async def chat_choice(self, session_id: str) -> ChatChoice:
+        """The session's ``/mode`` and ``/model`` choice (``ChatChoice()`` when it made none)."""
+        ...
+
+    async def set_chat_choice(self, session_id: str, choice: ChatChoice) -> None:
+        """Replace the session's choice."""
+        ...
 
     async def forget_user(self, user_id: str) -> int:
         """Delete everything stored about a user: their messages and turns, whole sessions in which they
@@ -218,8 +243,9 @@ class TurnStats:
 class TurnLedger(Protocol):
     """Reads of the turn log: daily token budgets and ``chatbot stats``."""
 
-    async def user_tokens_since(self, user_id: str, since: float) -> int:
-        """Prompt + completion tokens of the user's turns started at or after ``since``."""
+    async def user_tokens_since(self, user_id: str, since: float, *, bot: str | None = None) -> int:
+        """Prompt + completion tokens of the user's turns started at or after ``since`` (with ``bot`` only,
+        when given: several bots share one store and each keeps its own limits)."""
         ...
 
     async def bot_tokens_since(self, bot: str, since: float) -> int: ...
@@ -330,6 +356,69 @@ class KnowledgeStore(Protocol):
     async def chunks(self, chunk_ids: Sequence[int]) -> dict[int, StoredChunk]: ...
 
 
+# -- feedback votes (👍 / 👎 on replies) ---------------------------------------------------------------
+
+UP, DOWN = 1, -1
+DOWNVOTE_PHRASE = "feedback:thumbs-down"
+"""The review flag's phrase for a 👎 vote (``chatbot review`` names it; the export picks these flags)."""
+
+
+@dataclass(frozen=True, slots=True)
+class VotedTurn:
+    """A recorded turn a vote is about: who asked, where, and its question and reply as stored."""
+
+    id: int
+    session_id: str
+    user_id: str
+    bot: str
+    platform: str
+    started_at: float
+    status: str
+    question: str  # "" when the question is no longer stored
+    reply: str
+
+
+@dataclass(frozen=True, slots=True)
+class VoteCount:
+    """Votes on the turns of one bot on one platform."""
+
+    bot: str
+    platform: str
+    up: int
+    down: int
+
+
+@runtime_checkable
+class FeedbackStore(Protocol):
+    """Votes on turns (the ``turn_votes`` table): one per voter per turn, a changed vote replaces the
+    earlier one. Votes go with their turn (forgetting a user, retention)."""
+
+    async def turn_id(self, session_id: str, started_at: float) -> int | None:
+        """The id of the recorded turn of ``session_id`` that started at ``started_at`` (what a vote names)."""
+        ...
+
+    async def voted_turn(self, turn_id: int) -> VotedTurn | None:
+        """The turn, with its question and reply; ``None`` when it is no longer stored."""
+        ...
+
+    async def vote(self, turn_id: int, voter: str, vote: int, *, now: float | None = None) -> bool:
+        """Store ``voter``'s vote (:data:`UP` or :data:`DOWN`) on the turn, replacing theirs; True when
+        that changed something, False for the same vote again or a turn no longer stored."""
+        ...
+
+    async def vote_of(self, turn_id: int, voter: str) -> int | None: ...
+
+    async def vote_counts(self, since: float, until: float, *, bot: str | None = None) -> list[VoteCount]:
+        """Votes on turns with ``since <= started_at < until``, per bot and platform."""
+        ...
+
+
+def feedback_of(store: ConversationStore) -> FeedbackStore | None:
+    """The store's votes (``store.feedback``), or ``None`` for a backend without them (no buttons then)."""
+    feedback = getattr(store, "feedback", None)
+    return feedback if isinstance(feedback, FeedbackStore) else None
+
+
 @runtime_checkable
 class Storage(ConversationStore, ReplyJournal, Protocol):
     """Everything a backend stores, on one object: conversations and the reply journal on the store itself,
@@ -343,6 +432,9 @@ class Storage(ConversationStore, ReplyJournal, Protocol):
 
     @property
     def knowledge(self) -> KnowledgeStore: ...
+
+    @property
+    def feedback(self) -> FeedbackStore: ...
 
 
 def storage_of(store: ConversationStore) -> Storage:

@@ -12,7 +12,9 @@ does everything else, once for every platform:
   or a new message it is waited out and retried, so no text is ever lost;
 - a final edit with the complete text of every message, always;
 - a :class:`core.hooks.Retraction` chunk (a guard stopped the reply) replaces what was shown: the current
-  message ends with the retraction's text, earlier messages of the reply are blanked.
+  message ends with the retraction's text, earlier messages of the reply are blanked;
+- a :class:`core.hooks.Progress` chunk (a tool running) shows on previews after the text so far until the
+  next chunk; it is never in the final text.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Protocol
 
 from core.clock import Clock
 from core.errors import RateLimited
-from core.hooks import Retraction
+from core.hooks import Progress, Retraction
 from core.pacing import Gate
 from core.splitting import Measure, split_text
 
@@ -46,13 +48,18 @@ class PlatformLimits:
     measure: Measure = len
     writing_marker: str = WRITING_MARKER
     final_attempts: int = 8
+    # a preview left unchanged this long is shown again (a Telegram draft vanishes ~30 s after its last
+    # update); ``None``: a preview stays as it is until the text changes
+    refresh_after: float | None = None
 
 
 class ReplyTarget(Protocol):
     """Where one reply goes. ``send`` returns an opaque reference that ``edit`` takes back.
 
     ``final`` tells the adapter this is the message's last text, the moment to apply rich formatting.
-    Rate limits must be raised as :class:`core.errors.RateLimited`.
+    Rate limits must be raised as :class:`core.errors.RateLimited`. ``edit`` may return a new reference
+    that replaces ``ref`` from then on: a native preview (a Telegram draft, a Slack stream) finished into
+    a real message, or a preview the platform refused and the adapter re-sent the ordinary way.
     """
 
     @property
@@ -63,7 +70,7 @@ class ReplyTarget(Protocol):
 
     async def send(self, text: str, *, final: bool) -> object: ...
 
-    async def edit(self, ref: object, text: str, *, final: bool) -> None: ...
+    async def edit(self, ref: object, text: str, *, final: bool) -> object | None: ...
 
     async def typing(self) -> None: ...
 
@@ -105,6 +112,7 @@ class _Streamer:
         self.withdrawn = 0  # earlier messages of this reply that a Retraction withdrew
         self.source_error: Exception | None = None
         self.on_shown = on_shown
+        self.progress = ""  # a passing line shown after the text (a tool running), gone at the next chunk
 
     @property
     def measure(self) -> Measure:
@@ -116,6 +124,10 @@ class _Streamer:
         and withdraws every message already finished (a rollover that landed just before it included)."""
         if self.parts:
             for part in self.parts:
+                if isinstance(part, Progress):
+                    self.progress = str(part)
+                    continue
+                self.progress = ""
                 if isinstance(part, Retraction):
                     self.carry = ""
                     self.withdrawn = len(self.result.messages)
@@ -146,7 +158,9 @@ class _Streamer:
 
     async def _show_while_streaming(self) -> None:
         while True:
-            await self.changed.wait()
+            if not await self._changed_or_stale():
+                await self._refresh()
+                continue
             self.changed.clear()
             wait = self._wait_needed()
             if wait > 0 and not self.done:
@@ -154,6 +168,32 @@ class _Streamer:
             if self.done:
                 return
             await self._preview()
+
+    async def _changed_or_stale(self) -> bool:
+        """Wait for new text; ``False`` when, instead, the preview shown went ``refresh_after`` unchanged."""
+        refresh = self.limits.refresh_after
+        if refresh is None or self.ref is None:
+            await self.changed.wait()
+            return True
+        sleeper = asyncio.ensure_future(self.clock.sleep(refresh))
+        changed = asyncio.ensure_future(self.changed.wait())
+        try:
+            await asyncio.wait({sleeper, changed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sleeper, changed):
+                task.cancel()
+        return self.changed.is_set()
+
+    async def _refresh(self) -> None:
+        """Show the same preview again, so a platform that lets previews expire keeps showing it."""
+        if self.ref is None or not self.shown or self.done:
+            return
+        try:
+            self._replace_ref(await self.target.edit(self.ref, self.shown, final=False))
+        except RateLimited as exc:
+            self._retry_in(exc.retry_after)
+            return
+        self.last_change = self.clock.now()
 
     async def _sleep_unless_finished(self, seconds: float) -> None:
         """Wait before the next preview, but go straight to the final edit when the reply ends."""
@@ -176,7 +216,7 @@ class _Streamer:
         cancellation (the platform failed) closes the source, which ends the model stream."""
         try:
             async for chunk in chunks:
-                if chunk or isinstance(chunk, Retraction):
+                if chunk or isinstance(chunk, Retraction | Progress):
                     self.parts.append(chunk)
                     if not self.first_text.is_set() and not isinstance(chunk, Retraction) and chunk.strip():
                         self.first_text.set()
@@ -218,16 +258,20 @@ class _Streamer:
             self._next_message(tail)
             self.changed.set()  # show the continuation on the next turn of the loop, paced
             return
-        if not text.strip() or size > self._room():
+        passing = f"{text.rstrip()}\n\n{self.progress}".lstrip() if self.progress else text
+        if self.progress and self.measure(passing) > self._room():
+            passing = text  # no room for the line: the text matters more
+        if not passing.strip() or size > self._room():
             # text that fits one message but not with the marker: wait for more text (a rollover then) or
             # for the final edit, rather than cut a reply that fits
             return
-        preview = text + self.limits.writing_marker
+        preview = passing + self.limits.writing_marker
         if preview == self.shown:
             return
         gate = self.target.gate
-        if gate is not None and not gate.try_acquire():
-            self.preview_not_before = self.clock.now() + gate.delay()
+        wait = await gate.try_take() if gate is not None else 0.0
+        if wait > 0:
+            self.preview_not_before = self.clock.now() + wait
             self.changed.set()
             return
         try:
@@ -235,13 +279,18 @@ class _Streamer:
                 self.ref = await self.target.send(preview, final=False)
                 self._shown_first()
             else:
-                await self.target.edit(self.ref, preview, final=False)
+                self._replace_ref(await self.target.edit(self.ref, preview, final=False))
         except RateLimited as exc:
             self._retry_in(exc.retry_after)
             return
         self.shown = preview
         self.last_change = self.clock.now()
         await self._report_shown(text)
+
+    def _replace_ref(self, replacement: object | None) -> None:
+        """The target finished a native preview into a real message (or re-sent it): edit that from now."""
+        if replacement is not None:
+            self.ref = replacement
 
     async def _report_shown(self, text: str) -> None:
         if self.on_shown is not None and self.ref is not None:
@@ -311,7 +360,7 @@ class _Streamer:
                     self.ref = await self.target.send(text, final=final)
                     self._shown_first()
                 else:
-                    await self.target.edit(self.ref, text, final=final)
+                    self._replace_ref(await self.target.edit(self.ref, text, final=final))
             except RateLimited as exc:
                 if attempt + 1 == attempts:
                     raise

@@ -12,8 +12,11 @@ import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from core.attachments import ImagePart
+from core.bot_profile import BotProfile
 from core.incoming import IncomingMessage
 from core.model_client import Usage
+from core.tools import ToolCall, ToolStep
 
 
 class TurnStatus(StrEnum):
@@ -39,11 +42,17 @@ class TurnStatus(StrEnum):
     FILTERED = "filtered"
     """The model server's content filter stopped the reply (``finish_reason: content_filter``); the user
     was told so and the question is not fed back."""
+    UNREADABLE = "unreadable"
+    """The message's files could not be used (too big, corrupt, a failed download or transcription, a type
+    the bot does not read, images for a text-only model) and nothing else was left to answer; the user was
+    told why, without a model call."""
 
 
 FAILED_STATUSES = frozenset({TurnStatus.ERROR, TurnStatus.INTERRUPTED})
 """Turns the model (or the process) failed: what stats count as errors."""
-ANSWERED_STATUSES = frozenset({TurnStatus.OK, TurnStatus.LENGTH, TurnStatus.EMPTY, TurnStatus.COMMAND})
+ANSWERED_STATUSES = frozenset(
+    {TurnStatus.OK, TurnStatus.LENGTH, TurnStatus.EMPTY, TurnStatus.COMMAND, TurnStatus.UNREADABLE}
+)
 """Turns answered as asked: neither failed nor stopped by a guard or a limit."""
 
 
@@ -71,6 +80,7 @@ class Turn:
 
     message: IncomingMessage
     text: str  # the cleaned text of the message
+    bot: BotProfile  # the bot as this turn started (and as the chat chose it): a reload applies to the next
     started_at: float = field(default_factory=time.time)  # wall clock, for the record
     started: float = 0.0  # the engine's clock, for the latency
     question_id: int = 0  # the stored question, once stored
@@ -81,6 +91,11 @@ class Turn:
     usage: Usage | None = None  # as the server reported it
     prompt_estimate: int = 0  # our estimate of the prompt, for a stream that ended without usage
     finish_reason: str | None = None  # how the stream said it ended ("stop", "length", "content_filter")
+    images: tuple[ImagePart, ...] = ()  # sent with the question in this turn only (never stored)
+    tool_steps: list[ToolStep] = field(default_factory=list)  # calls run in this turn, with their results
+    final_from: int = 0  # where in ``produced`` the text after the last tool step begins
+    asked: list[ToolCall] = field(default_factory=list)  # calls the last model call asked for
+    step_usage: Usage | None = None  # what the last model call cost, as reported
 
     @property
     def produced(self) -> str:

@@ -7,6 +7,8 @@
     knowledge/   the knowledge base: readers, chunking, embeddings, retrieval (``chatbot ingest``)
     metrics/     the Prometheus endpoint
     privacy/     ``/forget``, retention, and the pasted-credential guard
+    media/       photos, voice notes, audio and documents sent with a message
+    tools/       MCP servers and their tools for the engine's tool loop
 
 Features depend on :mod:`core` only (never on ``adapters`` or ``bots``); the bots wire them in. Each
 package with per-turn work has an ``install`` module that defines ``ORDER: int`` (lower installs first, so
@@ -41,11 +43,13 @@ class FeatureContext:
     data_root: Path
     secrets: list[str] = field(default_factory=list)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    bot_data_dir: Path | None = None  # the bots file's ``data`` folder of this bot, when it names one
 
     @property
     def data_dir(self) -> Path:
-        """``<data root>/<bot name>``: the bot's own rules, evaluation cases and documents."""
-        return self.data_root / self.engine.bot.name
+        """The bot's own rules, evaluation cases and documents: its ``bot_data_dir``, else
+        ``<data root>/<bot name>``."""
+        return self.bot_data_dir or self.data_root / self.engine.bot.name
 
 
 async def install_features(ctx: FeatureContext) -> None:

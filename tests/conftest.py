@@ -14,7 +14,12 @@ from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.telegram_api import FakeTelegram
 from tests.support.network_guard import loopback_only
-from tests.support.services import postgres_url  # noqa: F401  (a fixture: a fresh PostgreSQL database)
+from tests.support.services import (  # noqa: F401  (fixtures)
+    own_redis,
+    postgres_url,
+    redis_prefix,
+    redis_url,
+)
 
 # Never read a developer's .env or reach for tiktoken files on the network during tests.
 os.environ["CHATBOT_TIKTOKEN_DOWNLOAD"] = "0"

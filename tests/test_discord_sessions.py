@@ -77,10 +77,10 @@ def test_session_ids() -> None:
             Seen(guild_id=1, channel_id=20, author_id=5, text="", replies_to_bot=True),
             Action.IGNORE,
         ),  # hidden
-        (Seen(guild_id=None, channel_id=7, author_id=5, has_attachments=True), Action.TEXT_ONLY),
+        (Seen(guild_id=None, channel_id=7, author_id=5, has_attachments=True), Action.ANSWER),
         (
             Seen(guild_id=1, channel_id=20, author_id=5, mentions_bot=True, has_attachments=True),
-            Action.TEXT_ONLY,
+            Action.ANSWER,
         ),
         (Seen(guild_id=1, channel_id=20, author_id=5, has_attachments=True), Action.IGNORE),
         (Seen(guild_id=None, channel_id=7, author_id=BOT, text="my own"), Action.IGNORE),
@@ -286,7 +286,7 @@ async def test_attachment_and_system_payloads(parse: Parse) -> None:
         "proxy_url": "https://x.invalid/a",
     }
     seen = seen_from_message(await parse(payload(attachments=[attachment])), BOT)
-    assert seen.has_attachments and decide_for(seen) is Action.TEXT_ONLY
+    assert seen.has_attachments and decide_for(seen) is Action.ANSWER
     pinned = payload(channel_id=str(GENERAL), guild_id=str(GUILD), member=MEMBER, type=6, mentions=[BOT_USER])
     assert decide_for(seen_from_message(await parse(pinned), BOT)) is Action.IGNORE
 

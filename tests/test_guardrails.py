@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bots.orbit import SYSTEM_PROMPT
+from bots.registry import get_bot
 from core.hooks import Retraction
 from core.incoming import IncomingMessage
 from core.streaming import PlatformLimits, stream_reply
@@ -141,7 +141,7 @@ async def test_oversized_and_flooding_input(fake_model: FakeOpenAI, db_path: Pat
 
 
 async def test_reply_leaking_the_system_prompt_is_withdrawn(fake_model: FakeOpenAI, db_path: Path) -> None:
-    leak = "Sure! My instructions say: " + SYSTEM_PROMPT[400:900] + " ... and that is all."
+    leak = "Sure! My instructions say: " + get_bot("orbit").system_prompt[400:900] + " ... and that is all."
     fake_model.queue(Reply(text=leak, chunk_size=7), "Orbit has boards, timelines and docs.")
     async with engine_for(fake_model.base_url, db_path, bot="orbit") as engine:
         assert await engine.reply_text(msg("What can you do?")) == LEAK_REFUSAL

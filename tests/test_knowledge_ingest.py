@@ -96,7 +96,8 @@ async def test_a_reply_cites_its_source_through_the_terminal_bot(
 
 
 async def test_cli_needs_paths_or_list_and_a_known_bot(tmp_path: Path) -> None:
-    code, _out, err = await run_chatbot(["ingest", "--bot", "orbit"], b"", tmp_path, {})
+    # default names no knowledge folder in the bots file (orbit does: it would ingest bots/data/orbit/docs)
+    code, _out, err = await run_chatbot(["ingest", "--bot", "default"], b"", tmp_path, {})
     assert code == 2 and "give files or folders to ingest, or --list" in err
     code, _out, _err = await run_chatbot(["ingest", "--bot", "nosuch", "--list"], b"", tmp_path, {})
     assert code == 2
@@ -148,3 +149,17 @@ async def test_new_chunk_sizes_re_embed_unchanged_files(fake_model: FakeOpenAI, 
         assert await store.chunk_count("orbit") == resized.chunks
     finally:
         await opened.close()
+
+
+async def test_ingest_without_a_path_reads_the_knowledge_folder_the_bots_file_names(
+    fake_model: FakeOpenAI, tmp_path: Path
+) -> None:
+    (tmp_path / "kb").mkdir()
+    (tmp_path / "kb" / "faq.md").write_text("# FAQ\n\nThe office opens at 9.\n", encoding="utf-8")
+    (tmp_path / "bots.toml").write_text(
+        "[bots.desk]\nsystem_prompt = 'x'\nknowledge = 'kb'\n", encoding="utf-8"
+    )
+    env = {"OPENAI_BASE_URL": fake_model.base_url, "OPENAI_API_KEY": "sk-local", "CHATBOT_MODEL": "gpt-4"}
+    code, out, err = await run_chatbot(["ingest", "--bot", "desk"], b"", tmp_path, env)
+    assert code == 0, err
+    assert "desk: 1 added" in out

@@ -46,7 +46,7 @@ async def open_engines(
     engines = []
     with pytest.MonkeyPatch.context() as patch:
         if not cached:
-            patch.setattr("bots.app.SQLiteStore", functools.partial(SQLiteStore, cache_windows=False))
+            patch.setattr("core.storage_url.SQLiteStore", functools.partial(SQLiteStore, cache_windows=False))
         for _ in range(count):
             engine = await stack.enter_async_context(engine_for(fake_model.base_url, path, **SMALL_WINDOW))
             assert isinstance(engine.store, SQLiteStore) and (engine.store._windows is not None) == cached

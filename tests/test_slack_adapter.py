@@ -20,7 +20,7 @@ import pytest
 
 from adapters.slack import SlackRunner
 from adapters.slack.mrkdwn import to_mrkdwn
-from adapters.slack.runner import REFUSAL, TEXT_ONLY, UPDATE_PER
+from adapters.slack.runner import REFUSAL, UPDATE_PER
 from bots.app import open_engine, running_platforms
 from core.conversation import ConversationEngine
 from core.errors import ConfigError
@@ -47,6 +47,9 @@ async def slack_bot(
 ) -> AsyncIterator[tuple[SlackRunner, ConversationEngine]]:
     """The bot with only Slack enabled, as ``chatbot run --platform slack`` runs it."""
     keys: dict[str, Any] = {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_API_URL": slack.base_url, "SLACK_PORT": 0}
+    # the chat.update path (top-level DMs, and where a workspace refuses streams); native streams, the
+    # status line and assistant threads: tests/test_slack_native.py
+    keys["SLACK_NATIVE_STREAMS"] = False
     keys.update({"SLACK_APP_TOKEN": APP_TOKEN} if socket_mode else {"SLACK_SIGNING_SECRET": SIGNING_SECRET})
     keys.update(overrides)
     settings = settings_for(fake_model.base_url, db_path, **keys)
@@ -326,25 +329,6 @@ async def test_own_messages_edits_and_other_bots_are_ignored(
     assert [m["content"] for m in fake_model.chat_requests[0]["messages"][1:]] == ["hello"]
     assert len(fake_model.chat_requests) == 2  # "hello" and the control, nothing for echoes or the bot
     assert len(slack.in_thread("D0ALICE", None)) == 1
-
-
-async def test_files_get_a_text_only_answer(fake_model: FakeOpenAI, slack: FakeSlack, db_path: Path) -> None:
-    upload = message(
-        "",
-        channel="D0ALICE",
-        channel_type="im",
-        ts="1200.000001",
-        subtype="file_share",
-        files=[{"id": "F0001", "name": "cat.png", "mimetype": "image/png"}],
-    )
-    in_thread = mention(f"<@{BOT_USER}> look at this", ts="1200.000002", files=[{"id": "F0002"}])
-    async with slack_bot(fake_model, slack, db_path) as (runner, _engine):
-        await slack.post_event(upload)
-        [notice] = await replies(slack, runner, "D0ALICE", None)
-        await slack.post_event(in_thread)
-        [other] = await replies(slack, runner, CHANNEL, "1200.000002")
-    assert notice.text == other.text == to_mrkdwn(TEXT_ONLY)
-    assert fake_model.requests == []
 
 
 async def test_the_allowlist_refuses_others_in_thread(

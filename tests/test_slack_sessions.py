@@ -111,8 +111,8 @@ def test_workspaces_do_not_share_sessions() -> None:
         ),
         ("message", {**DM, "subtype": "message_deleted"}, Action.IGNORE),
         ("message", {**THREAD_REPLY, "subtype": "channel_join"}, Action.IGNORE),
-        ("message", {**DM, "subtype": "file_share", "files": [{"id": "F1"}]}, Action.TEXT_ONLY),
-        ("app_mention", {**CHANNEL_MENTION, "files": [{"id": "F1"}]}, Action.TEXT_ONLY),
+        ("message", {**DM, "subtype": "file_share", "files": [{"id": "F1"}]}, Action.ANSWER),
+        ("app_mention", {**CHANNEL_MENTION, "files": [{"id": "F1"}]}, Action.ANSWER),
         ("message", {**THREAD_REPLY, "subtype": "thread_broadcast"}, Action.FOLLOWUP),
     ],
 )

@@ -342,4 +342,4 @@ async def test_a_version_4_database_keeps_its_review_flags_and_knowledge_when_up
     finally:
         await store.close()
     with sqlite3.connect(db_path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 7
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

@@ -166,12 +166,13 @@ def test_forum_topic_route_answers_in_the_topic() -> None:
     assert (found.session_id, found.thread_id, found.text) == ("telegram:-100300:9", 9, "hi")
 
 
-def test_non_text_messages_route_without_text_and_service_messages_not_at_all() -> None:
+def test_files_route_with_their_caption_as_text_and_service_messages_not_at_all() -> None:
     photo = update(
         {"chat": PRIVATE, "photo": [{"file_id": "a", "file_unique_id": "b", "width": 1, "height": 1}]}
     )
     found = route(photo, ME)
-    assert found is not None and found.text is None
+    assert found is not None and found.text == ""
+    assert [(f.file_id, f.kind) for f in found.files] == [("a", "image")]
     sticker_in_group = update({"chat": GROUP, "sticker": {"file_id": "s"}})
     assert route(sticker_in_group, ME) is None  # not addressed
     caption = "@helper_bot what is this?"
@@ -184,7 +185,7 @@ def test_non_text_messages_route_without_text_and_service_messages_not_at_all() 
         }
     )
     found = route(addressed_photo, ME)
-    assert found is not None and found.text is None
+    assert found is not None and found.text == "what is this?" and len(found.files) == 1
     joined = update({"chat": GROUP, "new_chat_members": [BOB]})
     assert route(joined, ME) is None
 

@@ -87,9 +87,9 @@ class CountingLedger:
     def __init__(self, inner: TokenLedger) -> None:
         self.inner, self.loads = inner, 0
 
-    async def user_tokens_since(self, user_id: str, since: float) -> int:
+    async def user_tokens_since(self, user_id: str, since: float, *, bot: str | None = None) -> int:
         self.loads += 1
-        return await self.inner.user_tokens_since(user_id, since)
+        return await self.inner.user_tokens_since(user_id, since, bot=bot)
 
     async def bot_tokens_since(self, bot: str, since: float) -> int:
         self.loads += 1

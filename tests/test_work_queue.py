@@ -15,9 +15,11 @@ import pytest
 
 from core.sqlite_store import SQLiteStore
 from core.streaming import WRITING_MARKER
+from tests.fakes.model_images import image_parts, image_size
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.fakes.telegram_api import FakeTelegram, StoredMessage
 from tests.fakes.webhook_balancer import WebhookBalancer
+from tests.support.media_files import image_bytes
 from tests.support.services import POSTGRES_ADMIN_URL
 from tests.support.workers import WEBHOOK_SECRET, Workers, conversation_db_env
 
@@ -224,3 +226,44 @@ async def test_while_the_queue_database_is_away_updates_are_refused_and_answered
         await lb.deliver(nxt)
         await eventually(lambda: len(replies(telegram, 506)) == 2)
     assert MARKER not in replies(telegram, 506)[1].text
+
+
+async def test_the_queue_library_does_not_log_job_payloads(
+    workers: Workers, fake_model: FakeOpenAI, telegram: FakeTelegram
+) -> None:
+    fake_model.queue(Reply(text="Noted."))
+    await workers.start(1)
+    chat = telegram.private_chat(509)
+    async with WebhookBalancer(workers.urls, WEBHOOK_SECRET) as lb:
+        update = telegram.numbered(
+            {"message": telegram.user_message(chat, "my secret plan xyzzy", queue=False)}
+        )
+        await lb.deliver(update)
+        await eventually(lambda: [m.text for m in replies(telegram, 509)] == ["Noted."])
+    await workers.stop()
+    logs = [w.log.read_text(errors="replace") for w in workers.workers]
+    logs += [path.read_text(errors="replace") for path in workers.cwd.rglob("*.log")]
+    assert logs and any("telegram" in log for log in logs)
+    # procrastinate logs each job's arguments at INFO, with the user's words in them (the turn log is ours:
+    # what it records is CHATBOT_LOG_LEVEL's business, docs/monitoring.md)
+    assert all("payload=" not in log for log in logs)
+
+
+async def test_a_photo_sent_through_the_queue_reaches_the_model_from_another_worker(
+    workers: Workers, fake_model: FakeOpenAI, telegram: FakeTelegram
+) -> None:
+    # the job carries the file's Telegram description (file_id...), never bytes or a closure: the worker
+    # that runs it fetches the file itself (getFile and the file endpoint)
+    fake_model.queue(Reply(text="That is a stack trace."))
+    await workers.start(2)
+    chat = telegram.private_chat(510)
+    photo = telegram.files.photo(image_bytes(800, 600), 800, 600)
+    message = telegram.user_message(
+        chat, None, extra={"photo": photo, "caption": "what is this?"}, queue=False
+    )
+    async with WebhookBalancer(workers.urls, WEBHOOK_SECRET) as lb:
+        assert await lb.post_to(0, telegram.numbered({"message": message})) == 200
+        await eventually(lambda: [m.text for m in replies(telegram, 510)] == ["That is a stack trace."])
+    parts = image_parts(fake_model.chat_requests[-1])
+    assert len(parts) == 1 and image_size(parts[0]) == (800, 600)
+    assert telegram.files.downloads == ["photos/file_2.jpg"]

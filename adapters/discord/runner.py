@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from discord import app_commands
 
 from adapters.base import ReplyDispatcher
 from adapters.discord import endpoints
+from adapters.discord.feedback import discord_feedback
+from adapters.discord.files import attachments_of
 from adapters.discord.sessions import (
     Access,
     Action,
@@ -27,22 +30,28 @@ from adapters.discord.sessions import (
     Seen,
     decide,
     might_follow_up,
+    opens_thread,
     seen_from_interaction,
     seen_from_message,
+    thread_name,
 )
 from adapters.discord.settings import DiscordSettings
-from adapters.discord.target import DiscordTarget
+from adapters.discord.sharding import Sharding, sharding_from
+from adapters.discord.target import DiscordTarget, translated
 from core.conversation import ConversationEngine
 from core.errors import ConfigError, PlatformError
 from core.incoming import IncomingMessage
 from core.pacing import RateGates
+from core.shared_state import shared_gate
 from core.streaming import PlatformLimits
 
 log = logging.getLogger(__name__)
 
 MAX_CHARS = 2000
-TEXT_ONLY = "I can only read text for now: please type your message."
 REFUSED = "Sorry, I'm not set up to answer you here."
+# seconds between two shards' IDENTIFYs in one process: Discord allows max_concurrency of them (1 for most
+# bots) per 5 seconds (docs: "Session Start Limit"); discord.py's default hook waits the same
+IDENTIFY_INTERVAL = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +72,7 @@ class DiscordOptions:
     message_content: bool = False
     sync_commands: bool = True
     followed_threads: int = 10_000  # threads remembered as answered in; older ones are looked up in the store
+    sharding: Sharding | None = None  # None: one plain gateway connection (adapters/discord/sharding.py)
 
     @classmethod
     def from_settings(cls, settings: DiscordSettings) -> DiscordOptions:
@@ -70,6 +80,7 @@ class DiscordOptions:
             edit_interval=settings.discord_edit_interval,
             guild_ready_timeout=settings.discord_guild_ready_timeout,
             message_content=settings.discord_message_content,
+            sharding=sharding_from(settings),
         )
 
 
@@ -107,15 +118,20 @@ def _slash_callback(
 class ChatClient(discord.Client):
     """discord.py's client, handing its events to the runner."""
 
-    def __init__(self, runner: DiscordRunner, options: DiscordOptions) -> None:
+    def __init__(self, runner: DiscordRunner, options: DiscordOptions, **sharding: Any) -> None:
         super().__init__(
             intents=intents_for(options),
             allowed_mentions=discord.AllowedMentions.none(),  # model output must never ping anyone
             max_ratelimit_timeout=options.max_ratelimit_timeout,
             guild_ready_timeout=options.guild_ready_timeout,
+            **sharding,
         )
         self.runner = runner
         self.tree = command_tree(self, runner)
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        if not initial:  # a later shard of this process: keep Discord's identify pace
+            await asyncio.sleep(IDENTIFY_INTERVAL)
 
     async def setup_hook(self) -> None:
         if self.runner.options.sync_commands:
@@ -126,6 +142,22 @@ class ChatClient(discord.Client):
 
     async def on_message(self, message: discord.Message) -> None:
         await self.runner.on_message(message)
+
+    async def on_interaction(self, interaction: discord.Interaction[discord.Client]) -> None:
+        feedback = self.runner.feedback
+        if feedback is not None and feedback.handles(interaction):  # a 👍 / 👎 click
+            await feedback.on_click(interaction)
+
+
+class ShardedChatClient(ChatClient, discord.AutoShardedClient):
+    """The same client over several gateway shards in one process (discord.py's ``AutoShardedClient``)."""
+
+
+def make_client(runner: DiscordRunner, options: DiscordOptions) -> ChatClient:
+    """A plain client, or a sharded one when the options ask for shards."""
+    if options.sharding is None:
+        return ChatClient(runner, options)
+    return ShardedChatClient(runner, options, **options.sharding.client_options())
 
 
 class DiscordRunner:
@@ -154,6 +186,8 @@ class DiscordRunner:
         self._uses_endpoints = False  # whether ``stop`` must release them
         self._order = asyncio.Lock()
         self._followed = FollowedThreads(self.options.followed_threads)  # threads it answered in lately
+        # 👍 / 👎 under final replies; clicks arrive as component interactions (ChatClient.on_interaction)
+        self.feedback = discord_feedback(engine, self.dispatcher, enabled=settings.discord_feedback_buttons)
         self._closing = False
 
     # -- lifecycle ---------------------------------------------------------------------------------------
@@ -166,7 +200,7 @@ class DiscordRunner:
             self._uses_endpoints = endpoints.use(self._endpoints)
         self._closing = False
         self.ready.clear()
-        self.client = client = ChatClient(self, self.options)
+        self.client = client = make_client(self, self.options)
         self._task = asyncio.create_task(client.start(token.get_secret_value()), name="discord-client")
         ready = asyncio.create_task(self.ready.wait())
         await asyncio.wait(
@@ -236,9 +270,10 @@ class DiscordRunner:
     def _target(
         self, channel: discord.abc.Messageable, channel_id: int, reply_to: discord.Message | None
     ) -> DiscordTarget:
-        return DiscordTarget(
-            channel, limits=self.limits, gate=self.gates.get(str(channel_id)), reply_to=reply_to
+        gate = shared_gate(
+            self.engine.shared, f"discord:channel:{channel_id}", self.gates.get(str(channel_id))
         )
+        return DiscordTarget(channel, limits=self.limits, gate=gate, reply_to=reply_to)
 
     def restore_target(self, address: Any) -> DiscordTarget:
         """The target a reply in flight had, from its stored address (to finish it after a restart)."""
@@ -267,29 +302,52 @@ class DiscordRunner:
             if action is Action.IGNORE:
                 return
             target = self._target(message.channel, seen.channel_id, message)
+            if action is Action.ANSWER and opens_thread(
+                seen, thread_replies=self.settings.discord_thread_replies
+            ):
+                self.dispatcher.background(self._answer_in_new_thread(seen, message), name="thread")
+                return
             if action is Action.ANSWER:
                 if seen.in_thread:
                     self._followed.add(seen.session_id)
                 self.dispatcher.submit(self._incoming(seen, message), target)
                 return
-        self._notice(target, TEXT_ONLY if action is Action.TEXT_ONLY else REFUSED)
+        self._notice(target, REFUSED)
+
+    async def _answer_in_new_thread(self, seen: Seen, message: discord.Message) -> None:
+        """Open a thread on the question, named after it, and answer there; the thread is its conversation.
+
+        If Discord will not open one (no permission, a channel type without threads), the answer goes in the
+        channel as it would without the option."""
+        try:
+            with translated():
+                thread = await message.create_thread(name=thread_name(seen.text))
+        except PlatformError as exc:
+            log.warning("could not open a thread in channel %s (%s); answering there", seen.channel_id, exc)
+            self.dispatcher.submit(
+                self._incoming(seen, message), self._target(message.channel, seen.channel_id, message)
+            )
+            return
+        in_thread = dataclasses.replace(seen, channel_id=thread.id, parent_id=seen.channel_id, in_thread=True)
+        self._followed.add(in_thread.session_id)  # later messages there continue it without a mention
+        self.dispatcher.submit(self._incoming(in_thread, message), self._target(thread, thread.id, None))
 
     async def _answered_in(self, seen: Seen) -> bool:
         if seen.session_id in self._followed:
             return True
-        if await self.engine.store.count_messages(seen.session_id) > 0:
+        if await self.engine.store.count_messages(self.engine.session_key(seen.session_id)) > 0:
             self._followed.add(seen.session_id)
             return True
         return False
 
-    @staticmethod
-    def _incoming(seen: Seen, message: discord.Message) -> IncomingMessage:
+    def _incoming(self, seen: Seen, message: discord.Message) -> IncomingMessage:
         return IncomingMessage(
-            session_id=seen.session_id,
+            session_id=self.engine.session_key(seen.session_id),
             text=seen.text,
             user_id=f"discord:{seen.author_id}",
             platform="discord",
             extras={"message_id": message.id, "channel_id": seen.channel_id, "guild_id": seen.guild_id},
+            attachments=attachments_of(message),
         )
 
     def _notice(self, target: DiscordTarget, text: str) -> None:
@@ -303,7 +361,7 @@ class DiscordRunner:
             return
         ephemeral = command != "/reset"  # a reset concerns everyone in the channel; help and forget only you
         message = IncomingMessage(
-            session_id=seen.session_id,
+            session_id=self.engine.session_key(seen.session_id),
             text=command,
             user_id=f"discord:{seen.author_id}",
             platform="discord",

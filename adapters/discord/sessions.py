@@ -19,6 +19,7 @@ import discord
 
 from adapters.discord.settings import DiscordSettings
 from core.config import id_list
+from core.headlines import headline
 
 CHAT_TYPES = (discord.MessageType.default, discord.MessageType.reply)
 
@@ -66,7 +67,6 @@ class Action(enum.Enum):
 
     IGNORE = "ignore"
     ANSWER = "answer"
-    TEXT_ONLY = "text only"  # attachments without text
     REFUSE = "refuse"  # addressed by someone the allowlist leaves out
 
 
@@ -134,7 +134,8 @@ def decide(
     ``thread_followups``, every message in a thread where it has answered before (``answered_here``). It
     never answers itself, other bots or system notices. A message whose text is empty without attachments is
     left alone unless it was clearly meant for the bot: Discord hides the text of unmentioned server
-    messages from bots without the message content intent.
+    messages from bots without the message content intent. Attachments (files, voice messages, stickers)
+    are answered: the engine reads them, or says what it can read.
     """
     if seen.author_id == bot_id or seen.author_is_bot or not seen.is_chat:
         return Action.IGNORE
@@ -143,12 +144,23 @@ def decide(
         return Action.IGNORE
     if not access.person_allowed(seen):
         return Action.REFUSE if seen.addressed else Action.IGNORE
-    if not seen.text.strip():
-        if seen.has_attachments:
-            return Action.TEXT_ONLY
-        if not (seen.is_dm or seen.mentions_bot):
-            return Action.IGNORE
+    if not seen.text.strip() and not seen.has_attachments and not (seen.is_dm or seen.mentions_bot):
+        return Action.IGNORE
     return Action.ANSWER
+
+
+THREAD_NAME_CHARS = 100  # Discord's limit on a thread's name
+UNTITLED_THREAD = "Conversation"
+
+
+def thread_name(question: str, limit: int = THREAD_NAME_CHARS) -> str:
+    """A thread's name from the question that opens it: its first line, cut at a word, with "…" if cut."""
+    return headline(question, limit, default=UNTITLED_THREAD)
+
+
+def opens_thread(seen: Seen, *, thread_replies: bool) -> bool:
+    """Whether the answer to ``seen`` goes into a new thread: a mention in a server channel, when asked for."""
+    return thread_replies and not seen.is_dm and not seen.in_thread and seen.mentions_bot
 
 
 class FollowedThreads:

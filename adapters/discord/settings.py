@@ -18,6 +18,13 @@ class DiscordSettings(SettingsBase):
     discord_allowed_users: str = Field(default="", alias="DISCORD_ALLOWED_USERS")
     discord_allowed_roles: str = Field(default="", alias="DISCORD_ALLOWED_ROLES")
     discord_thread_followups: bool = Field(default=True, alias="DISCORD_THREAD_FOLLOWUPS")
+    discord_thread_replies: bool = Field(default=False, alias="DISCORD_THREAD_REPLIES")
     discord_message_content: bool = Field(default=False, alias="DISCORD_MESSAGE_CONTENT")
     discord_edit_interval: float = Field(default=1.0, gt=0, alias="DISCORD_EDIT_INTERVAL")
     discord_guild_ready_timeout: float = Field(default=2.0, ge=0, alias="DISCORD_GUILD_READY_TIMEOUT")
+    # Sharding (docs/production.md): the shards this process runs, of how many; or discord.py's
+    # AutoShardedClient running every shard Discord recommends in this one process.
+    discord_shard_ids: str = Field(default="", alias="DISCORD_SHARD_IDS")
+    discord_shard_count: int | None = Field(default=None, ge=1, alias="DISCORD_SHARD_COUNT")
+    discord_auto_shard: bool = Field(default=False, alias="DISCORD_AUTO_SHARD")
+    discord_feedback_buttons: bool = Field(default=True, alias="DISCORD_FEEDBACK_BUTTONS")

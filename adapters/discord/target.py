@@ -16,7 +16,7 @@ import aiohttp
 import discord
 
 from core.errors import MessageTooLong, PlatformError, RateLimited
-from core.pacing import RateGate
+from core.pacing import Gate
 from core.streaming import PlatformLimits
 
 INVALID_FORM_BODY = 50035
@@ -60,7 +60,7 @@ class DiscordTarget:
         channel: discord.abc.Messageable,
         *,
         limits: PlatformLimits,
-        gate: RateGate | None = None,
+        gate: Gate | None = None,
         reply_to: discord.Message | None = None,
     ) -> None:
         self.channel = channel
@@ -73,7 +73,7 @@ class DiscordTarget:
         return self._limits
 
     @property
-    def gate(self) -> RateGate | None:
+    def gate(self) -> Gate | None:
         return self._gate
 
     @property

@@ -1,4 +1,5 @@
-"""The Slack adapter: mentions in channels, DMs and threads, streamed in place with ``chat.update``.
+"""The Slack adapter: mentions in channels, DMs, threads and AI-app threads, streamed with Slack's native
+streams (``chat.startStream``) where it can, else in place with ``chat.update``.
 
 ``chatbot run --platform slack`` calls :func:`create_runner`. See docs/slack.md for setting up the app.
 """

@@ -24,6 +24,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from adapters.base import ReplyDispatcher
+from adapters.slack.assistant import AssistantThreads
+from adapters.slack.feedback import slack_feedback
+from adapters.slack.files import SlackFiles
+from adapters.slack.native import NativeFeatures
 from adapters.slack.sessions import (
     Action,
     Place,
@@ -44,6 +48,8 @@ from core.config import id_list
 from core.conversation import ConversationEngine
 from core.errors import ConfigError
 from core.incoming import IncomingMessage
+from core.pacing import Gate
+from core.shared_state import SharedUnavailable, shared_gate
 from core.streaming import PlatformLimits
 
 log = logging.getLogger(__name__)
@@ -52,13 +58,22 @@ EVENTS_PATH = "/slack/events"
 MAX_CHARS = 4_000  # Slack truncates at 40,000; it recommends staying under 4,000 for readability
 # chat.update is Tier 3 (about 50 a minute per workspace): every reply in a workspace shares one gate.
 UPDATE_RATE, UPDATE_PER = 45, 60.0
-TEXT_ONLY = "I can only read text for now: please paste the content into a message."
 REFUSAL = "Sorry, I'm not available to you here."
+# How long every worker remembers an event it handled. Slack retries a delivery it got no 2xx for within
+# 3 s up to three times: at once, after 1 minute and after 5 minutes ("Retries" in the Events API docs,
+# https://docs.slack.dev/apis/events-api/#retries); an hour covers that with room to spare.
+SEEN_TTL = 3600.0
+# the status line ("is thinking…") goes by itself after two minutes without a reply: set it again sooner
+STATUS_INTERVAL = 60.0
 
 
 def slack_limits(settings: SlackSettings) -> PlatformLimits:
     """Slack's limits; ``SLACK_EDIT_INTERVAL`` tunes the edit pace."""
-    return PlatformLimits(max_chars=MAX_CHARS, min_edit_interval=settings.slack_edit_interval)
+    return PlatformLimits(
+        max_chars=MAX_CHARS,
+        min_edit_interval=settings.slack_edit_interval,
+        typing_interval=STATUS_INTERVAL if settings.slack_status else None,
+    )
 
 
 class SlackRunner:
@@ -89,6 +104,7 @@ class SlackRunner:
         self.followups = settings.slack_thread_followups
         self.seen = Recent(20_000)  # event ids and (channel, ts) pairs already handled
         self.threads = Recent(10_000)  # threads the bot has answered in, for follow-ups
+        self.native = NativeFeatures(status=settings.slack_status, streams=settings.slack_native_streams)
         self.client = AsyncWebClient(
             token=settings.slack_bot_token.get_secret_value(), base_url=_with_slash(settings.slack_api_url)
         )
@@ -96,6 +112,9 @@ class SlackRunner:
         # with a work queue (CHATBOT_QUEUE_URL) the event becomes a job before Slack gets its ack, so bolt
         # runs the listener before answering (process_before_response) instead of after
         self.queue = queue
+        self.files = SlackFiles(
+            self.client, settings.slack_bot_token.get_secret_value(), settings.slack_api_url
+        )
         self.app = AsyncApp(
             client=self.client,
             signing_secret=secret,
@@ -104,6 +123,12 @@ class SlackRunner:
         )
         self.app.event("app_mention")(self.on_event)
         self.app.event("message")(self.on_event)
+        # 👍 / 👎 under final replies; clicks arrive as block_actions (HTTP or Socket Mode)
+        self.feedback = slack_feedback(
+            engine, self.dispatcher, self.app, self.client, enabled=settings.slack_feedback_buttons
+        )
+        self.assistant = AssistantThreads(self.client, engine.bot, self.dispatcher)
+        self.app.event("assistant_thread_started")(self.on_assistant_thread_started)
         self.port: int | None = None
         self._web: web.AppRunner | None = None
         self._socket: AsyncSocketModeHandler | None = None
@@ -119,7 +144,15 @@ class SlackRunner:
         try:
             if self.queue is not None:
                 await self.queue.open()
-                self.queue.on_job(QueuedReplies(self.dispatcher, self.queue, self.name, self.restore_target))
+                self.queue.on_job(
+                    QueuedReplies(
+                        self.dispatcher,
+                        self.queue,
+                        self.name,
+                        self.restore_target,
+                        rebuild=self.files.attachment,
+                    )
+                )
                 self.queue.start_worker()
             await self._listen()
         except BaseException:
@@ -202,7 +235,7 @@ class SlackRunner:
         delivery, message_key = dedup_keys(body, event)
         # queued, the queue's database deduplicates (across workers, and only once the job is committed)
         remember = self.queue is None
-        if remember and delivery is not None and not self.seen.first_time(delivery):
+        if remember and delivery is not None and not await self.first_time(delivery):
             log.debug("slack: %s delivered again; ignored", delivery)
             return
         action = decide(str(event.get("type")), event, bot_user_id)
@@ -213,25 +246,26 @@ class SlackRunner:
         if followup:
             if not self.followups or not await self._answered_in(place):
                 return
-            action = Action.TEXT_ONLY if has_files(event) else Action.ANSWER
-        if remember and not self.seen.first_time(message_key):  # one mention: app_mention and message
+            action = Action.ANSWER
+        if remember and not await self.first_time(message_key):  # one mention: app_mention and message
             return
-        target = self._target(place)
+        target = self._target(place, event.get("user"))
         if not allowed(event, self.allowed_channels, self.allowed_users):
             if not followup:  # someone chatting in a thread the bot is in was not asking the bot
                 log.info("slack: %s is not on the allowlist here; refused", event.get("user"))
                 self._say(target, REFUSAL)
             return
-        if action is Action.TEXT_ONLY:
-            self._say(target, TEXT_ONLY)
-            return
         self.threads.add(place.thread_key)
+        attachments = await self.files.attachments(event) if has_files(event) else ()
+        text = prompt_text(event, bot_user_id, self.engine.commands.names())
+        self.assistant.first_question(place, text)
         message = IncomingMessage(
-            session_id=place.session_id,
-            text=prompt_text(event, bot_user_id, self.engine.commands.names()),
+            session_id=self.engine.session_key(place.session_id),
+            text=text,
             user_id=f"slack:{event.get('user')}",
             platform="slack",
             extras={"team": place.team, "channel": place.channel, "ts": event.get("ts")},
+            attachments=attachments,
         )
         if self.queue is None:
             self.dispatcher.submit(message, target)
@@ -243,23 +277,63 @@ class SlackRunner:
         if not await self.queue.defer(key, message.session_id, job_payload(message, target.address)):
             log.info("slack: %s delivered again; already queued", key)
 
+    async def first_time(self, key: str) -> bool:
+        """Whether no worker has handled ``key`` (an event id, a message) yet: asked of the shared state when
+        there is one (a redelivery may reach another worker), else, or while it is unreachable, of this
+        process's memory."""
+        here = self.seen.first_time(key)
+        if self.engine.shared is None:
+            return here
+        try:
+            return await self.engine.shared.first_time(f"slack:seen:{key}", SEEN_TTL)
+        except SharedUnavailable:
+            return here
+
     async def _answered_in(self, place: Place) -> bool:
         """Whether the bot already talks in this thread (remembered, or on record from before a restart)."""
         if place.thread_key in self.threads:
             return True
-        if await self.engine.store.count_messages(place.session_id) > 0:
+        if await self.engine.store.count_messages(self.engine.session_key(place.session_id)) > 0:
             self.threads.add(place.thread_key)
             return True
         return False
 
-    def _target(self, place: Place) -> SlackReplyTarget:
+    async def on_assistant_thread_started(
+        self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        """A user opened the app's assistant panel: greet, offer the bot's prompts (in the background)."""
+        try:
+            delivery, _ = dedup_keys(body, event)
+            if delivery is not None and not self.seen.first_time(delivery):
+                return
+            thread = event.get("assistant_thread") or {}
+            user = str(thread.get("user_id") or "")
+            place = place_for(
+                team_of(body, event),
+                {
+                    "channel": thread.get("channel_id"),
+                    "thread_ts": thread.get("thread_ts"),
+                    "channel_type": "im",
+                },
+            )
+            if not place.thread_ts or not allowed(
+                {"user": user, "channel_type": "im"}, frozenset(), self.allowed_users
+            ):
+                return
+            self.assistant.started(place, self._target(place, user))
+        except Exception:
+            log.exception("slack: could not handle an assistant_thread_started event")
+
+    def _target(self, place: Place, user: object = None) -> SlackReplyTarget:
         return SlackReplyTarget(
             client=self.client,
             channel=place.channel,
             thread_ts=place.thread_ts,
             limits=self.limits,
-            gate=self.gate(place.team),
+            gate=self.workspace_gate(place.team),
             team=place.team,
+            native=self.native,
+            recipient=str(user) if user else None,
         )
 
     def restore_target(self, address: Any) -> SlackReplyTarget:
@@ -270,7 +344,7 @@ class SlackRunner:
             channel=str(address["channel"]),
             thread_ts=address.get("thread_ts"),
             limits=self.limits,
-            gate=self.gate(team),
+            gate=self.workspace_gate(team),
             team=team,
         )
 
@@ -284,9 +358,15 @@ class SlackRunner:
             )
         return gate
 
+    def workspace_gate(self, team: str) -> Gate:
+        """The workspace's pace as every worker shares it (this process's gate when there is one worker)."""
+        local = self.gate(team)
+        return shared_gate(self.engine.shared, f"slack:workspace:{team}", local, max_delay=local.max_delay)
+
     def _say(self, target: SlackReplyTarget, text: str) -> None:
-        """Send a fixed notice in the background (the handler must not wait for Slack either)."""
-        self.dispatcher.notify(target, text)
+        """Send a fixed notice in the background (the handler must not wait for Slack either); a fixed
+        text needs no "is thinking…" line and no stream."""
+        self.dispatcher.notify(dataclasses.replace(target, native=None), text)
 
 
 async def _checked(key: str, call: Awaitable[AsyncSlackResponse]) -> AsyncSlackResponse:

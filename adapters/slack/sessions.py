@@ -5,7 +5,7 @@ Everything here is pure (no I/O) so it can be tested against literal event paylo
 - :func:`place_for` gives the session id and where replies go. A thread is a conversation:
   ``slack:<team>:<channel>:<thread root ts>``; an unthreaded DM is one conversation per DM channel,
   ``slack:<team>:<channel>``, answered at the top level.
-- :func:`decide` says what to do with an event: answer it, answer "text only for now", consider it as a
+- :func:`decide` says what to do with an event: answer it (text and files alike), consider it as a
   follow-up in a thread, or ignore it (the bot's own messages, other bots, edits, joins, ...).
 - :func:`prompt_text` is the text the model sees: the bot's mention removed, Slack's escaping undone.
 - :func:`dedup_keys` and :class:`Recent` make redeliveries and the ``app_mention`` + ``message`` double
@@ -74,7 +74,6 @@ def team_of(body: Event, event: Event) -> str:
 class Action(Enum):
     IGNORE = "ignore"
     ANSWER = "answer"
-    TEXT_ONLY = "text_only"  # files, images: say we read text only
     FOLLOWUP = "followup"  # a thread message without a mention: answer if the bot is in that thread
 
 
@@ -101,11 +100,11 @@ def decide(event_type: str, event: Event, bot_user_id: str | None) -> Action:
         in_thread = bool(thread_ts) and thread_ts != event.get("ts")
         talking_to_others = bool(mentions(text) - {bot_user_id})
         return Action.FOLLOWUP if in_thread and not talking_to_others else Action.IGNORE
-    return Action.TEXT_ONLY if has_files(event) else Action.ANSWER
+    return Action.ANSWER
 
 
 def has_files(event: Event) -> bool:
-    """Files, images, snippets: things the bot cannot read yet."""
+    """Files, images, snippets, audio clips: read as attachments (:mod:`adapters.slack.files`)."""
     return bool(event.get("files")) or event.get("subtype") == "file_share"
 
 
@@ -161,6 +160,13 @@ class Recent:
         self._keys.move_to_end(key)
         while len(self._keys) > self._size:
             self._keys.popitem(last=False)
+
+    def take(self, key: str) -> bool:
+        """Forget ``key``; ``True`` if it was there."""
+        if key not in self._keys:
+            return False
+        del self._keys[key]
+        return True
 
     def first_time(self, key: str) -> bool:
         """Record ``key``; ``True`` if it was not seen before (check and mark in one step)."""

@@ -19,3 +19,6 @@ class SlackSettings(SettingsBase):
     slack_allowed_users: str = Field(default="", alias="SLACK_ALLOWED_USERS")
     slack_thread_followups: bool = Field(default=True, alias="SLACK_THREAD_FOLLOWUPS")
     slack_edit_interval: float = Field(default=1.0, gt=0, alias="SLACK_EDIT_INTERVAL")
+    slack_feedback_buttons: bool = Field(default=True, alias="SLACK_FEEDBACK_BUTTONS")
+    slack_native_streams: bool = Field(default=True, alias="SLACK_NATIVE_STREAMS")
+    slack_status: bool = Field(default=True, alias="SLACK_STATUS")

@@ -1,4 +1,4 @@
-"""The Telegram adapter: private chats, groups and forum topics, streamed by editing messages in place."""
+"""The Telegram adapter: private chats (streamed in drafts), groups and forum topics (streamed by edits)."""
 
 from adapters.telegram.runner import TelegramRunner, TelegramTuning, create_runner
 

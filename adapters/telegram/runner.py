@@ -21,6 +21,10 @@ from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
 from adapters.base import ReplyDispatcher
+from adapters.telegram.albums import Albums
+from adapters.telegram.attachments import attachment, attachment_from
+from adapters.telegram.drafts import DRAFT_REFRESH, DraftSupport
+from adapters.telegram.feedback import telegram_feedback
 from adapters.telegram.queued import QueuedWebhook
 from adapters.telegram.sessions import BotIdentity, Route, route
 from adapters.telegram.settings import TelegramSettings
@@ -30,14 +34,13 @@ from core.config import id_list
 from core.conversation import ConversationEngine
 from core.errors import ConfigError
 from core.incoming import IncomingMessage
-from core.pacing import AllGates, BurstGate, Gate, KeyedGates, RateGates
+from core.pacing import AllGates, BurstGate, Gate, KeyedGates, RateGate, RateGates
 from core.splitting import utf16_len
 from core.streaming import PlatformLimits
 
 log = logging.getLogger(__name__)
 
 MAX_CHARS = 4096
-TEXT_ONLY = "I can only read text for now. Please type your message."
 NOT_ALLOWED = (
     "Sorry, this bot is private. If you should have access, ask its operator to add your user id "
     "({user_id}) to TELEGRAM_ALLOWED_IDS."
@@ -56,8 +59,16 @@ class TelegramTuning:
     typing_interval: float = 4.0  # "typing..." lasts about 5 s
     group_rate: int = 20  # messages and edits per group ...
     group_per: float = 60.0  # ... per minute, shared by every reply in that group
+    # messages and edits of the bot in all chats per second, paced only when several workers share state
+    # (CHATBOT_REDIS_URL): Telegram's limit is 30 a second; workers reserve slots in Redis and reach Telegram
+    # a few milliseconds apart, so a slot reserved on time can land early: 25 leaves room for that (the
+    # fault test, tests/test_work_queue_faults.py, saw 429s at 30)
+    global_rate: int = 25
+    global_per: float = 1.0
     poll_timeout: float = 30.0  # long-polling hold time
     drain_grace: float = 30.0  # on stop, how long replies in flight may take to finish
+    album_wait: float = 1.0  # an album is complete once no part has come for this long
+    draft_refresh: float = DRAFT_REFRESH  # an unchanged draft is shown again (drafts expire after ~30 s)
 
 
 DEFAULT_TUNING = TelegramTuning()
@@ -94,16 +105,22 @@ class TelegramRunner:
         self._webhook_secret = secret or secrets.token_urlsafe(32)
         self._allowed = id_list(settings.telegram_allowed_ids)
         self._per_user = settings.telegram_group_per_user
+        self.drafts = DraftSupport(enabled=settings.telegram_drafts)  # private chats stream in drafts
         self.tuning = tuning or DEFAULT_TUNING
         self.engine = engine
         self.clock = engine.clock  # injected: replies, pacing and flood waits all wait on it
         self.dispatcher = ReplyDispatcher(engine, self.clock)
+        self.albums: Albums[TelegramTarget] = Albums(
+            self.clock, self.dispatcher.submit, wait=self.tuning.album_wait
+        )
         self._gates = RateGates(self.tuning.group_rate, self.tuning.group_per, self.clock)
         # a short burst, then about one message or edit a second in any chat, whatever number of replies
         # stream into it; previews leave one call of the burst for a final edit, which then goes at once
         self._chat_gates = KeyedGates(
             lambda: BurstGate(self.tuning.chat_burst, self.tuning.private_edit_interval, self.clock)
         )
+        # the bot's pace over all chats: with several workers (shared state) every one of them counts
+        self._global_gate = RateGate(self.tuning.global_rate, self.tuning.global_per, self.clock)
         self.app: AnyApplication | None = None
         self.me: BotIdentity | None = None
         # with a work queue (CHATBOT_QUEUE_URL): the webhook defers jobs, any worker answers them
@@ -114,6 +131,9 @@ class TelegramRunner:
                 "CHATBOT_QUEUE_URL needs TELEGRAM_WEBHOOK_URL: workers behind a load balancer receive "
                 "updates by webhook (long polling allows one process only)"
             )
+        # 👍 / 👎 under final replies; clicks arrive as callback_query updates
+        self.feedback = telegram_feedback(engine, self.dispatcher, enabled=settings.telegram_feedback_buttons)
+        self._update_types = [Update.MESSAGE] + ([Update.CALLBACK_QUERY] if self.feedback else [])
 
     @property
     def in_flight(self) -> int:
@@ -146,13 +166,13 @@ class TelegramRunner:
                     url_path=urlsplit(self._webhook_url).path.lstrip("/"),
                     webhook_url=self._webhook_url,
                     secret_token=self._webhook_secret,
-                    allowed_updates=[Update.MESSAGE],
+                    allowed_updates=self._update_types,
                 )
                 log.info("telegram: @%s receives updates by webhook", self.me.username)
             else:
                 await app.updater.start_polling(
                     timeout=timedelta(seconds=self.tuning.poll_timeout),
-                    allowed_updates=[Update.MESSAGE],
+                    allowed_updates=self._update_types,
                     error_callback=self._on_poll_error,
                 )
                 log.info("telegram: @%s receives updates by long polling", self.me.username)
@@ -184,7 +204,13 @@ class TelegramRunner:
         await self.queue.open()
         bot = app.bot
         self.queue.on_job(
-            QueuedReplies(self.dispatcher, self.queue, self.name, lambda a: self.restore_target(a, bot))
+            QueuedReplies(
+                self.dispatcher,
+                self.queue,
+                self.name,
+                lambda a: self.restore_target(a, bot),
+                rebuild=lambda ref: attachment_from(ref, bot),
+            )
         )
         self.queue.start_worker()
         self.webhook = QueuedWebhook(
@@ -231,6 +257,7 @@ class TelegramRunner:
         if app.running:
             await app.stop()
         await self._stop_queued()
+        await self.albums.close()  # albums still being collected are answered too
         await self.dispatcher.drain(self.tuning.drain_grace)  # replies in flight still need the bot
         await app.shutdown()
 
@@ -259,13 +286,22 @@ class TelegramRunner:
     # -- updates ---------------------------------------------------------------------------------
 
     async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if update.callback_query is not None:
+            if self.feedback is not None and self.me is not None:
+                self.feedback.on_click(update.callback_query, context.bot)
+            return
         admitted = self.admit(update.to_dict(), context.bot)
-        if admitted is not None:
-            self.dispatcher.submit(admitted[0], admitted[1])
+        if admitted is None:
+            return
+        message, target, found = admitted
+        if found.media_group_id is not None:  # one part of an album: answered once it is all there
+            self.albums.add(f"{found.session_id}/{found.media_group_id}", message, target)
+            return
+        self.dispatcher.submit(message, target)
 
     def admit(self, data: dict[str, Any], bot: Bot) -> tuple[IncomingMessage, TelegramTarget, Route] | None:
         """The message to answer in an update's JSON, and where; ``None`` when there is nothing to answer
-        (not for us), or when a fixed notice answers it (not allowed, not text), sent here."""
+        (not for us), or when a fixed notice answers it (not allowed), sent here."""
         if self.me is None:
             return None
         found = route(data, self.me, per_user=self._per_user, commands=self.commands())
@@ -278,15 +314,13 @@ class TelegramRunner:
             )
             self._notify(target, NOT_ALLOWED.format(user_id=found.user_id))
             return None
-        if found.text is None:
-            self._notify(target, TEXT_ONLY)
-            return None
         message = IncomingMessage(
-            session_id=found.session_id,
+            session_id=self.engine.session_key(found.session_id),
             text=found.text,
             user_id=f"telegram:{found.user_id}",
             platform="telegram",
             extras={"chat_id": found.chat_id, "message_id": found.message_id, "thread_id": found.thread_id},
+            attachments=tuple(attachment(file, bot) for file in found.files),
         )
         return message, target, found
 
@@ -299,11 +333,13 @@ class TelegramRunner:
 
     def _limits(self, *, in_group: bool) -> PlatformLimits:
         interval = self.tuning.group_edit_interval if in_group else self.tuning.private_edit_interval
+        drafts = not in_group and self.drafts.enabled
         return PlatformLimits(
             max_chars=MAX_CHARS,
             min_edit_interval=interval,
             typing_interval=self.tuning.typing_interval,
             measure=utf16_len,
+            refresh_after=self.tuning.draft_refresh if drafts else None,
         )
 
     def target_for(self, found: Route, bot: Bot) -> TelegramTarget:
@@ -315,6 +351,7 @@ class TelegramRunner:
             reply_to=found.reply_to,
             gate=self.gate_for(found),
             in_group=found.in_group,
+            drafts=self.drafts,
         )
 
     def restore_target(self, address: Any, bot: Bot) -> TelegramTarget:
@@ -328,14 +365,24 @@ class TelegramRunner:
             reply_to=address.get("reply_to"),  # set in a queued job's address (adapters/telegram/queued.py)
             gate=self._gate(chat_id, in_group=in_group),
             in_group=in_group,
+            drafts=self.drafts,
         )
 
     def gate_for(self, found: Route) -> Gate:
         return self._gate(found.chat_id, in_group=found.in_group)
 
     def _gate(self, chat_id: int, *, in_group: bool) -> Gate:
+        """The chat's pace (and its group's). With several workers (shared state) every worker shares it,
+        and the bot's global pace as well: N workers would otherwise send N times Telegram's 30 a second."""
         chat = self._chat_gates.get(str(chat_id))
-        return AllGates(chat, self._gates.get(str(chat_id))) if in_group else chat
+        group = self._gates.get(str(chat_id))
+        if self.engine.shared is None:
+            return AllGates(chat, group) if in_group else chat
+        if in_group:
+            keys = [f"telegram:chat:{chat_id}", f"telegram:group:{chat_id}", "telegram:global"]
+            return self.engine.shared.gate(keys, AllGates(chat, group, self._global_gate))
+        keys = [f"telegram:chat:{chat_id}", "telegram:global"]
+        return self.engine.shared.gate(keys, AllGates(chat, self._global_gate))
 
     def _notify(self, target: TelegramTarget, text: str) -> None:
         self.dispatcher.notify(target, text)

@@ -18,28 +18,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from adapters.telegram.attachments import UNREADABLE_CONTENT, TelegramFile, files_of
+
 GROUP_TYPES = frozenset({"group", "supergroup"})
-# Message fields that carry user content the bot cannot read (yet). Anything else without text is a
-# service message (someone joined, a title changed, a topic was created) and gets no answer.
-NON_TEXT_CONTENT = (
-    "photo",
-    "sticker",
-    "voice",
-    "video",
-    "video_note",
-    "audio",
-    "document",
-    "animation",
-    "location",
-    "venue",
-    "contact",
-    "poll",
-    "dice",
-    "game",
-    "story",
-    "paid_media",
-    "checklist",
-)
+# Message fields that carry user content besides text: files the bot reads (photo, document, voice, audio)
+# and content it does not (:data:`adapters.telegram.attachments.UNREADABLE_CONTENT`). Anything else without
+# text is a service message (someone joined, a title changed, a topic was created) and gets no answer.
+NON_TEXT_CONTENT = ("photo", "document", "voice", "audio", *UNREADABLE_CONTENT)
 
 Json = Mapping[str, Any]
 
@@ -56,9 +41,10 @@ class BotIdentity:
 class Route:
     """A message the bot should answer, and where the answer goes.
 
-    ``text`` is what the engine gets (the bot's own mention removed); ``None`` when the message carries no
-    text (a photo, a sticker, a voice note). ``thread_id`` is the forum topic to answer in; ``reply_to``
-    the message to reply to (in groups, so it is clear whom the bot answers).
+    ``text`` is what the engine gets (the bot's own mention removed): the text, or a file's caption ("" for
+    none). ``files`` are the message's files (:mod:`adapters.telegram.attachments`). ``thread_id`` is the
+    forum topic to answer in; ``reply_to`` the message to reply to (in groups, so it is clear whom the bot
+    answers).
     """
 
     session_id: str
@@ -66,9 +52,11 @@ class Route:
     chat_type: str
     user_id: int
     message_id: int
-    text: str | None
+    text: str
     thread_id: int | None = None
     reply_to: int | None = None
+    files: tuple[TelegramFile, ...] = ()
+    media_group_id: str | None = None  # an album's parts share it (adapters.telegram.albums)
 
     @property
     def in_group(self) -> bool:
@@ -234,10 +222,8 @@ def route(
     sid = session_id(update, per_user=per_user)
     if sid is None:
         return None
-    text: str | None = None
-    if has_text:
-        raw, entities = _entities(message)
-        text = strip_own_command_target(strip_mentions(raw, entities, me) if in_group else raw, me)
+    raw, entities = _entities(message)  # the text, or a file's caption
+    text = strip_own_command_target(strip_mentions(raw, entities, me) if in_group else raw, me)
     message_id = int(message.get("message_id", 0))
     return Route(
         session_id=sid,
@@ -248,4 +234,6 @@ def route(
         text=text,
         thread_id=topic_id(message),
         reply_to=message_id if in_group else None,
+        files=() if has_text else files_of(message),
+        media_group_id=str(message["media_group_id"]) if message.get("media_group_id") else None,
     )

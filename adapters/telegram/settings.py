@@ -18,3 +18,5 @@ class TelegramSettings(SettingsBase):
     telegram_webhook_port: int = Field(default=8443, alias="TELEGRAM_WEBHOOK_PORT")
     telegram_allowed_ids: str = Field(default="", alias="TELEGRAM_ALLOWED_IDS")
     telegram_group_per_user: bool = Field(default=False, alias="TELEGRAM_GROUP_PER_USER")
+    telegram_feedback_buttons: bool = Field(default=True, alias="TELEGRAM_FEEDBACK_BUTTONS")
+    telegram_drafts: bool = Field(default=True, alias="TELEGRAM_DRAFTS")

@@ -8,6 +8,11 @@ Telegram's errors are translated here, at the boundary:
 - "can't parse entities" (or too long once formatted) on a final text -> the same text again, plain;
 - an edit of a message someone deleted -> the text is posted as a new message;
 - anything else -> :class:`core.errors.PlatformError`.
+
+In private chats previews are drafts (:mod:`adapters.telegram.drafts`) when the bot has a
+:class:`DraftSupport`: the first preview opens a draft, later ones update it, the final text is one real
+message, whose reference then replaces the draft's. A refused draft falls back to the ordinary path with
+the same text, so nothing is lost or shown twice.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ from typing import Any, TypeVar
 
 from telegram import Bot, Message, ReplyParameters
 from telegram.constants import ChatAction, ParseMode
-from telegram.error import BadRequest, RetryAfter, TelegramError
+from telegram.error import BadRequest, InvalidToken, RetryAfter, TelegramError
 
+from adapters.telegram.drafts import DraftRef, DraftSupport
 from adapters.telegram.formatting import render_final
 from core.errors import MessageTooLong, PlatformError, RateLimited
 from core.pacing import Gate
@@ -89,14 +95,21 @@ class TelegramTarget:
         reply_to: int | None = None,
         gate: Gate | None = None,
         in_group: bool = False,
+        drafts: DraftSupport | None = None,
     ) -> None:
         self._bot = bot
+        self._drafts = None if in_group else drafts
         self.chat_id = chat_id
         self.thread_id = thread_id
         self.in_group = in_group
         self._reply_to = reply_to
         self._limits = limits
         self._gate = gate
+
+    @property
+    def bot(self) -> Bot:
+        """The bot this reply is sent with (for calls beyond the text: feedback buttons)."""
+        return self._bot
 
     @property
     def limits(self) -> PlatformLimits:
@@ -111,7 +124,9 @@ class TelegramTarget:
         """Where this reply goes, as JSON (kept while the reply is in flight, for crash recovery)."""
         return {"chat_id": self.chat_id, "thread_id": self.thread_id, "in_group": self.in_group}
 
-    def ref_address(self, ref: object) -> dict[str, int]:
+    def ref_address(self, ref: object) -> dict[str, int] | None:
+        if isinstance(ref, DraftRef):
+            return None  # a draft outlives no restart: recovery sends the text shown as a new message
         if not isinstance(ref, SentMessage):
             raise TypeError(f"not a Telegram message reference: {ref!r}")
         return {"chat_id": ref.chat_id, "message_id": ref.message_id}
@@ -119,7 +134,14 @@ class TelegramTarget:
     def ref_from(self, address: Any) -> SentMessage:
         return SentMessage(int(address["chat_id"]), int(address["message_id"]))
 
-    async def send(self, text: str, *, final: bool) -> SentMessage:
+    async def send(self, text: str, *, final: bool) -> SentMessage | DraftRef:
+        if not final and self._drafts is not None and self._drafts.usable_in(self.chat_id):
+            draft = DraftRef(self.chat_id, self._drafts.new_id())
+            if await self._show_draft(draft, text):
+                return draft
+        return await self._send_message(text, final=final)
+
+    async def _send_message(self, text: str, *, final: bool) -> SentMessage:
         reply = (
             ReplyParameters(self._reply_to, allow_sending_without_reply=True)
             if self._reply_to is not None
@@ -141,7 +163,12 @@ class TelegramTarget:
         self._reply_to = None  # only a reply's first message answers the user's message
         return SentMessage(self.chat_id, message.message_id)
 
-    async def edit(self, ref: object, text: str, *, final: bool) -> None:
+    async def edit(self, ref: object, text: str, *, final: bool) -> SentMessage | None:
+        if isinstance(ref, DraftRef):
+            if not final and await self._show_draft(ref, text):
+                return None
+            # the final text (or a preview whose draft was refused) as a real message, edited from now on
+            return await self._send_message(text, final=final)
         if not isinstance(ref, SentMessage):
             raise TypeError(f"not a Telegram message reference: {ref!r}")
 
@@ -154,8 +181,26 @@ class TelegramTarget:
             await self._deliver(change, text, final=final, editing=True)
         except _Gone:
             log.info("chat %s: message %s is gone; posting the text anew", self.chat_id, ref.message_id)
-            sent = await self.send(text, final=final)
+            sent = await self._send_message(text, final=final)
             ref.message_id = sent.message_id
+        return None
+
+    async def _show_draft(self, draft: DraftRef, text: str) -> bool:
+        """Show ``text`` (plain, like every preview) in the draft; ``False`` if Telegram refused drafts."""
+        assert self._drafts is not None
+        try:
+            await self._bot.send_message_draft(
+                draft.chat_id, draft.draft_id, text, message_thread_id=self.thread_id
+            )
+        except InvalidToken as exc:  # 404: this Bot API server has no sendMessageDraft (the token works)
+            self._drafts.refused_everywhere(exc.message)
+            return False
+        except BadRequest as exc:
+            self._drafts.refused_in(self.chat_id, exc.message)
+            return False
+        except TelegramError as exc:
+            raise translate(exc) from exc
+        return True
 
     async def typing(self) -> None:
         try:

@@ -18,11 +18,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from adapters.base import ReplyDispatcher
 from adapters.in_flight import AddressedTarget, Restore, rows_for_event
 from adapters.work_queue.queue import WorkQueue
+from core.attachments import Attachment, AttachmentKind
 from core.incoming import IncomingMessage
 from core.pacing import Gate
 from core.store import EventQuestions, ReplyInFlight, ReplyJournal
@@ -31,13 +33,41 @@ from core.streaming import PlatformLimits
 log = logging.getLogger(__name__)
 
 
+Rebuild = Callable[[Any], Attachment]
+"""The platform's attachment from its ``Attachment.ref`` (the download step is rebuilt on this worker)."""
+
+
 def job_payload(message: IncomingMessage, address: Any) -> dict[str, Any]:
-    """The JSON a job carries: the message, and where its reply goes (a target's ``address``)."""
-    return {"message": dataclasses.asdict(message), "target": address}
+    """The JSON a job carries: the message, its files as the platform describes them (``Attachment.ref``, or
+    the reason a file cannot be had), and where its reply goes (a target's ``address``)."""
+    fields = {
+        f.name: getattr(message, f.name) for f in dataclasses.fields(message) if f.name != "attachments"
+    }
+    files = [
+        {"ref": file.ref}
+        if file.ref is not None
+        else {"name": file.name, "mime": file.mime, "kind": str(file.kind), "error": file.error or "not kept"}
+        for file in message.attachments
+    ]
+    return {"message": fields, "files": files, "target": address}
 
 
-def message_of(payload: dict[str, Any]) -> IncomingMessage:
+def message_of(payload: dict[str, Any], rebuild: Rebuild | None = None) -> IncomingMessage:
     fields = payload["message"]
+    files: list[Attachment] = []
+    for file in payload.get("files") or ():
+        if "ref" in file and rebuild is not None:
+            files.append(rebuild(file["ref"]))
+        else:
+            files.append(
+                Attachment(
+                    name=str(file.get("name", "file")),
+                    mime=str(file.get("mime", "")),
+                    kind=AttachmentKind(file.get("kind", AttachmentKind.DOCUMENT)),
+                    platform=str(fields.get("platform", "")),
+                    error=str(file.get("error") or "this file could not be passed to another worker"),
+                )
+            )
     return IncomingMessage(
         session_id=str(fields["session_id"]),
         text=str(fields["text"]),
@@ -45,6 +75,7 @@ def message_of(payload: dict[str, Any]) -> IncomingMessage:
         platform=str(fields.get("platform", "")),
         extras=dict(fields.get("extras") or {}),
         event_id=str(fields.get("event_id", "")),
+        attachments=tuple(files),
     )
 
 
@@ -52,7 +83,12 @@ class QueuedReplies:
     """A runner's job handler: the reply to one queued message, resumed where a dead worker left it."""
 
     def __init__(
-        self, dispatcher: ReplyDispatcher, queue: WorkQueue, platform: str, restore: Restore
+        self,
+        dispatcher: ReplyDispatcher,
+        queue: WorkQueue,
+        platform: str,
+        restore: Restore,
+        rebuild: Rebuild | None = None,
     ) -> None:
         self.dispatcher = dispatcher
         dispatcher.journal_refs_only = True  # a takeover regenerates: the journal needs only the messages
@@ -60,10 +96,11 @@ class QueuedReplies:
         self.queue = queue
         self.platform = platform
         self.restore = restore
+        self.rebuild = rebuild
         self.resumed = 0  # runs that found an earlier run's traces (counted for tests and the bench)
 
     async def __call__(self, payload: dict[str, Any]) -> None:
-        message = message_of(payload)
+        message = message_of(payload, self.rebuild)
         event = message.event_id
         left = await rows_for_event(self.engine, self.platform, event)
         record = await self.queue.delivery(event)

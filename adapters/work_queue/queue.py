@@ -33,6 +33,9 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 log = logging.getLogger(__name__)
+# procrastinate logs every job's arguments at INFO ("Starting job chatbot.reply[1](payload=...)"), and a
+# payload holds what the user wrote: only its warnings reach our logs
+logging.getLogger("procrastinate").setLevel(logging.WARNING)
 
 TASK_NAME = "chatbot.reply"
 POOL_WAIT = 5.0  # seconds to wait for a database connection: a webhook then answers 503 well within its time

@@ -6,7 +6,7 @@ import argparse
 
 from adapters.terminal import TerminalChat
 from bots.app import open_engine
-from bots.registry import BOTS
+from bots.registry import bot_names_help
 from bots.settings import Settings
 
 NAME = "chat"
@@ -15,7 +15,7 @@ CONSOLE_LOG_LEVEL = "WARNING"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--bot", help=f"which bot ({', '.join(BOTS)}); default: CHATBOT_BOT or 'default'")
+    parser.add_argument("--bot", help=f"which bot: {bot_names_help()}; default: CHATBOT_BOT or 'default'")
     parser.add_argument(
         "--session", default="default", help="conversation id (console:<ID>); default: default"
     )

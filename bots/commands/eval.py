@@ -15,11 +15,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from bots.app import DATA_ROOT, open_engine
-from bots.registry import BOTS, get_bot
+from bots.app import open_engine
+from bots.registry import bot_names_help, get_entry
 from bots.settings import Settings
 from core.errors import ConfigError
 from core.sqlite_store import SQLiteStore
+from core.storage_url import nothing_stored, storage_for
 from features.evaluation.evaluator import (
     CaseResult,
     EvalCase,
@@ -38,10 +39,10 @@ CASES_FILE = "eval_cases.json"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "cases", nargs="?", type=Path, help=f"cases file (default bots/data/<bot>/{CASES_FILE})"
+        "cases", nargs="?", type=Path, help=f"cases file (default <the bot's data folder>/{CASES_FILE})"
     )
     parser.add_argument(
-        "--bot", help=f"which bot ({', '.join(BOTS)}); default: the file's bot, or CHATBOT_BOT"
+        "--bot", help=f"which bot: {bot_names_help()}; default: the cases file's bot, or CHATBOT_BOT"
     )
     parser.add_argument(
         "--judge",
@@ -73,9 +74,10 @@ def _select(cases: tuple[EvalCase, ...], pattern: str | None) -> list[EvalCase]:
     return [case for case in cases if fnmatch.fnmatchcase(case.name, wildcard)]
 
 
-async def copy_knowledge(source_path: Path, target_path: Path) -> list[str]:
-    """The scratch database gets a copy of the knowledge base, and nothing about users."""
-    source, target = SQLiteStore(source_path), SQLiteStore(target_path)
+async def copy_knowledge(source_path: Path, target_path: Path, source_url: str | None = None) -> list[str]:
+    """The scratch database (a SQLite file, whatever the deployment uses: PostgreSQL at ``source_url`` or
+    SQLite at ``source_path``) gets a copy of the knowledge base, and nothing about users."""
+    source, target = storage_for(source_url, source_path), SQLiteStore(target_path)
     await source.open()  # brings an older database's schema up to date
     try:
         await target.open()
@@ -91,11 +93,11 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     bot_name = args.bot
     if args.cases is None:
         bot_name = bot_name or settings.bot
-        path = DATA_ROOT / get_bot(bot_name).name / CASES_FILE
+        path = get_entry(bot_name).data_dir / CASES_FILE
     else:
         path = args.cases
     suite = load_suite(path)
-    bot_name = get_bot(bot_name or suite.bot or settings.bot).name
+    bot_name = get_entry(bot_name or suite.bot or settings.bot).name
     cases = _select(suite.cases, args.only)
     if not cases:
         raise ConfigError(f"no case in {path} matches {args.only!r}")
@@ -104,9 +106,11 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     with tempfile.TemporaryDirectory(prefix="chatbot-eval-") as scratch:
         db_path = Path(scratch) / "eval.db"
         kept: list[str] = []
-        if settings.db_path.exists() and not args.no_knowledge:
-            kept = await copy_knowledge(settings.db_path, db_path)
-        eval_settings = settings.model_copy(update={"db_path": db_path, "metrics_port": None})
+        if not nothing_stored(settings.database(), settings.db_path) and not args.no_knowledge:
+            kept = await copy_knowledge(settings.db_path, db_path, settings.database())
+        eval_settings = settings.model_copy(
+            update={"db_path": db_path, "database_url": None, "metrics_port": None}
+        )
         turn_log = logging.getLogger("chatbot.turns")
         level = turn_log.level
         turn_log.setLevel(logging.WARNING)  # evaluation turns are not conversations: keep them out of the log

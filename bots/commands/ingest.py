@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 
 from bots.app import connect_model
-from bots.registry import BOTS, get_bot
+from bots.registry import bot_names_help, get_entry
 from bots.settings import Settings
-from core.sqlite_store import SQLiteStore
+from core.storage_url import nothing_stored, storage_for
 from core.store import KnowledgeStore
 from core.tokens import TokenCounter
 from features.knowledge.embeddings import Embedder, embedding_client
@@ -27,20 +27,31 @@ CONSOLE_LOG_LEVEL = "WARNING"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--bot", help=f"which bot ({', '.join(BOTS)}); default: CHATBOT_BOT or 'default'")
-    parser.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="files or folders to ingest")
+    parser.add_argument("--bot", help=f"which bot: {bot_names_help()}; default: CHATBOT_BOT or 'default'")
+    parser.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        metavar="PATH",
+        help="files or folders to ingest (default: the bot's knowledge folder)",
+    )
     parser.add_argument("--list", action="store_true", help="list the documents in the knowledge base")
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
-    bot = get_bot(args.bot or settings.bot).name
+    entry = get_entry(args.bot or settings.bot)
+    bot = entry.name
+    if not args.list and not args.paths and entry.knowledge_dir is not None:
+        args.paths = [entry.knowledge_dir]  # the bot's knowledge folder, as the bots file names it
     if not args.list and not args.paths:
         print("error: give files or folders to ingest, or --list", file=sys.stderr)
         return 2
-    if args.list and not settings.db_path.exists():  # listing is read-only: it creates no database
+    if args.list and nothing_stored(
+        settings.database(), settings.db_path
+    ):  # listing is read-only: it creates no database
         print(empty_message(bot))
         return 0
-    store = SQLiteStore(settings.db_path)
+    store = storage_for(settings.database(), settings.db_path)
     await store.open()
     try:
         if args.list:

@@ -6,10 +6,12 @@ import argparse
 import shutil
 import textwrap
 import time
+from pathlib import Path
 
+from bots.commands.review_export import exported_cases, write_cases
 from bots.settings import Settings
-from core.sqlite_store import SQLiteStore
-from core.store import ContextMessage, ReviewFlag, ReviewStore
+from core.storage_url import describe_storage, nothing_stored, storage_for
+from core.store import DOWNVOTE_PHRASE, ContextMessage, ReviewFlag, ReviewStore
 from core.turn import TurnStatus
 from features.review.flags import STATUS_PREFIX
 
@@ -30,17 +32,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--limit", type=int, default=20, metavar="N", help="newest N flags (default 20)")
     parser.add_argument("--full", action="store_true", help=f"do not shorten messages over {MAX_CHARS} chars")
+    parser.add_argument(
+        "--export",
+        type=Path,
+        metavar="FILE",
+        help="write the turns users rated 👎 as evaluation cases for chatbot eval (and list nothing)",
+    )
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
-    if not settings.db_path.exists():
-        print(f"No database at {settings.db_path}: nothing has been recorded yet.")
+    if nothing_stored(settings.database(), settings.db_path):
+        where = describe_storage(settings.database(), settings.db_path)
+        print(f"No database at {where}: nothing has been recorded yet.")
         return 0
-    store = SQLiteStore(settings.db_path)
+    store = storage_for(settings.database(), settings.db_path)
     await store.open()  # brings an older database's schema up to date
     try:
         if args.resolve:
             return await _resolve(store.review, args.resolve)
+        if args.export:
+            return await _export(store.review, args)
         return await _list(store.review, args)
     finally:
         await store.close()
@@ -55,6 +66,25 @@ async def _resolve(repository: ReviewStore, ids: list[int]) -> int:
             print(f"No flag #{flag_id}.")
             missing += 1
     return 1 if missing else 0
+
+
+async def _export(repository: ReviewStore, args: argparse.Namespace) -> int:
+    data = await exported_cases(
+        repository,
+        bot=args.bot.lower() if args.bot else None,
+        include_resolved=args.all,
+        context=args.context,
+    )
+    if data is None:
+        print("No turns rated 👎" + (f" for bot {args.bot}" if args.bot else "") + ": nothing exported.")
+        return 0
+    write_cases(args.export, data)
+    count = len(data["cases"])
+    print(
+        f"Wrote {count} evaluation case{'s' if count != 1 else ''} to {args.export}. "
+        f"Run them with: chatbot eval {args.export}"
+    )
+    return 0
 
 
 async def _list(repository: ReviewStore, args: argparse.Namespace) -> int:
@@ -85,6 +115,8 @@ def _when(timestamp: float, pattern: str = "%Y-%m-%d %H:%M") -> str:
 
 
 def describe_reason(phrase: str) -> str:
+    if phrase == DOWNVOTE_PHRASE:
+        return "the user rated the reply 👎"
     if phrase.startswith(STATUS_PREFIX):
         status = phrase.removeprefix(STATUS_PREFIX)
         return (

@@ -4,7 +4,8 @@ table, as terminal tables and a bar chart of turns per day.
 Definitions: a day is a local calendar day; ``users`` counts distinct platform-qualified user ids;
 latency percentiles are nearest-rank over the turns that called the model (a turn a guard or limit stopped
 before the model has no latency); ``errors`` are turns whose model call failed or was interrupted;
-``blocked`` are turns a guard or a limit stopped. Cost comes from the price table (``CHATBOT_PRICES`` over
+``blocked`` are turns a guard or a limit stopped; ``positive`` is the share of 👍 among the votes on the
+window's turns (one per asker per turn, see adapters/feedback.py). Cost comes from the price table (``CHATBOT_PRICES`` over
 the built-in one); a model with no price costs 0.
 """
 
@@ -17,8 +18,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from bots.settings import Settings
-from core.sqlite_store import SQLiteStore
-from core.store import TurnStats
+from core.storage_url import describe_storage, nothing_stored, storage_for
+from core.store import TurnStats, VoteCount
 from core.turn import FAILED_STATUSES, stopped
 from features.limits.pricing import PriceTable
 
@@ -179,12 +180,50 @@ def _bot(turn: Turn) -> str:
 
 
 async def load_turns(settings: Settings, since: float, until: float, bot: str | None) -> list[Turn]:
-    store = SQLiteStore(settings.db_path)
+    turns, _votes = await load_window(settings, since, until, bot)
+    return turns
+
+
+async def load_window(
+    settings: Settings, since: float, until: float, bot: str | None
+) -> tuple[list[Turn], list[VoteCount]]:
+    """The window's turns and the votes on them."""
+    store = storage_for(settings.database(), settings.db_path)
     await store.open()  # brings an older database's schema up to date
     try:
-        return await store.ledger.turns_between(since, until, bot=bot.lower() if bot else None)
+        name = bot.lower() if bot else None
+        turns = await store.ledger.turns_between(since, until, bot=name)
+        return turns, await store.feedback.vote_counts(since, until, bot=name)
     finally:
         await store.close()
+
+
+VOTE_HEADERS = ("👍", "👎", "votes", "positive")
+
+
+def feedback_table(votes: Sequence[VoteCount]) -> str:
+    """Votes per bot and platform, with the share of positive ones; "" when nobody voted."""
+    if not votes:
+        return ""
+    rows = []
+    for count in sorted(votes, key=lambda c: (c.bot, c.platform)):
+        total = count.up + count.down
+        share = f"{count.up / total:.0%}" if total else "-"
+        rows.append(
+            [
+                f"{count.bot or '(none)'} on {count.platform or '(none)'}",
+                str(count.up),
+                str(count.down),
+                str(total),
+                share,
+            ]
+        )
+    if len(rows) > 1:
+        up, down = sum(c.up for c in votes), sum(c.down for c in votes)
+        rows.append(
+            ["all", str(up), str(down), str(up + down), f"{up / (up + down):.0%}" if up + down else "-"]
+        )
+    return "Feedback (votes on replies)\n" + render_table("bot on platform", rows, VOTE_HEADERS)
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -192,11 +231,15 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.days < 1:
         print("--days must be at least 1.")
         return 2
-    if not settings.db_path.exists():
-        print(f"No database at {settings.db_path}: nothing has been recorded yet.")
+    if nothing_stored(settings.database(), settings.db_path):
+        where = describe_storage(settings.database(), settings.db_path)
+        print(f"No database at {where}: nothing has been recorded yet.")
         return 0
     start = window_start(args.days)
     end = datetime.combine(date.today() + timedelta(days=1), time.min)
-    turns = await load_turns(settings, start.timestamp(), end.timestamp(), args.bot)
+    turns, votes = await load_window(settings, start.timestamp(), end.timestamp(), args.bot)
     print(report(turns, days=args.days, prices=prices, bot=args.bot))
+    votes_text = feedback_table(votes)
+    if votes_text:
+        print("\n" + votes_text)
     return 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from features import FeatureContext
 from features.guardrails.rules import Guardrails, GuardRules, ModelCheck
+from features.guardrails.tool_results import ToolResultGuard
 
 ORDER = 20
 
@@ -29,9 +30,11 @@ async def install(ctx: FeatureContext) -> None:
         max_chars=settings.max_message_chars,
         clock=engine.clock.now,
         hooks=engine.hooks,
+        turn_profile=lambda message: engine.turn_profile(message.session_id),
     )
     engine.hooks.input_guards.append(guard)
     engine.hooks.output_guards.append(guard)
+    engine.hooks.tool_result_guards.append(ToolResultGuard())  # tool output is untrusted input
     if settings.guard_model_check:
         check = ModelCheck(engine.model, rules, profile=lambda: engine.bot, model_name=settings.guard_model)
         engine.hooks.input_guards.append(check)

@@ -610,6 +610,9 @@ def is_local(message: IncomingMessage) -> bool:
 PRICE_OVERLAP = 200  # re-read this much old text with each delta: a price and what follows it
 
 
+MAX_PROMPTS_KEPT = 16  # system prompts whose shingles are kept: the bot's, its modes', a reload's
+
+
 class Guardrails:
     """The rules layer: an input guard and an output guard in one (see the module docstring)."""
 
@@ -624,9 +627,12 @@ class Guardrails:
         hooks: TurnHooks | None = None,
         repeat_limit: int = 3,
         repeat_window: float = 300.0,
+        turn_profile: Callable[[IncomingMessage], BotProfile] | None = None,
     ) -> None:
         self.rules = rules
         self.profile = profile
+        # the profile of the turn a message belongs to (a chat's /mode has its own system prompt to protect)
+        self.turn_profile = turn_profile
         self.max_chars = max_chars
         self.clock = clock
         self.context = context or ContextMemo()
@@ -634,7 +640,9 @@ class Guardrails:
         self.repeat_limit, self.repeat_window = repeat_limit, repeat_window
         self._repeats: OrderedDict[str, tuple[int, int, float]] = OrderedDict()
         self._progress = _Progress()
-        self._shingles: tuple[str, PromptShingles] | None = None
+        self._shingles: OrderedDict[str, PromptShingles] = (
+            OrderedDict()
+        )  # by prompt: the bot's and its modes'
 
     def _refusal(self, rule: str, reason: str, **values: Any) -> Refusal:
         return Refusal(self.rules.refusal(rule, **values), reason)
@@ -682,14 +690,19 @@ class Guardrails:
             self._repeats.popitem(last=False)
         return count
 
-    def _prompt_shingles(self) -> PromptShingles:
-        prompt = self.profile().system_prompt
-        if self._shingles is None or self._shingles[0] != prompt:
-            self._shingles = (prompt, PromptShingles(prompt))
-        return self._shingles[1]
+    def _prompt_shingles(self, message: IncomingMessage) -> PromptShingles:
+        bot = self.turn_profile(message) if self.turn_profile is not None else self.profile()
+        prompt = bot.system_prompt
+        shingles = self._shingles.get(prompt)
+        if shingles is None:
+            shingles = self._shingles[prompt] = PromptShingles(prompt)
+            while len(self._shingles) > MAX_PROMPTS_KEPT:
+                self._shingles.popitem(last=False)
+        self._shingles.move_to_end(prompt)
+        return shingles
 
     def _check_output(self, message: IncomingMessage, text: str, *, partial: bool) -> Refusal | None:
-        if not partial and self._prompt_shingles().leaks(text):
+        if not partial and self._prompt_shingles(message).leaks(text):
             return self._leak()
         return self._check_prices(message, text, partial=partial)
 
@@ -715,7 +728,7 @@ class Guardrails:
     def check_partial(self, message: IncomingMessage, text: str) -> Refusal | None:
         state, checked = self._progress.step(message, text)
         if state.leak is None:
-            state.leak = self._prompt_shingles().scan()
+            state.leak = self._prompt_shingles(message).scan()
         if state.leak.feed(text[checked:]):
             return self._leak()
         if not self.rules.no_invented_prices:

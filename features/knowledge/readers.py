@@ -108,7 +108,7 @@ def parse_document(path: Path, source: str, data: bytes) -> Document:
     if kind == "pdf":
         sections = parse_pdf(path, data)
     else:
-        text = _decode(path, data)
+        text = decode_text(path, data)
         if kind == "markdown":
             sections = parse_markdown(text)
         elif kind == "html":
@@ -121,7 +121,8 @@ def parse_document(path: Path, source: str, data: bytes) -> Document:
     return Document(path=path, source=source, sections=tuple(sections), content_hash=content_hash(data))
 
 
-def _decode(path: Path, data: bytes) -> str:
+def decode_text(path: Path, data: bytes) -> str:
+    """A text file's bytes as text (UTF-8, BOM dropped, newlines normalised); binary data is refused."""
     if b"\x00" in data:
         raise UnreadableFile(path, "binary data, not text")
     try:

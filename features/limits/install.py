@@ -19,6 +19,8 @@ async def install(ctx: FeatureContext) -> None:
     if not (limits.per_minute or limits.user_daily_tokens or limits.bot_daily_tokens):
         return
     ledger = storage_of(engine.store).ledger
-    guard = UsageLimits(limits, ledger, bot=lambda: engine.bot.name, clock=engine.clock.now)
+    guard = UsageLimits(
+        limits, ledger, bot=lambda: engine.bot.name, clock=engine.clock.now, shared=engine.shared
+    )
     engine.hooks.input_guards.append(guard)
     engine.hooks.observers.append(guard)

@@ -11,8 +11,11 @@ platform. Over a limit the user is told when they can continue and the model is 
 terminal user (``console:...``) is the operator at their own machine: no per-user limit applies to them,
 but their tokens count towards the bot's budget.
 
-Totals are per process: several bot processes sharing one database each keep their own running totals
-(each starts from what the database says).
+With one process the window and the totals live in memory. With several workers (``engine.shared``, Redis)
+each process would see only its own share, so the window and the totals live in the shared store instead:
+the first worker to need a day's total seeds it from the ledger, every finished turn adds to it, and every
+check reads it. While the shared store is unreachable each worker falls back to its in-process counts
+(kept current all along), so a limit is then per worker until the store is back.
 """
 
 from __future__ import annotations
@@ -27,10 +30,12 @@ from typing import Protocol
 
 from core.hooks import Refusal
 from core.incoming import IncomingMessage
+from core.shared_state import SharedState, SharedUnavailable
 from core.store import TurnRecord
 from core.turn import TurnStatus
 
 DAY = 86_400.0
+TOTAL_TTL = DAY + 3_600.0  # a shared daily total outlives its day by an hour, then expires
 EXEMPT_PREFIXES = ("console:",)
 
 SLOW_DOWN = "Please slow down: you can send another message in {wait}."
@@ -100,7 +105,7 @@ class TokenLedger(Protocol):
     """Where spent tokens are read from at the start of a day: the store's turn ledger
     (:class:`core.store.TurnLedger`, ``engine.store.ledger``) is one."""
 
-    async def user_tokens_since(self, user_id: str, since: float) -> int: ...
+    async def user_tokens_since(self, user_id: str, since: float, *, bot: str | None = None) -> int: ...
 
     async def bot_tokens_since(self, bot: str, since: float) -> int: ...
 
@@ -152,8 +157,10 @@ class UsageLimits:
         bot: Callable[[], str],
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        shared: SharedState | None = None,
     ) -> None:
         self.limits = limits
+        self.shared = shared
         self.ledger = ledger
         self.bot = bot
         self.clock = clock
@@ -163,7 +170,10 @@ class UsageLimits:
         self._bots = _DailyTotals(self._load_bot)
 
     async def _load_user(self, user: str, day: float) -> int:
-        return await self.ledger.user_tokens_since(user, day) if self.ledger is not None else 0
+        # this bot's turns only: each bot of a shared store keeps its own limits
+        return (
+            await self.ledger.user_tokens_since(user, day, bot=self.bot()) if self.ledger is not None else 0
+        )
 
     async def _load_bot(self, bot: str, day: float) -> int:
         return await self.ledger.bot_tokens_since(bot, day) if self.ledger is not None else 0
@@ -178,7 +188,7 @@ class UsageLimits:
         day = utc_day_start(now)
         until_midnight = day + DAY - now
         if self.limits.bot_daily_tokens > 0:
-            spent = await self._bots.get(self.bot(), day)
+            spent = await self._spent("bot", self.bot(), day)
             if spent >= self.limits.bot_daily_tokens:
                 return Refusal(
                     BOT_BUDGET.format(wait=format_wait(until_midnight)),
@@ -188,7 +198,7 @@ class UsageLimits:
         if self.exempt(user):
             return None
         if self.limits.user_daily_tokens > 0:
-            spent = await self._users.get(user, day)
+            spent = await self._spent("user", user, day)
             if spent >= self.limits.user_daily_tokens:
                 return Refusal(
                     USER_BUDGET.format(wait=format_wait(until_midnight)),
@@ -196,7 +206,7 @@ class UsageLimits:
                     status=TurnStatus.LIMITED,
                 )
         if self.rate is not None:
-            wait = self.rate.wait(user, self.clock())
+            wait = await self._rate_wait(self.rate, user)
             if wait > 0:
                 return Refusal(
                     SLOW_DOWN.format(wait=format_wait(wait)),
@@ -210,9 +220,39 @@ class UsageLimits:
         if tokens <= 0:
             return
         day = utc_day_start(self.wall())
-        self._bots.add(turn.bot or self.bot(), day, tokens)
-        self._users.add(turn.user_id or message.user_id or message.session_id, day, tokens)
+        bot, user = turn.bot or self.bot(), turn.user_id or message.user_id or message.session_id
+        self._bots.add(bot, day, tokens)
+        self._users.add(user, day, tokens)
+        if self.shared is not None:
+            try:
+                await self.shared.add_to_total(_total_key("bot", bot, day), tokens)
+                await self.shared.add_to_total(_total_key("user", user, day), tokens)
+            except SharedUnavailable:
+                pass  # the in-process totals above have it; the ledger has it for the next seed
+
+    async def _spent(self, kind: str, key: str, day: float) -> int:
+        """Tokens ``key`` (a bot or a user) spent today: every worker's when shared, else this process's."""
+        totals, load = (self._bots, self._load_bot) if kind == "bot" else (self._users, self._load_user)
+        if self.shared is not None:
+            try:
+                return await self.shared.total(_total_key(kind, key, day), TOTAL_TTL, lambda: load(key, day))
+            except SharedUnavailable:
+                pass
+        return await totals.get(key, day)
+
+    async def _rate_wait(self, rate: RateWindow, user: str) -> float:
+        """Seconds until ``user`` may write again, counting their messages to every worker when shared."""
+        if self.shared is not None:
+            try:
+                return await self.shared.window_wait(f"limits:rate:{user}", rate.limit, rate.period)
+            except SharedUnavailable:
+                pass
+        return rate.wait(user, self.clock())
 
     async def spent_today(self, user: str) -> int:
         """Tokens ``user`` has spent since 00:00 UTC (for commands and tests)."""
-        return await self._users.get(user, utc_day_start(self.wall()))
+        return await self._spent("user", user, utc_day_start(self.wall()))
+
+
+def _total_key(kind: str, key: str, day: float) -> str:
+    return f"limits:{kind}:{int(day)}:{key}"

@@ -6,9 +6,15 @@ Gateway (``/gateway``, JSON text frames): HELLO -> (heartbeat -> ACK) -> IDENTIF
 per guild, then whatever the test dispatches (``user_says``, ``slash``), each dispatch with a rising ``s``.
 
 REST (``/api/v10``): the bot user and application, message create/edit keeping each message's current text
-(400 with code 50035 above 2,000 characters), typing, application command overwrite, interaction callbacks
+(400 with code 50035 above 2,000 characters) and its buttons (clicks: ``click``), typing, threads started from a message (section "threads"), application command overwrite, interaction callbacks
 and follow-ups. Every call is recorded with a timestamp (:attr:`FakeDiscord.calls`); ``rate_limit`` and
 ``fail`` script error answers on demand (429s carry ``retry_after`` and a ``Via`` header, as Discord's do).
+
+Sharding (Discord's docs, "Sharding": https://discord.com/developers/docs/events/gateway#sharding): an
+IDENTIFY may carry ``shard: [shard_id, num_shards]``; that connection then gets READY and GUILD_CREATE for
+the guilds with ``(guild_id >> 22) % num_shards == shard_id`` only, and only their events; DMs go to shard 0
+only. ``GET /gateway/bot`` recommends ``recommended_shards`` (discord.py's ``AutoShardedClient`` asks it).
+A second guild (``OTHER_GUILD_ID``, on the other shard of two) joins with ``add_other_guild()``.
 
 Opt-in (``enforce_pace=True``, off by default): Discord's observed pace of about 5 message creates and edits
 per 5 seconds per channel (../shared/PLATFORMS.md). A create or edit that comes too fast is answered 429
@@ -32,6 +38,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from tests.fakes.discord_files import DiscordCdn
+
 MAX_CHARS = 2000
 
 BOT_ID = 900_000_000_000_000_001
@@ -49,6 +57,14 @@ MEMBER_ROLE_ID = 700_000_000_000_000_001
 BOT_ROLE_ID = 700_000_000_000_000_099
 
 ISO_EPOCH = "2024-01-01T00:00:00+00:00"
+# A second server for sharding tests: (OTHER_GUILD_ID >> 22) % 2 == 1, while GUILD_ID's is 0.
+OTHER_GUILD_ID = 100_000_000_004_194_305
+OTHER_GENERAL_ID = 200_000_000_000_000_011  # its text channel
+
+
+def shard_of(guild_id: int, num_shards: int) -> int:
+    """The shard that receives a guild's events (Discord's docs, "Sharding": the sharding formula)."""
+    return (guild_id >> 22) % num_shards
 
 
 def user_payload(user_id: int, name: str, *, bot: bool = False) -> dict[str, Any]:
@@ -173,6 +189,15 @@ def guild_payload() -> dict[str, Any]:
     }
 
 
+def other_guild_payload() -> dict[str, Any]:
+    """A second server with one text channel, for sharding tests."""
+    payload = guild_payload()
+    channel = {**payload["channels"][0], "id": str(OTHER_GENERAL_ID), "guild_id": str(OTHER_GUILD_ID)}
+    payload.update(id=str(OTHER_GUILD_ID), name="Other Server", channels=[channel], threads=[])
+    payload["roles"] = [_role(OTHER_GUILD_ID, "@everyone", 0), *payload["roles"][1:]]
+    return payload
+
+
 _MESSAGE_PATH = re.compile(r"/channels/(\d+)/messages(/\d+)?")  # create (POST) or edit (PATCH)
 
 CHANNEL_GUILDS: dict[int, int | None] = {
@@ -181,6 +206,7 @@ CHANNEL_GUILDS: dict[int, int | None] = {
     THREAD_ID: GUILD_ID,
     DM_ID: None,
     DM2_ID: None,
+    OTHER_GENERAL_ID: OTHER_GUILD_ID,
 }
 
 
@@ -243,17 +269,31 @@ class FakeDiscord:
         self.messages: dict[int, Posted] = {}
         self.identify: list[dict[str, Any]] = []
         self.interaction_responses: dict[str, list[dict[str, Any]]] = {}
+        self.refuse_components = 0  # answer this many message edits that set buttons 403 Missing Access
         self.commands: dict[str, list[dict[str, Any]]] = {}  # "global" or a guild id -> registered commands
         self.api_url = ""
         self.gateway_url = ""
+        self.cdn = DiscordCdn()  # attachment URLs (tests.fakes.discord_files)
         self._failures: list[_Failure] = []
         self._ids = itertools.count(1_000_000_000_000_000_001)
         self._seq = 0
         self._sockets: list[web.WebSocketResponse] = []
         self._identified = asyncio.Event()
         self._runner: web.AppRunner | None = None
+        # sharding: the guilds the fake serves, what /gateway/bot recommends, each connection's shard
+        self.guilds: dict[int, Callable[[], dict[str, Any]]] = {GUILD_ID: guild_payload}
+        self.recommended_shards = 1
+        self._shards: dict[web.WebSocketResponse, tuple[int, int]] = {}
+        self.channel_guilds: dict[int, int | None] = dict(CHANNEL_GUILDS)  # and the threads started here
+        self.threads: dict[int, dict[str, Any]] = {}  # threads started from a message, by id
         self._routes: list[tuple[str, re.Pattern[str], Callable[..., Awaitable[web.Response]]]] = [
+            (
+                "POST",
+                re.compile(r"/channels/(?P<channel>\d+)/messages/(?P<message>\d+)/threads"),
+                self._start_thread,
+            ),
             ("GET", re.compile(r"/users/@me"), self._me),
+            ("GET", re.compile(r"/gateway/bot"), self._gateway_bot),
             ("GET", re.compile(r"/oauth2/applications/@me"), self._application),
             ("POST", re.compile(r"/channels/(?P<channel>\d+)/messages"), self._create_message),
             (
@@ -274,6 +314,7 @@ class FakeDiscord:
         app = web.Application()
         app.router.add_get("/gateway", self._gateway)
         app.router.add_route("*", "/api/v10/{tail:.*}", self._rest)
+        app.router.add_get("/attachments/{tail:.*}", self.cdn.download)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -281,6 +322,7 @@ class FakeDiscord:
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.api_url = f"http://127.0.0.1:{port}/api/v10"
         self.gateway_url = f"ws://127.0.0.1:{port}/gateway"
+        self.cdn.root = f"http://127.0.0.1:{port}"
 
     async def stop(self) -> None:
         for ws in list(self._sockets):
@@ -318,12 +360,16 @@ class FakeDiscord:
         attachments: int = 0,
         roles: Iterable[int] = (),
         hide_content: bool = False,
+        files: Iterable[dict[str, Any]] = (),
+        flags: int = 0,
     ) -> int:
         """Dispatch a MESSAGE_CREATE as if a user wrote ``text``; return the new message's id.
 
         ``mention_bot`` prefixes the bot's mention; ``reply_to`` makes it a reply (pinging the replied author
         unless ``ping_reply`` is false); ``hide_content`` sends it empty, as Discord does for guild messages
-        that do not mention the bot when the message content intent is off.
+        that do not mention the bot when the message content intent is off. ``files`` are attachment
+        objects from :attr:`cdn` (``attachments`` adds placeholders the CDN does not have); ``flags`` the
+        message's flags (``IS_VOICE_MESSAGE`` for a voice message).
         """
         content = f"<@{BOT_ID}> {text}" if mention_bot else text
         mentions = [BOT_USER] if mention_bot else []
@@ -347,11 +393,13 @@ class FakeDiscord:
                     "id": str(next(self._ids)),
                     "filename": f"photo{index}.png",
                     "size": 1234,
-                    "url": f"https://cdn.invalid/photo{index}.png",
-                    "proxy_url": f"https://media.invalid/photo{index}.png",
+                    "url": f"{self.cdn.root}/attachments/missing/photo{index}.png",
+                    "proxy_url": f"{self.cdn.root}/attachments/missing/photo{index}.png",
                     "content_type": "image/png",
                 }
             )
+        payload["attachments"].extend(files)
+        payload["flags"] = flags
         self._remember(payload)
         await self.dispatch("MESSAGE_CREATE", payload)
         return int(payload["id"])
@@ -392,9 +440,22 @@ class FakeDiscord:
         await self._identified.wait()
         self._seq += 1
         frame = json.dumps({"op": 0, "t": event, "s": self._seq, "d": data})
+        guild_id = int(data["guild_id"]) if data.get("guild_id") else None
         for ws in list(self._sockets):
-            if not ws.closed:
+            if not ws.closed and self._receives(ws, guild_id):
                 await ws.send_str(frame)
+
+    def _receives(self, ws: web.WebSocketResponse, guild_id: int | None) -> bool:
+        """Whether a connection gets an event of ``guild_id`` (``None``: a DM, for shard 0 only)."""
+        shard = self._shards.get(ws)
+        if shard is None:
+            return True
+        shard_id, num_shards = shard
+        return shard_id == 0 if guild_id is None else shard_of(guild_id, num_shards) == shard_id
+
+    def add_other_guild(self) -> None:
+        """Serve the second server too (for sharding tests)."""
+        self.guilds[OTHER_GUILD_ID] = other_guild_payload
 
     # -- queries -----------------------------------------------------------------------------------------
 
@@ -445,26 +506,36 @@ class FakeDiscord:
                     await ws.send_str(json.dumps({"op": 11}))
                 elif op == 2:
                     self.identify.append(frame["d"])
+                    shard = frame["d"].get("shard")
+                    if shard is not None:
+                        self._shards[ws] = (int(shard[0]), int(shard[1]))
                     await self._hello_ready(ws)
         finally:
             self._sockets.remove(ws)
+            self._shards.pop(ws, None)
         return ws
 
     async def _hello_ready(self, ws: web.WebSocketResponse) -> None:
         ready = {
             "v": 10,
             "user": BOT_USER,
-            "guilds": [{"id": str(GUILD_ID), "unavailable": True}],
+            "guilds": [{"id": str(guild), "unavailable": True} for guild in self._guilds_of(ws)],
             "session_id": "fake-session",
             "resume_gateway_url": self.gateway_url,
             "application": {"id": str(APP_ID), "flags": 0},
             "private_channels": [],
             "relationships": [],
         }
-        for event, data in (("READY", ready), ("GUILD_CREATE", guild_payload())):
+        if ws in self._shards:
+            ready["shard"] = list(self._shards[ws])
+        creates = [("GUILD_CREATE", self.guilds[guild]()) for guild in self._guilds_of(ws)]
+        for event, data in (("READY", ready), *creates):
             self._seq += 1
             await ws.send_str(json.dumps({"op": 0, "t": event, "s": self._seq, "d": data}))
         self._identified.set()
+
+    def _guilds_of(self, ws: web.WebSocketResponse) -> list[int]:
+        return [guild for guild in self.guilds if self._receives(ws, guild)]
 
     # -- REST --------------------------------------------------------------------------------------------
 
@@ -534,6 +605,13 @@ class FakeDiscord:
     async def _me(self, body: Any) -> web.Response:
         return self._json(BOT_USER)
 
+    async def _gateway_bot(self, body: Any) -> web.Response:
+        """The gateway and the shard count Discord recommends (docs: "Get Gateway Bot")."""
+        limit = {"total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1}
+        return self._json(
+            {"url": self.gateway_url, "shards": self.recommended_shards, "session_start_limit": limit}
+        )
+
     async def _application(self, body: Any) -> web.Response:
         return self._json(
             {
@@ -598,7 +676,19 @@ class FakeDiscord:
             return self._json(
                 {"code": 50005, "message": "Cannot edit a message authored by another user"}, 403
             )
-        content = str((body or {}).get("content") or "")
+        body = body or {}
+        if "components" in body and body["components"] and self.refuse_components > 0:
+            self.refuse_components -= 1
+            return self._json({"code": 50001, "message": "Missing Access"}, 403)
+        if "components" in body:
+            refused = self._bad_components(body["components"])
+            if refused is not None:
+                return refused
+            posted.payload = {**posted.payload, "components": body["components"]}
+        if "content" not in body and "components" in body:  # only the buttons change: the text stays
+            posted.payload = {**posted.payload, "edited_timestamp": _now_iso()}
+            return self._json(posted.payload)
+        content = str(body.get("content") or "")
         too_long = self._too_long(content)
         if too_long is not None:
             return too_long
@@ -606,8 +696,110 @@ class FakeDiscord:
         posted.payload = {**posted.payload, "content": content, "edited_timestamp": _now_iso()}
         return self._json(posted.payload)
 
+    # -- message components and their interactions (feedback buttons) ----------------------------------
+    # https://discord.com/developers/docs/components/reference#action-row and #button: up to 5 action rows,
+    # up to 5 buttons a row, custom_id 1-100 characters; a click is an INTERACTION_CREATE of type 3
+    # (MESSAGE_COMPONENT) carrying the message and data.custom_id / component_type
+    # (https://discord.com/developers/docs/interactions/receiving-and-responding#interaction-object).
+
+    def _bad_components(self, rows: Any) -> web.Response | None:
+        problem = not isinstance(rows, list) or len(rows) > 5
+        for row in rows if isinstance(rows, list) else []:
+            buttons = row.get("components") or []
+            problem = problem or row.get("type") != 1 or not 0 < len(buttons) <= 5
+            for button in buttons:
+                custom_id = str(button.get("custom_id") or "")
+                problem = problem or (button.get("style") != 5 and not 1 <= len(custom_id) <= 100)
+        if not problem:
+            return None
+        return self._json({"code": 50035, "message": "Invalid Form Body", "errors": {"components": {}}}, 400)
+
+    @staticmethod
+    def buttons(posted: Posted) -> list[str]:
+        """The custom_ids of the buttons under a message, in order."""
+        rows = posted.payload.get("components") or []
+        return [str(b.get("custom_id")) for row in rows for b in row.get("components") or []]
+
+    async def click(self, posted: Posted, custom_id: str, *, author_id: int = ALICE_ID) -> str:
+        """Dispatch the INTERACTION_CREATE a click on one of ``posted``'s buttons sends; return its token."""
+        channel_id = posted.channel_id
+        guild_id = CHANNEL_GUILDS[channel_id]
+        token = f"interaction-token-{next(self._ids)}"
+        payload: dict[str, Any] = {
+            "id": str(next(self._ids)),
+            "application_id": str(APP_ID),
+            "type": 3,
+            "data": {"custom_id": custom_id, "component_type": 2},
+            "message": posted.payload,
+            "channel_id": str(channel_id),
+            "token": token,
+            "version": 1,
+            "locale": "en-US",
+            "app_permissions": "0",
+            "entitlements": [],
+            "authorizing_integration_owners": {"0": str(GUILD_ID)} if guild_id else {"1": str(author_id)},
+            "context": 0 if guild_id else 1,
+            "attachment_size_limit": 8 * 1024 * 1024,
+        }
+        if guild_id is None:
+            payload["user"] = USERS[author_id]
+            payload["channel"] = {"id": str(channel_id), "type": 1, "recipients": [USERS[author_id]]}
+        else:
+            payload["guild_id"] = str(guild_id)
+            payload["member"] = {**self._member(()), "user": USERS[author_id], "permissions": "0"}
+            kind = 11 if channel_id == THREAD_ID else 0
+            payload["channel"] = {"id": str(channel_id), "type": kind, "guild_id": str(guild_id)}
+        self.interaction_responses[token] = []
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return token
+
     async def _typing(self, body: Any, channel: str) -> web.Response:
         return web.Response(status=204)
+
+    # -- threads -------------------------------------------------------------------------------------------
+
+    async def _start_thread(self, body: Any, channel: str, message: str) -> web.Response:
+        """Start Thread from Message (https://discord.com/developers/docs/resources/message#start-thread-from-message,
+        discord.py's ``HTTPClient.start_thread_with_message``): ``name`` of 1-100 characters; the thread's id is
+        the message's; one thread per message (code 160004); only in a server's text channel (50024).
+        Answers the thread channel (type 11, owned by the bot) and dispatches THREAD_CREATE."""
+        name = str((body or {}).get("name") or "")
+        if not 1 <= len(name) <= 100:
+            error = {"code": "BASE_TYPE_BAD_LENGTH", "message": "Must be between 1 and 100 in length."}
+            return self._json(
+                {"code": 50035, "message": "Invalid Form Body", "errors": {"name": {"_errors": [error]}}}, 400
+            )
+        posted = self.messages.get(int(message))
+        if posted is None or posted.channel_id != int(channel):
+            return self._json({"code": 10008, "message": "Unknown Message"}, 404)
+        guild = self.channel_guilds.get(int(channel))
+        if guild is None or int(channel) in self.threads or int(channel) == THREAD_ID:
+            return self._json({"code": 50024, "message": "Cannot execute action on this channel type"}, 400)
+        if int(message) in self.threads:
+            return self._json(
+                {"code": 160004, "message": "A thread has already been created for this message"}, 400
+            )
+        thread = {
+            "id": message,
+            "type": 11,
+            "name": name,
+            "guild_id": str(guild),
+            "parent_id": channel,
+            "owner_id": str(BOT_ID),
+            "message_count": 0,
+            "member_count": 1,
+            "rate_limit_per_user": 0,
+            "thread_metadata": {
+                "archived": False,
+                "auto_archive_duration": int((body or {}).get("auto_archive_duration") or 1440),
+                "archive_timestamp": _now_iso(),
+                "locked": False,
+            },
+        }
+        self.threads[int(message)] = thread
+        self.channel_guilds[int(message)] = guild
+        await self.dispatch("THREAD_CREATE", {**thread, "newly_created": True})
+        return self._json(thread)
 
     async def _get_commands(self, body: Any, guild: str = "global") -> web.Response:
         return self._json(self.commands.get(guild, []))
@@ -690,7 +882,7 @@ class FakeDiscord:
             "type": 0,
             "flags": 0,
         }
-        guild_id = CHANNEL_GUILDS.get(channel_id)
+        guild_id = self.channel_guilds.get(channel_id)
         if guild_id is not None:
             payload["guild_id"] = str(guild_id)
             payload["member"] = self._member([BOT_ROLE_ID] if author["id"] == BOT_USER["id"] else roles)

@@ -36,6 +36,15 @@ PLATFORMS.md "Real model servers seen here"); each behaviour below names its sou
   larger context length, or provide a shorter input." (lmstudio-bug-tracker issues 546, 2205);
   ``GET /api/v0/models`` lists ``max_context_length`` and ``loaded_context_length``
   (lmstudio.ai/docs/app/api/endpoints/rest).
+
+Tool calls (issue 18): ``Reply.tool_calls`` (see :func:`tool_call`) streams the reply's text, then each call
+the way OpenAI streams them (https://platform.openai.com/docs/guides/function-calling, "Streaming"): a first
+``delta.tool_calls`` piece with ``index``, ``id``, ``type`` and the function name, then the arguments in
+pieces, and ``finish_reason: "tool_calls"``. ``reject_tools`` refuses requests carrying ``tools`` as a
+real server that cannot take them does: ``llama-server`` started without ``--jinja`` answers a 500
+``{"error":{"code":500,"message":"tools param requires --jinja flag","type":"server_error"}}``
+(tools/server/utils.hpp ``oaicompat_chat_params_parse``), ``ollama`` with a model that has no tool template
+a 400 ``{"error":"registry.ollama.ai/library/<model> does not support tools"}`` (ollama server/routes.go).
 """
 
 from __future__ import annotations
@@ -53,6 +62,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.model_images import text_of
+from tests.fakes.transcription_server import FakeTranscriptions
 
 
 @dataclass
@@ -89,6 +101,14 @@ class Reply:
     # (https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation):
     # CRLF or CR line ends, ':' comment / keep-alive lines, event/id/retry fields, multi-line data
     raw_sse: list[bytes] | None = None
+    # calls the model asks for after its text (see tool_call); finish_reason becomes "tool_calls"
+    tool_calls: list[dict[str, Any]] | None = None
+
+
+def tool_call(name: str, arguments: dict[str, Any] | str | None = None, call_id: str = "") -> dict[str, Any]:
+    """One scripted call; ``arguments`` as a dict (sent as JSON) or as raw text (to send broken JSON)."""
+    raw = arguments if isinstance(arguments, str) else json.dumps(arguments or {})
+    return {"id": call_id or f"call_{name}_{abs(hash(raw)) % 10_000}", "name": name, "arguments": raw}
 
 
 EMBED_DIMENSIONS = 256
@@ -127,6 +147,7 @@ class FakeOpenAI:
     ollama_loaded_context: int | None = None
     trained_context: int = 131072
     reject_stream_options: bool = False
+    reject_tools: str | None = None  # "llama-server" or "ollama": refuse a request with tools, as they do
     usage_factor: float = 1.0
     embedding_failures: int = 0
     # called with (request body, chunk index, is last) just before each streamed content chunk is written
@@ -136,6 +157,7 @@ class FakeOpenAI:
     embedding_keys: list[str] = field(default_factory=list)  # the bearer key of each embeddings request
     request_times: list[tuple[float, float]] = field(default_factory=list)
     script: deque[Reply] = field(default_factory=deque)
+    transcriptions: FakeTranscriptions = field(default_factory=FakeTranscriptions)  # /v1/audio/transcriptions
     base_url: str = ""
     _runner: web.AppRunner | None = None
 
@@ -155,6 +177,7 @@ class FakeOpenAI:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/embeddings", self._embeddings)
+        app.router.add_post("/v1/audio/transcriptions", self.transcriptions.handle)
         if self.dialect == "llama-server":
             app.router.add_get("/props", self._props)
         if self.dialect in ("llama-server", "vllm"):
@@ -365,7 +388,7 @@ class FakeOpenAI:
             answer = self.default(body)
             return answer if isinstance(answer, Reply) else Reply(text=answer)
         user = [m for m in body["messages"] if m.get("role") == "user"]
-        return Reply(text=f"You said: {user[-1]['content'] if user else ''}")
+        return Reply(text=f"You said: {text_of(user[-1]['content']) if user else ''}")
 
     @staticmethod
     def _error(
@@ -387,6 +410,8 @@ class FakeOpenAI:
     async def _answer(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
         if self.reject_stream_options and "stream_options" in body:
             return self._error(400, "Unrecognized request argument supplied: stream_options")
+        if self.reject_tools and body.get("tools"):
+            return self._refuse_tools(body)
         prompt_tokens = estimate_prompt_tokens(body["messages"])
         overflowing = (
             self.context_limit is not None
@@ -421,8 +446,8 @@ class FakeOpenAI:
                     "choices": [
                         {
                             "index": 0,
-                            "message": {"role": "assistant", "content": reply.text},
-                            "finish_reason": reply.finish_reason,
+                            "message": _message_of(reply),
+                            "finish_reason": "tool_calls" if reply.tool_calls else reply.finish_reason,
                         }
                     ],
                     "usage": usage,
@@ -475,7 +500,12 @@ class FakeOpenAI:
             if self.on_chunk is not None:
                 self.on_chunk(body, index, index == len(pieces) - 1)
             await send(chunk({"content": piece}))
-        await send(chunk({}, reply.finish_reason))
+        if reply.tool_calls:
+            for payload in _tool_call_pieces(reply):
+                await send(chunk(payload))
+                if reply.delay:
+                    await asyncio.sleep(reply.delay)
+        await send(chunk({}, "tool_calls" if reply.tool_calls else reply.finish_reason))
         if reply.hang_at_end:
             await asyncio.sleep(reply.hang_at_end)
         streams_usage = self.dialect != "llamacpp-python"  # it never reports usage in streams
@@ -493,3 +523,44 @@ class FakeOpenAI:
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
         return response
+
+    def _refuse_tools(self, body: dict[str, Any]) -> web.Response:
+        """What a server that cannot take ``tools`` answers (see the module docstring)."""
+        if self.reject_tools == "ollama":
+            model = body.get("model", "fake")
+            return web.json_response(
+                {"error": f"registry.ollama.ai/library/{model} does not support tools"}, status=400
+            )
+        error = {"code": 500, "message": "tools param requires --jinja flag", "type": "server_error"}
+        return web.json_response({"error": error}, status=500)
+
+
+def _message_of(reply: Reply) -> dict[str, Any]:
+    """A non-streamed answer's message, with its tool calls."""
+    message: dict[str, Any] = {"role": "assistant", "content": reply.text or None}
+    if reply.tool_calls:
+        message["tool_calls"] = [
+            {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+            for c in reply.tool_calls
+        ]
+    return message
+
+
+def _tool_call_pieces(reply: Reply) -> list[dict[str, Any]]:
+    """The deltas of a reply's calls: per call, its id and name first, then its arguments in pieces."""
+    deltas: list[dict[str, Any]] = []
+    size = max(1, reply.chunk_size)
+    for index, call in enumerate(reply.tool_calls or []):
+        head = {
+            "index": index,
+            "id": call["id"],
+            "type": "function",
+            "function": {"name": call["name"], "arguments": ""},
+        }
+        deltas.append({"tool_calls": [head]})
+        raw = call["arguments"]
+        for start in range(0, len(raw), size):
+            deltas.append(
+                {"tool_calls": [{"index": index, "function": {"arguments": raw[start : start + size]}}]}
+            )
+    return deltas

@@ -4,7 +4,7 @@ Serves ``POST /bot<token>/<method>`` (form-encoded; non-string values arrive as 
 ``{"ok": true, "result": ...}`` or a non-2xx ``{"ok": false, "error_code", "description"[, "parameters"]}``
 the way Telegram does. Methods: getMe, deleteWebhook, setWebhook, getUpdates (long polling, updates kept
 until confirmed by ``offset``), sendMessage, editMessageText, sendChatAction, sendMessageDraft,
-setMyCommands, getMyCommands.
+setMyCommands, getMyCommands, editMessageReplyMarkup, answerCallbackQuery (and clicks: :meth:`click`).
 
 What it enforces like Telegram: 4,096 characters (UTF-16 units, after HTML parsing) per message, "message
 is not modified" on an edit to the same content, "can't parse entities" on malformed HTML, "message to
@@ -38,6 +38,8 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+
+from tests.fakes.telegram_files import FileApiError, TelegramFiles
 
 MAX_TEXT = 4096
 STRING_PARAMS = frozenset({"text", "parse_mode", "action", "url", "secret_token", "caption"})
@@ -125,6 +127,7 @@ class StoredMessage:
     reply_to: int | None = None
     versions: list[str] = field(default_factory=list)
     changed_at: list[float] = field(default_factory=list)
+    reply_markup: dict[str, Any] | None = None  # an inline keyboard under the message (feedback buttons)
 
     def as_json(self, chat: dict[str, Any]) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -137,6 +140,8 @@ class StoredMessage:
         if self.thread_id is not None:
             data["message_thread_id"] = self.thread_id
             data["is_topic_message"] = True
+        if self.reply_markup:
+            data["reply_markup"] = self.reply_markup
         return data
 
 
@@ -192,9 +197,11 @@ class FakeTelegram:
     global_pace: tuple[Pace, ...] = (Pace(30, 1.0),)  # the bot as a whole
     calls: list[ApiCall] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
+    files: TelegramFiles = field(default_factory=TelegramFiles)  # getFile and /file/bot<token>/<path>
     messages: dict[int, list[StoredMessage]] = field(default_factory=dict)
     chats: dict[int, dict[str, Any]] = field(default_factory=dict)
     drafts: list[dict[str, Any]] = field(default_factory=list)
+    callback_answers: list[dict[str, Any]] = field(default_factory=list)  # answerCallbackQuery calls
     commands: list[dict[str, Any]] = field(default_factory=list)
     webhook: dict[str, Any] = field(default_factory=dict)
     root: str = ""
@@ -222,6 +229,7 @@ class FakeTelegram:
         self._closing = asyncio.Event()
         app = web.Application()
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        app.router.add_get("/file/bot{token}/{path:.+}", self._file)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -316,7 +324,10 @@ class FakeTelegram:
             "sendChatAction": lambda p: True,
             "sendMessageDraft": self._send_message_draft,
             "setMyCommands": self._set_my_commands,
+            "editMessageReplyMarkup": self._edit_message_reply_markup,
+            "answerCallbackQuery": self._answer_callback_query,
             "getMyCommands": lambda p: self.commands,
+            "getFile": self._get_file,
         }
         if method == "getUpdates":
             return await self._get_updates(params)
@@ -326,6 +337,15 @@ class FakeTelegram:
         return handler(params)
 
     # -- methods ---------------------------------------------------------------------------------
+
+    async def _file(self, request: web.Request) -> web.StreamResponse:
+        return await self.files.download(request, self.token)
+
+    def _get_file(self, params: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return self.files.get_file(params)
+        except FileApiError as exc:
+            raise ApiError(exc.status, exc.description) from None
 
     def _delete_webhook(self, params: dict[str, Any]) -> bool:
         self.webhook = {}
@@ -447,11 +467,70 @@ class FakeTelegram:
         return message.as_json(chat)
 
     def _send_message_draft(self, params: dict[str, Any]) -> bool:
+        """https://core.telegram.org/bots/api#sendmessagedraft (and PTB 22.8's ``Bot.send_message_draft``):
+        private chats only, a non-zero ``draft_id``, 0-4096 characters after entity parsing; answers
+        ``True``. The draft is a preview: it never becomes a message (the bot sends one)."""
         chat = self._chat(params.get("chat_id"))
         if chat["type"] != "private":
             raise ApiError(400, "Bad Request: drafts can be sent only to private chats")
-        self.drafts.append(dict(params))
+        if not params.get("draft_id"):
+            raise ApiError(400, "Bad Request: draft_id must be non-zero")
+        if utf16_len(str(params.get("text") or "")) > MAX_TEXT:
+            raise ApiError(400, "Bad Request: text is too long")
+        self.drafts.append({**params, "at": time.monotonic()})
         return True
+
+    # -- inline keyboards and button clicks (feedback buttons) -----------------------------------
+    # Follows https://core.telegram.org/bots/api#editmessagereplymarkup (no reply_markup removes the
+    # keyboard; the same markup again is "message is not modified"), #answercallbackquery (text shown to
+    # the clicking user only) and #callbackquery (the update a click sends: id, from, message, chat_instance,
+    # data; callback_data is 1-64 bytes, #inlinekeyboardbutton).
+
+    def _edit_message_reply_markup(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat = self._chat(params.get("chat_id"))
+        found = [m for m in self.messages.get(chat["id"], []) if m.message_id == params.get("message_id")]
+        if not found:
+            raise ApiError(400, "Bad Request: message to edit not found")
+        message = found[0]
+        if not message.from_bot:
+            raise ApiError(400, "Bad Request: message can't be edited")
+        markup = params.get("reply_markup") or None
+        for row in (markup or {}).get("inline_keyboard", []):
+            for button in row:
+                data = button.get("callback_data")
+                if data is not None and not 1 <= len(str(data).encode()) <= 64:
+                    raise ApiError(400, "Bad Request: BUTTON_DATA_INVALID")
+        if markup == message.reply_markup:
+            raise ApiError(400, NOT_MODIFIED)
+        message.reply_markup = markup
+        return message.as_json(chat)
+
+    def _answer_callback_query(self, params: dict[str, Any]) -> bool:
+        self.callback_answers.append(dict(params))
+        return True
+
+    def click(self, message: StoredMessage, data: str, *, user_id: int, queue: bool = True) -> dict[str, Any]:
+        """A user's click on an inline button of ``message``: the ``callback_query`` update Telegram sends."""
+        chat = self._chat(message.chat_id)
+        query = {
+            "id": f"cq{len(self.calls)}x{user_id}",
+            "from": {"id": user_id, "is_bot": False, "first_name": f"User{user_id}"},
+            "message": message.as_json(chat),
+            "chat_instance": f"ci{chat['id']}",
+            "data": data,
+        }
+        update = {"callback_query": query}
+        return self.add_update(update) if queue else update
+
+    @staticmethod
+    def button_data(message: StoredMessage) -> list[str]:
+        """The callback_data of the buttons under a message, in order."""
+        rows = (message.reply_markup or {}).get("inline_keyboard", [])
+        return [button["callback_data"] for row in rows for button in row if "callback_data" in button]
+
+    def drafts_in(self, chat_id: int) -> list[dict[str, Any]]:
+        """The draft updates a chat was shown, in order (``draft_id``, ``text``, ``at``)."""
+        return [d for d in self.drafts if d.get("chat_id") == chat_id]
 
     # -- what tests drive and read ---------------------------------------------------------------
 

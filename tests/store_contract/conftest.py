@@ -1,7 +1,8 @@
 """The store contract: every test here runs once per storage backend in ``FACTORIES``.
 
-A backend joins by adding one factory to the list (``postgres`` next): an async context manager that
-yields an open, empty :class:`core.store.Storage` and closes it afterwards.
+A backend joins by adding one factory to the list: an async context manager that yields an open, empty
+:class:`core.store.Storage` and closes it afterwards. ``postgres`` runs each test in a database of its own
+on the loopback server (skipped without one, failed under ``CI=true``: tests/support/services.py).
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from core import postgres_store
 from core.sqlite_store import SQLiteStore, as_storage
 from core.store import Storage
+from tests.support.services import fresh_postgres_database
 
 Factory = Callable[[Path], AbstractAsyncContextManager[Storage]]
 
@@ -28,7 +31,18 @@ async def sqlite(tmp_path: Path) -> AsyncIterator[Storage]:
         await store.close()
 
 
-FACTORIES: list[Factory] = [sqlite]
+@asynccontextmanager
+async def postgres(tmp_path: Path) -> AsyncIterator[Storage]:
+    async with fresh_postgres_database() as url:
+        store = postgres_store.PostgresStore(url)
+        await store.open()
+        try:
+            yield postgres_store.as_storage(store)
+        finally:
+            await store.close()
+
+
+FACTORIES: list[Factory] = [sqlite, postgres]
 
 
 @pytest.fixture(params=FACTORIES, ids=lambda factory: factory.__name__)

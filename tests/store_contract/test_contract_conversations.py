@@ -134,3 +134,24 @@ async def test_retention_deletes_what_is_older_than_the_cutoff_in_every_table(st
     assert [f.phrase for f in await store.review.flags()] == ["new flag"]
     assert await store.unfinished_replies("telegram", "orbit") == []
     assert await store.knowledge.chunk_count("orbit") == 1
+
+
+async def test_a_replys_tool_steps_are_kept_with_it_and_go_when_it_goes(store: Storage) -> None:
+    q1 = await store.add_message("s", "user", "weather?", 2, user_id="u", complete=False)
+    steps = '{"final_from": 0, "steps": [{"text": "", "calls": [], "results": {}}]}'
+    r1 = await store.save_reply(
+        "s", "sunny", 40, complete=True, turn=turn("s", "u"), question_id=q1, tools=steps
+    )
+    q2 = await store.add_message("s", "user", "and now?", 2, user_id="u", complete=False)
+    r2 = await store.save_reply(
+        "s", "half", 1, complete=False, turn=turn("s", "u"), question_id=q2, tools=steps
+    )
+    plain = await store.save_reply("s", "no tools", 2, complete=True, turn=turn("s", "u"))
+    assert await store.tool_exchanges("s", after_id=0, before_id=plain + 1) == {r1: steps}
+    assert r2 not in await store.tool_exchanges("s", after_id=0, before_id=r2 + 1), (
+        "incomplete: never replayed"
+    )
+    assert await store.tool_exchanges("s", after_id=r1, before_id=plain + 1) == {}
+    assert [m.tokens for m in await store.recent_messages("s") if m.id == r1] == [40]
+    await store.reset("s")
+    assert await store.tool_exchanges("s", after_id=0, before_id=plain + 1) == {}

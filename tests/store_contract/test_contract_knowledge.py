@@ -56,6 +56,8 @@ async def test_keyword_search_finds_passages_of_the_bot_only(store: Storage) -> 
     assert chunks[hits[0][0]].text == "Orbit Pro includes unlimited boards."
     assert all(c.source == "plans.md" for c in chunks.values())
     assert await knowledge.keyword_search("orbit", "the and of", 5) == []  # stop words only
+    odd = await knowledge.keyword_search("orbit", 'boards!!! "pro" AND (or) NOT -x * \'; DROP --', 5)
+    assert [chunk_id for chunk_id, _ in odd][:1] == [hits[0][0]]  # query syntax in the text is just words
     assert await knowledge.chunks([]) == {}
 
 

@@ -19,6 +19,15 @@ async def test_tokens_are_summed_per_user_and_per_bot_since_a_time(store: Storag
     assert await store.ledger.count_user_turns("u1") == 2
 
 
+async def test_a_users_tokens_can_be_counted_for_one_bot(store: Storage) -> None:
+    """Several bots share one store and each keeps its own limits (bots file, issue 16)."""
+    await store.record_turn(turn("s", "u1", started_at=100.0, prompt=10, completion=5, bot="orbit"))
+    await store.record_turn(turn("t", "u1", started_at=100.0, prompt=1, completion=1, bot="default"))
+    assert await store.ledger.user_tokens_since("u1", 0.0, bot="orbit") == 15
+    assert await store.ledger.user_tokens_since("u1", 0.0, bot="default") == 2
+    assert await store.ledger.user_tokens_since("u1", 0.0) == 17
+
+
 async def test_turns_between_are_oldest_first_within_bounds_and_per_bot(store: Storage) -> None:
     await store.record_turn(turn("s", "u1", started_at=300.0, status="error", platform="slack"))
     await store.record_turn(turn("s", "u1", started_at=100.0))

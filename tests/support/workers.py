@@ -48,6 +48,9 @@ def worker_env(
         "TELEGRAM_WEBHOOK_LISTEN": "127.0.0.1",
         "TELEGRAM_WEBHOOK_PORT": str(port),
         "TELEGRAM_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        # replies written by editing a message, the harder case for a takeover: a private chat's draft
+        # (sendMessageDraft) leaves nothing behind when its worker dies, a message does
+        "TELEGRAM_DRAFTS": "false",
         "CHATBOT_QUEUE_URL": queue_url,
         # fast takeover for tests: heartbeat every 0.5 s, dead after 2 s silent
         "CHATBOT_QUEUE_HEARTBEAT": "0.5",
