@@ -68,6 +68,9 @@ class ReplyDispatcher:
         self.clock = clock or SystemClock()
         self._tasks: set[asyncio.Task[Any]] = set()
         self.sessions = SessionQueues()
+        # a work queue's takeover regenerates a reply rather than show its last text: the journal then only
+        # needs each platform message a reply writes in, one write per message instead of one per preview
+        self.journal_refs_only = False
         self.after_reply: list[AfterReply] = []
 
     def submit(self, message: IncomingMessage, target: ReplyTarget) -> asyncio.Task[StreamedReply | None]:
@@ -108,16 +111,29 @@ class ReplyDispatcher:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def deliver(self, message: IncomingMessage, target: ReplyTarget) -> StreamedReply | None:
+    async def deliver(
+        self,
+        message: IncomingMessage,
+        target: ReplyTarget,
+        *,
+        into: object | None = None,
+        answer: str | None = None,
+    ) -> StreamedReply | None:
         """Stream the engine's reply to ``message`` onto ``target``; log, never raise, platform failures.
 
         The reply is kept in the store while in flight (see :mod:`adapters.in_flight`): a platform failure
         marks the message interrupted at once if it can, and a crash leaves the row for the next start.
+        A work queue's takeover (:mod:`adapters.work_queue`) passes ``into``, the message a dead worker
+        was writing (this reply finishes it), and ``answer``, the reply that worker already stored (shown
+        as it is: no new turn).
         """
-        in_flight = await InFlightReply.begin(self.engine, message, target)
+        in_flight = await InFlightReply.begin(self.engine, message, target, refs_only=self.journal_refs_only)
         on_shown = in_flight.shown_now if in_flight is not None else None
+        if in_flight is not None and into is not None:
+            await in_flight.shown_now(into, "")  # the row points at the taken-over message from the start
+        chunks = self.engine.reply(message) if answer is None else _once(answer)
         try:
-            result = await stream_reply(self.engine.reply(message), target, self.clock, on_shown=on_shown)
+            result = await stream_reply(chunks, target, self.clock, on_shown=on_shown, into=into)
         except asyncio.CancelledError:
             if in_flight is not None:
                 await in_flight.keep_for_next_start()
@@ -150,12 +166,8 @@ class ReplyDispatcher:
 
     async def say(self, target: ReplyTarget, text: str) -> StreamedReply | None:
         """Send a fixed text (a refusal, a notice) through the same length- and rate-safe path."""
-
-        async def once() -> AsyncIterator[str]:
-            yield text
-
         try:
-            return await stream_reply(once(), target, self.clock)
+            return await stream_reply(_once(text), target, self.clock)
         except PlatformError as exc:
             log.error("could not send a notice: %s", exc)
             return None
@@ -173,3 +185,7 @@ class ReplyDispatcher:
             task.cancel()
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
+
+
+async def _once(text: str) -> AsyncIterator[str]:
+    yield text

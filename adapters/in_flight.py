@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 INTERRUPTED_NOTE = "⚠️ This reply was interrupted. Please ask again."
 MAX_RECOVERY_WAIT = 30.0  # a rate limit longer than this on a recovery edit is not waited out
+EVENT_KEY = "event"  # in a row's address: the delivery (IncomingMessage.event_id) the reply answers
 
 
 @runtime_checkable
@@ -59,29 +60,45 @@ class InFlightReply:
         self.addressed = addressed
         self.shown = ""
         self.ref: object | None = None
+        self.refs_only = False  # write only when the message changes, not each preview's text
+        self._recorded: Any = None
 
     @classmethod
     async def begin(
-        cls, engine: ConversationEngine, message: IncomingMessage, target: ReplyTarget
+        cls,
+        engine: ConversationEngine,
+        message: IncomingMessage,
+        target: ReplyTarget,
+        *,
+        refs_only: bool = False,
     ) -> InFlightReply | None:
         """The row for this reply, or ``None`` when the store or the target cannot keep one."""
         store = engine.store
         if not isinstance(store, ReplyJournal) or not isinstance(target, AddressedTarget):
             return None
+        address = target.address
+        if message.event_id:  # a retried job finds the row its dead worker left (see rows_for_event)
+            address = {**address, EVENT_KEY: message.event_id}
         try:
             reply_id = await store.begin_reply(
-                message.session_id, message.platform, engine.bot.name, message.user_id, target.address
+                message.session_id, message.platform, engine.bot.name, message.user_id, address
             )
         except Exception:
             log.exception("%s: could not record the reply in flight", message.session_id)
             return None
-        return cls(store, reply_id, target, target)
+        reply = cls(store, reply_id, target, target)
+        reply.refs_only = refs_only
+        return reply
 
     async def shown_now(self, ref: object, text: str) -> None:
         """The streamer's ``on_shown``: ``ref`` now shows ``text``. A failed write never fails the reply."""
         self.ref, self.shown = ref, text
+        address = self.addressed.ref_address(ref)
+        if self.refs_only and address == self._recorded:
+            return
+        self._recorded = address
         try:
-            await self.journal.reply_shown(self.reply_id, self.addressed.ref_address(ref), text)
+            await self.journal.reply_shown(self.reply_id, address, text)
         except Exception:
             log.warning("could not update the reply in flight %d", self.reply_id, exc_info=True)
 
@@ -144,6 +161,16 @@ async def finish_interrupted_replies(
         await store.end_reply(row.id)
         log.info("%s: finished a reply interrupted by a restart", row.session_id)
     return len(rows)
+
+
+async def rows_for_event(engine: ConversationEngine, platform: str, event_id: str) -> list[ReplyInFlight]:
+    """The rows of replies to delivery ``event_id`` still in flight (left by a worker that died), oldest
+    first. Only replies in flight have rows, so this reads a handful."""
+    store = engine.store
+    if not event_id or not isinstance(store, ReplyJournal):
+        return []
+    rows = await store.unfinished_replies(platform, engine.bot.name)
+    return [row for row in rows if isinstance(row.address, dict) and row.address.get(EVENT_KEY) == event_id]
 
 
 async def _show_interrupted(row: ReplyInFlight, restore: Restore) -> None:

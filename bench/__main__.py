@@ -10,6 +10,8 @@ Sections (``--only`` takes these names, comma-separated or repeated):
   against the parsed SSE body (:mod:`bench.http_path`);
 - ``knowledge``: ingest throughput and retrieval latency at 10,000 and 100,000 passages
   (:mod:`bench.knowledge_bench`);
+- ``workers``: turns/s and reply latency over 1, 2 and 3 Telegram worker processes sharing the work queue
+  (:mod:`bench.workers`; needs PostgreSQL, skipped without it).
 - ``media``: a turn with one photo against a text turn (:mod:`bench.media_cost`).
 - ``storage``: one turn on the PostgreSQL store against the SQLite store (:mod:`bench.store_cost`).
 
@@ -40,6 +42,7 @@ from bench import (
     platform_calls,
     platform_latency,
     store_cost,
+    workers,
 )
 from bench.report import Section, table
 
@@ -93,6 +96,10 @@ async def knowledge(quick: bool) -> Section:
     )
 
 
+async def workers_section(quick: bool) -> Section:
+    return await workers.run(quick=quick)
+
+
 async def media(quick: bool) -> Section:
     header, rows = await media_cost.run(quick=quick)
     return Section(
@@ -125,6 +132,7 @@ SECTIONS: dict[str, Callable[[bool], Awaitable[Section]]] = {
     "calls": calls,
     "http": http,
     "knowledge": knowledge,
+    "workers": workers_section,
     "media": media,
     "storage": storage,
 }

@@ -22,7 +22,7 @@ from bots.settings import Settings
 from core.clock import Clock
 from core.conversation import ConversationEngine
 from core.errors import ConfigError
-from core.sqlite_store import SQLiteStore
+from core.storage_url import storage_for
 from features.metrics.install import TurnMetrics
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ async def running_bots(
 
     The metrics endpoint (one port) is served by the first bot; the others report to it, labelled by bot.
     """
-    store = SQLiteStore(settings.db_path)
+    store = storage_for(settings.database(), settings.db_path)  # SQLite, or CHATBOT_DATABASE_URL's
     await store.open()
     try:
         async with AsyncExitStack() as stack:

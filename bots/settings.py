@@ -9,11 +9,14 @@ from adapters.discord.settings import DiscordSettings
 from adapters.shared_state.settings import SharedStateSettings
 from adapters.slack.settings import SlackSettings
 from adapters.telegram.settings import TelegramSettings
+from adapters.work_queue.settings import QueueSettings
 from core import config
 from features.settings import FeatureSettings
 
 
-class Settings(FeatureSettings, TelegramSettings, SlackSettings, DiscordSettings, SharedStateSettings):
+class Settings(
+    FeatureSettings, TelegramSettings, SlackSettings, DiscordSettings, SharedStateSettings, QueueSettings
+):
     """Deployment settings. A bot definition supplies defaults; a key set here overrides it."""
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from core.incoming import IncomingMessage
@@ -58,6 +58,8 @@ class Attachment:
     most the platform lets a bot download (Telegram's getFile: 20 MB), ``None`` for no platform cap.
     ``duration`` (seconds) is set for audio when the platform reports it; ``width``/``height`` for images.
     ``error``, when set, is why the adapter already knows the file cannot be had (shown to the user).
+    ``ref`` is the platform's JSON description of the file, from which its adapter builds the attachment
+    again in another process (a work queue's job carries ``ref``, never ``fetch``).
     """
 
     name: str
@@ -71,6 +73,7 @@ class Attachment:
     height: int | None = None
     platform: str = ""
     error: str | None = None
+    ref: Any = None
 
 
 @dataclass(frozen=True, slots=True)

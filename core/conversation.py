@@ -61,7 +61,7 @@ from core.model_outcomes import (
 from core.model_tokenize import ServerTokenCounter
 from core.prompt import Prompt, PromptBuilder
 from core.shared_state import SharedState
-from core.store import ConversationStore, TurnRecord
+from core.store import ConversationStore, EventQuestions, TurnRecord
 from core.tokens import TokenCounter
 from core.tool_loop import ToolRunner, exchange_tokens
 from core.tools import dump_steps
@@ -342,6 +342,11 @@ class ConversationEngine:
         """Store the question before the model is called, awaiting its answer: it joins the model's context
         only when a complete reply is stored (see the module docstring)."""
         message = turn.message
+        if message.event_id and isinstance(self.store, EventQuestions):  # handled again: stored once
+            turn.question_id = await self.store.add_question_once(
+                message.session_id, message.event_id, turn.text, user_tokens, user_id=message.user_id
+            )
+            return
         turn.question_id = await self.store.add_message(
             message.session_id, "user", turn.text, user_tokens, user_id=message.user_id, complete=False
         )

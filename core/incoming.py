@@ -15,6 +15,10 @@ class IncomingMessage:
     ``session_id`` decides whose history the message joins (``telegram:42``, ``console:default``, ...).
     ``user_id`` is platform-qualified (``telegram:1001``) so per-user rules hold across platforms.
     ``extras`` carries whatever an adapter wants to keep beside the text; the core never reads it.
+    ``event_id`` is the platform's id of the delivery (``telegram:<bot>:<update_id>``, a Slack
+    ``event_id``) when handling may be repeated (a work queue retries a job whose worker died): the
+    question is then stored once however often the message is handled (see
+    :class:`core.store.EventQuestions`). Empty: every handling is a new message.
     ``attachments`` are the files sent with it (photos, voice notes, documents), fetched only when read
     (:mod:`core.attachments`); ``text`` is then the caption, possibly empty.
     """
@@ -24,4 +28,5 @@ class IncomingMessage:
     user_id: str = ""
     platform: str = ""
     extras: dict[str, Any] = field(default_factory=dict)
+    event_id: str = ""
     attachments: tuple[Attachment, ...] = ()

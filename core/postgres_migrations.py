@@ -177,6 +177,16 @@ PG_MIGRATIONS: list[str] = [
         updated_at DOUBLE PRECISION NOT NULL
     );
     """,
+    # 10 (work queue, issue 14): questions keyed by the platform's delivery id (core.store.EventQuestions)
+    """
+    CREATE TABLE message_events (
+        event_id TEXT PRIMARY KEY,
+        session_id TEXT NOT NULL,
+        question_id BIGINT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL
+    );
+    CREATE INDEX message_events_by_time ON message_events (created_at);
+    """,
 ]
 
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)

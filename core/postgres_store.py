@@ -29,7 +29,7 @@ from core.postgres_knowledge import PostgresKnowledge
 from core.postgres_ledger import PostgresLedger
 from core.postgres_review import PostgresReview
 from core.recent_window import RecentWindows
-from core.store import ChatChoice, Role, SessionState, Storage, StoredMessage, TurnRecord
+from core.store import ChatChoice, EventTurn, Role, SessionState, Storage, StoredMessage, TurnRecord
 
 NO_UPPER = 2**62  # an id above every message's
 FILL_SLACK = 16  # rows read beyond a request when filling the window: the turn's own incomplete question
@@ -163,6 +163,57 @@ class PostgresStore(PostgresJournal):
         message = StoredMessage(message_id, role, content, tokens, now, complete)
         self._follow(session_id, replaced, version, lambda windows: windows.added(session_id, message))
         return message_id
+
+    # Questions per delivery (core.store.EventQuestions, the work queue) ---------------------------------
+
+    async def add_question_once(
+        self, session_id: str, event_id: str, content: str, tokens: int, *, user_id: str = ""
+    ) -> int:
+        now = time.time()
+        async with self._shared.transaction() as db:
+            # two workers handling one delivery at once (a job retried while a stalled worker wakes up) take
+            # turns here, so the second finds the first's question
+            await db.execute("SELECT pg_advisory_xact_lock(hashtext($1))", event_id)
+            known = await db.fetchval(
+                "SELECT m.id FROM message_events e JOIN messages m ON m.id = e.question_id WHERE e.event_id = $1",
+                event_id,
+            )
+            if known is not None:
+                return int(known)
+            row = await db.fetchrow(ADD_MESSAGE, session_id, "user", content, tokens, False, user_id, now)
+            assert row is not None
+            await db.execute(  # an upsert: a link to a question deleted since (a reset) is stale
+                "INSERT INTO message_events (event_id, session_id, question_id, created_at) "
+                "VALUES ($1, $2, $3, $4) ON CONFLICT (event_id) DO UPDATE SET session_id = excluded.session_id, "
+                "question_id = excluded.question_id, created_at = excluded.created_at",
+                event_id,
+                session_id,
+                int(row[0]),
+                now,
+            )
+        question_id, replaced, version = int(row[0]), int(row[1]), int(row[2])
+        message = StoredMessage(question_id, "user", content, tokens, now, False)
+        self._follow(session_id, replaced, version, lambda windows: windows.added(session_id, message))
+        return question_id
+
+    async def event_turn(self, event_id: str) -> EventTurn | None:
+        found = await self._shared.fetchrow(
+            "SELECT m.id, m.session_id, m.complete FROM message_events e JOIN messages m "
+            "ON m.id = e.question_id WHERE e.event_id = $1",
+            event_id,
+        )
+        if found is None:
+            return None
+        question_id, session_id, complete = int(found[0]), str(found[1]), bool(found[2])
+        if not complete:
+            return EventTurn(question_id, None)
+        reply = await self._shared.fetchval(  # one turn at a time per session: the next reply is its
+            "SELECT content FROM messages WHERE session_id = $1 AND id > $2 AND role = 'assistant' "
+            "ORDER BY id LIMIT 1",
+            session_id,
+            question_id,
+        )
+        return EventTurn(question_id, None if reply is None else str(reply))
 
     async def save_reply(
         self,
@@ -322,6 +373,7 @@ class PostgresStore(PostgresJournal):
                 await db.execute("DELETE FROM turns WHERE started_at < $1", timestamp)  # their flags follow
                 await db.execute("DELETE FROM review_flags WHERE created_at < $1", timestamp)
                 await db.execute("DELETE FROM replies_in_flight WHERE started_at < $1", timestamp)
+                await db.execute("DELETE FROM message_events WHERE created_at < $1", timestamp)
                 await db.execute(f"{_DROP_EMPTY_SESSIONS} AND s.updated_at < $1", timestamp)
         finally:
             self._forget_windows()

@@ -41,7 +41,7 @@ from core.sqlite_journal import SQLiteJournal
 from core.sqlite_knowledge import SQLiteKnowledge
 from core.sqlite_ledger import SQLiteLedger
 from core.sqlite_review import SQLiteReview
-from core.store import ChatChoice, Role, SessionState, Storage, StoredMessage, TurnRecord
+from core.store import ChatChoice, EventTurn, Role, SessionState, Storage, StoredMessage, TurnRecord
 
 __all__ = [
     "MIGRATIONS",
@@ -219,6 +219,17 @@ MIGRATIONS: list[str] = [
         model TEXT,
         updated_at REAL NOT NULL
     );
+    """,
+    # 10 (work queue, issue 14): questions keyed by the platform's delivery id, so a job retried after its
+    # worker died stores the user's message once (core.store.EventQuestions)
+    """
+    CREATE TABLE message_events (
+        event_id TEXT PRIMARY KEY,
+        session_id TEXT NOT NULL,
+        question_id INTEGER NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX message_events_by_time ON message_events (created_at)
     """,
 ]
 
@@ -607,11 +618,62 @@ class SQLiteStore(SQLiteJournal):
             await db.execute("DELETE FROM turns WHERE started_at < ?", (timestamp,))  # their flags follow
             await db.execute("DELETE FROM review_flags WHERE created_at < ?", (timestamp,))
             await db.execute("DELETE FROM replies_in_flight WHERE started_at < ?", (timestamp,))
+            await db.execute("DELETE FROM message_events WHERE created_at < ?", (timestamp,))
             await db.execute(
                 "DELETE FROM sessions WHERE updated_at < ? AND id NOT IN (SELECT DISTINCT session_id FROM messages)",
                 (timestamp,),
             )
         return deleted
+
+    # -- questions keyed by delivery (core.store.EventQuestions; the work queue's retries) -----------
+
+    async def add_question_once(
+        self, session_id: str, event_id: str, content: str, tokens: int, *, user_id: str = ""
+    ) -> int:
+        now = time.time()
+        with self._changing_messages(session_id) as windows:
+            async with self._transaction() as db:
+                known = await self._event_question(event_id)
+                if known is not None:
+                    return known[0]
+                question_id = await self._insert_message(
+                    session_id, "user", content, tokens, user_id, False, now
+                )
+                await db.execute(  # REPLACE: a link to a question deleted since (a reset) is stale
+                    "INSERT OR REPLACE INTO message_events (event_id, session_id, question_id, created_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    (event_id, session_id, question_id, now),
+                )
+            if windows is not None:
+                windows.added(session_id, StoredMessage(question_id, "user", content, tokens, now, False))
+        return question_id
+
+    async def event_turn(self, event_id: str) -> EventTurn | None:
+        known = await self._event_question(event_id)
+        if known is None:
+            return None
+        question_id, session_id, complete = known
+        if not complete:
+            return EventTurn(question_id, None)
+        rows = await self.db.execute_fetchall(  # one turn at a time per session: the next reply is its
+            "SELECT content FROM messages WHERE session_id = ? AND id > ? AND role = 'assistant' "
+            "ORDER BY id LIMIT 1",
+            (session_id, question_id),
+        )
+        found = list(rows)
+        return EventTurn(question_id, str(found[0][0]) if found else None)
+
+    async def _event_question(self, event_id: str) -> tuple[int, str, bool] | None:
+        rows = await self.db.execute_fetchall(
+            "SELECT m.id, m.session_id, m.complete FROM message_events e JOIN messages m "
+            "ON m.id = e.question_id WHERE e.event_id = ?",
+            (event_id,),
+        )
+        found = list(rows)
+        if not found:
+            return None
+        question_id, session_id, complete = found[0]
+        return int(question_id), str(session_id), bool(complete)
 
 
 def as_storage(store: SQLiteStore) -> Storage:

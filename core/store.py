@@ -198,6 +198,34 @@ class ReplyJournal(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class EventTurn:
+    """What the store holds for one platform delivery: its stored question, and the complete reply that
+    answered it (``None`` while unanswered, or when the turn ended without a complete reply)."""
+
+    question_id: int
+    reply: str | None
+
+
+@runtime_checkable
+class EventQuestions(Protocol):
+    """Questions keyed by the platform's delivery id (:attr:`core.incoming.IncomingMessage.event_id`), so a
+    message handled twice (a work queue's job retried after its worker died) is stored once, and a retry
+    finds the reply a dead worker already stored. A store without it stores every handling anew."""
+
+    async def add_question_once(
+        self, session_id: str, event_id: str, content: str, tokens: int, *, user_id: str = ""
+    ) -> int:
+        """Store the incomplete question of ``event_id`` and return its id; when the event already has a
+        stored question, store nothing and return that question's id. One transaction."""
+        ...
+
+    async def event_turn(self, event_id: str) -> EventTurn | None:
+        """The event's question and, once a complete reply answered it, that reply; ``None`` when the event
+        has no stored question (never handled, or its session was reset since)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
 class TurnStats:
     """What the turn log keeps of a turn for statistics (no text)."""
 

@@ -378,12 +378,22 @@ class _Streamer:
 
 
 async def stream_reply(
-    chunks: AsyncIterable[str], target: ReplyTarget, clock: Clock, *, on_shown: ShownCallback | None = None
+    chunks: AsyncIterable[str],
+    target: ReplyTarget,
+    clock: Clock,
+    *,
+    on_shown: ShownCallback | None = None,
+    into: object | None = None,
 ) -> StreamedReply:
     """Show the text from ``chunks`` on ``target`` as it arrives; return what the user ended up with.
 
     ``on_shown(ref, text)`` is awaited after each unfinished text lands on the platform (a preview, or a
     message finished by a rollover while the reply goes on): where the reply is and what it shows, so a
     reply cut by a crash can be finished on the next start.
+
+    ``into`` is a message already on the platform (a reference ``send`` returned, perhaps in another
+    process) that this reply takes over: its first text edits that message instead of sending a new one.
     """
-    return await _Streamer(target, clock, on_shown).run(chunks)
+    streamer = _Streamer(target, clock, on_shown)
+    streamer.ref = into
+    return await streamer.run(chunks)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from adapters.slack.runner import SlackRunner
 from adapters.slack.settings import SlackSettings
+from adapters.work_queue import queue_from
 from core.conversation import ConversationEngine
 
 __all__ = ["SlackRunner", "create_runner"]
@@ -15,4 +16,4 @@ __all__ = ["SlackRunner", "create_runner"]
 
 def create_runner(settings: SlackSettings, engine: ConversationEngine) -> SlackRunner:
     """A Slack runner for ``settings``: Socket Mode if ``SLACK_APP_TOKEN`` is set, HTTP mode otherwise."""
-    return SlackRunner(settings, engine)
+    return SlackRunner(settings, engine, queue=queue_from(settings))

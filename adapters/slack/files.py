@@ -91,6 +91,7 @@ class SlackFiles:
             fetch=fetch,
             duration=duration_ms / 1000 if isinstance(duration_ms, int | float) else None,
             platform="slack",
+            ref=dict(file),
         )
 
     async def download(self, file: Json, limit: int) -> bytes:

@@ -43,6 +43,7 @@ from adapters.slack.sessions import (
 from adapters.slack.settings import SlackSettings
 from adapters.slack.signing import MAX_BODY, refusal
 from adapters.slack.target import SlackReplyTarget, WorkspaceGate
+from adapters.work_queue import QueuedReplies, QueueUnavailable, WorkQueue, job_payload
 from core.config import id_list
 from core.conversation import ConversationEngine
 from core.errors import ConfigError
@@ -80,7 +81,9 @@ class SlackRunner:
 
     name = "slack"
 
-    def __init__(self, settings: SlackSettings, engine: ConversationEngine) -> None:
+    def __init__(
+        self, settings: SlackSettings, engine: ConversationEngine, queue: WorkQueue | None = None
+    ) -> None:
         if settings.slack_bot_token is None or not settings.slack_bot_token.get_secret_value():
             raise ConfigError("SLACK_BOT_TOKEN is not set: copy the app's Bot User OAuth Token (xoxb-...).")
         self.socket_mode = settings.slack_app_token is not None and bool(
@@ -106,6 +109,9 @@ class SlackRunner:
             token=settings.slack_bot_token.get_secret_value(), base_url=_with_slash(settings.slack_api_url)
         )
         self._signing_secret = secret
+        # with a work queue (CHATBOT_QUEUE_URL) the event becomes a job before Slack gets its ack, so bolt
+        # runs the listener before answering (process_before_response) instead of after
+        self.queue = queue
         self.files = SlackFiles(
             self.client, settings.slack_bot_token.get_secret_value(), settings.slack_api_url
         )
@@ -113,6 +119,7 @@ class SlackRunner:
             client=self.client,
             signing_secret=secret,
             name="chatbot-slack",  # not "chatbot": bolt sets the level of the logger named after the app
+            process_before_response=queue is not None,
         )
         self.app.event("app_mention")(self.on_event)
         self.app.event("message")(self.on_event)
@@ -135,10 +142,26 @@ class SlackRunner:
         # otherwise: a TLS handshake on every post and update); bolt's per-request clients share it too.
         self.client.session = aiohttp.ClientSession()
         try:
+            if self.queue is not None:
+                await self.queue.open()
+                self.queue.on_job(
+                    QueuedReplies(
+                        self.dispatcher,
+                        self.queue,
+                        self.name,
+                        self.restore_target,
+                        rebuild=self.files.attachment,
+                    )
+                )
+                self.queue.start_worker()
             await self._listen()
         except BaseException:
+            if self.queue is not None:
+                await self.queue.close()
             await self.client.session.close()
             raise
+        if self.queue is not None:
+            return  # a dead worker's replies are taken over by the queue, not by the next start
         # replies a crash left half-written in this workspace: finish them (in the background)
         self.dispatcher.finish_interrupted(self.name, self.restore_target)
 
@@ -170,6 +193,8 @@ class SlackRunner:
         if self._web is not None:
             await self._web.cleanup()
             self._web = None
+        if self.queue is not None:
+            await self.queue.close()  # the jobs in progress finish first
         await self.dispatcher.drain()
         if self.client.session is not None and not self.client.session.closed:
             await self.client.session.close()
@@ -200,12 +225,17 @@ class SlackRunner:
         """Decide what an ``app_mention`` or ``message`` event needs; never wait for the model here."""
         try:
             await self._handle(body, event, context.bot_user_id)
+        except QueueUnavailable as exc:  # no ack: Slack delivers the event again
+            log.error("slack: event not accepted, Slack will resend it: %s", exc)
+            raise
         except Exception:
             log.exception("slack: could not handle a %s event", event.get("type"))
 
     async def _handle(self, body: dict[str, Any], event: dict[str, Any], bot_user_id: str | None) -> None:
         delivery, message_key = dedup_keys(body, event)
-        if delivery is not None and not await self.first_time(delivery):
+        # queued, the queue's database deduplicates (across workers, and only once the job is committed)
+        remember = self.queue is None
+        if remember and delivery is not None and not await self.first_time(delivery):
             log.debug("slack: %s delivered again; ignored", delivery)
             return
         action = decide(str(event.get("type")), event, bot_user_id)
@@ -217,7 +247,7 @@ class SlackRunner:
             if not self.followups or not await self._answered_in(place):
                 return
             action = Action.ANSWER
-        if not await self.first_time(message_key):  # the same message as app_mention and as message
+        if remember and not await self.first_time(message_key):  # one mention: app_mention and message
             return
         target = self._target(place, event.get("user"))
         if not allowed(event, self.allowed_channels, self.allowed_users):
@@ -237,7 +267,15 @@ class SlackRunner:
             extras={"team": place.team, "channel": place.channel, "ts": event.get("ts")},
             attachments=attachments,
         )
-        self.dispatcher.submit(message, target)
+        if self.queue is None:
+            self.dispatcher.submit(message, target)
+            return
+        # the key is the message (team, channel, ts), not the envelope's event_id: it also covers the
+        # app_mention and message events of one mention, which may reach two different workers
+        key = f"slack:{place.team}:{message_key}"
+        message = dataclasses.replace(message, event_id=key)
+        if not await self.queue.defer(key, message.session_id, job_payload(message, target.address)):
+            log.info("slack: %s delivered again; already queued", key)
 
     async def first_time(self, key: str) -> bool:
         """Whether no worker has handled ``key`` (an event id, a message) yet: asked of the shared state when

@@ -12,6 +12,7 @@ Stickers, videos, video notes, GIFs, locations, contacts, polls... are passed on
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -106,6 +107,12 @@ def files_of(message: Json) -> tuple[TelegramFile, ...]:
     return tuple(found)
 
 
+def attachment_from(ref: Any, bot: Bot) -> Attachment:
+    """The attachment a work queue's job describes (``Attachment.ref`` of :func:`attachment`), on this worker."""
+    fields = dict(ref)
+    return attachment(TelegramFile(**{**fields, "kind": AttachmentKind(fields["kind"])}), bot)
+
+
 def attachment(file: TelegramFile, bot: Bot) -> Attachment:
     """The core attachment for ``file``; its bytes come through ``bot`` when a reader asks for them."""
 
@@ -131,6 +138,7 @@ def attachment(file: TelegramFile, bot: Bot) -> Attachment:
         kind=file.kind,
         size=file.size,
         fetch=fetch,
+        ref=dataclasses.asdict(file),
         download_cap=DOWNLOAD_CAP if file.file_id else None,
         duration=file.duration,
         width=file.width,

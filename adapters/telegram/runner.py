@@ -22,12 +22,14 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHand
 
 from adapters.base import ReplyDispatcher
 from adapters.telegram.albums import Albums
-from adapters.telegram.attachments import attachment
+from adapters.telegram.attachments import attachment, attachment_from
 from adapters.telegram.drafts import DRAFT_REFRESH, DraftSupport
 from adapters.telegram.feedback import telegram_feedback
+from adapters.telegram.queued import QueuedWebhook
 from adapters.telegram.sessions import BotIdentity, Route, route
 from adapters.telegram.settings import TelegramSettings
 from adapters.telegram.target import TelegramTarget
+from adapters.work_queue import QueuedReplies, WorkQueue, queue_from
 from core.config import id_list
 from core.conversation import ConversationEngine
 from core.errors import ConfigError
@@ -57,8 +59,12 @@ class TelegramTuning:
     typing_interval: float = 4.0  # "typing..." lasts about 5 s
     group_rate: int = 20  # messages and edits per group ...
     group_per: float = 60.0  # ... per minute, shared by every reply in that group
-    global_rate: int = 30  # messages and edits of the bot in all chats ...
-    global_per: float = 1.0  # ... per second: paced only when several workers share state (CHATBOT_REDIS_URL)
+    # messages and edits of the bot in all chats per second, paced only when several workers share state
+    # (CHATBOT_REDIS_URL): Telegram's limit is 30 a second; workers reserve slots in Redis and reach Telegram
+    # a few milliseconds apart, so a slot reserved on time can land early: 25 leaves room for that (the
+    # fault test, tests/test_work_queue_faults.py, saw 429s at 30)
+    global_rate: int = 25
+    global_per: float = 1.0
     poll_timeout: float = 30.0  # long-polling hold time
     drain_grace: float = 30.0  # on stop, how long replies in flight may take to finish
     album_wait: float = 1.0  # an album is complete once no part has come for this long
@@ -74,7 +80,11 @@ class TelegramRunner:
     name = "telegram"
 
     def __init__(
-        self, settings: TelegramSettings, engine: ConversationEngine, tuning: TelegramTuning | None = None
+        self,
+        settings: TelegramSettings,
+        engine: ConversationEngine,
+        tuning: TelegramTuning | None = None,
+        queue: WorkQueue | None = None,
     ) -> None:
         token = settings.telegram_bot_token.get_secret_value() if settings.telegram_bot_token else ""
         if not token:
@@ -113,6 +123,14 @@ class TelegramRunner:
         self._global_gate = RateGate(self.tuning.global_rate, self.tuning.global_per, self.clock)
         self.app: AnyApplication | None = None
         self.me: BotIdentity | None = None
+        # with a work queue (CHATBOT_QUEUE_URL): the webhook defers jobs, any worker answers them
+        self.queue = queue
+        self.webhook: QueuedWebhook | None = None
+        if queue is not None and not self._webhook_url:
+            raise ConfigError(
+                "CHATBOT_QUEUE_URL needs TELEGRAM_WEBHOOK_URL: workers behind a load balancer receive "
+                "updates by webhook (long polling allows one process only)"
+            )
         # 👍 / 👎 under final replies; clicks arrive as callback_query updates
         self.feedback = telegram_feedback(engine, self.dispatcher, enabled=settings.telegram_feedback_buttons)
         self._update_types = [Update.MESSAGE] + ([Update.CALLBACK_QUERY] if self.feedback else [])
@@ -139,7 +157,9 @@ class TelegramRunner:
             self.me = BotIdentity(app.bot.id, app.bot.username)
             await self._register_commands(app)
             assert app.updater is not None
-            if self._webhook_url:
+            if self.queue is not None:
+                await self._start_queued(app)
+            elif self._webhook_url:
                 await app.updater.start_webhook(
                     listen=self._webhook_listen,
                     port=self._webhook_port,
@@ -156,8 +176,10 @@ class TelegramRunner:
                     error_callback=self._on_poll_error,
                 )
                 log.info("telegram: @%s receives updates by long polling", self.me.username)
-            await app.start()
+            if self.queue is None:
+                await app.start()
         except BaseException as exc:
+            await self._stop_queued()
             await self._close(app)
             if isinstance(exc, TelegramError):
                 raise ConfigError(
@@ -171,8 +193,42 @@ class TelegramRunner:
                 ) from None
             raise
         self.app = app
+        if self.queue is not None:
+            return  # a dead worker's replies are taken over by the queue, not by the next start
         # replies a crash left half-written in this bot's chats: finish them (in the background)
         self.dispatcher.finish_interrupted(self.name, lambda address: self.restore_target(address, app.bot))
+
+    async def _start_queued(self, app: AnyApplication) -> None:
+        """Open the queue, run its jobs, and serve the webhook that defers them (see ``queued.py``)."""
+        assert self.queue is not None and self._webhook_url is not None
+        await self.queue.open()
+        bot = app.bot
+        self.queue.on_job(
+            QueuedReplies(
+                self.dispatcher,
+                self.queue,
+                self.name,
+                lambda a: self.restore_target(a, bot),
+                rebuild=lambda ref: attachment_from(ref, bot),
+            )
+        )
+        self.queue.start_worker()
+        self.webhook = QueuedWebhook(
+            self, bot, self.queue, urlsplit(self._webhook_url).path, self._webhook_secret
+        )
+        await self.webhook.start(self._webhook_listen, self._webhook_port)
+        await bot.set_webhook(
+            self._webhook_url, secret_token=self._webhook_secret, allowed_updates=[Update.MESSAGE]
+        )
+        log.info("telegram: @%s receives updates by webhook, replies through the work queue", bot.username)
+
+    async def _stop_queued(self) -> None:
+        """No new updates, then the jobs in progress finish (a killed worker's are taken over)."""
+        if self.webhook is not None:
+            await self.webhook.stop()
+            self.webhook = None
+        if self.queue is not None:
+            await self.queue.close()
 
     async def _initialize(self, app: AnyApplication) -> None:
         """Connect and check the token (getMe), as a :class:`ConfigError` that says what to fix."""
@@ -200,6 +256,7 @@ class TelegramRunner:
             await app.updater.stop()  # no new updates
         if app.running:
             await app.stop()
+        await self._stop_queued()
         await self.albums.close()  # albums still being collected are answered too
         await self.dispatcher.drain(self.tuning.drain_grace)  # replies in flight still need the bot
         await app.shutdown()
@@ -229,34 +286,43 @@ class TelegramRunner:
     # -- updates ---------------------------------------------------------------------------------
 
     async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        if self.me is None:
-            return
         if update.callback_query is not None:
-            if self.feedback is not None:
+            if self.feedback is not None and self.me is not None:
                 self.feedback.on_click(update.callback_query, context.bot)
             return
-        found = route(update.to_dict(), self.me, per_user=self._per_user, commands=self.commands())
-        if found is None:
+        admitted = self.admit(update.to_dict(), context.bot)
+        if admitted is None:
             return
-        target = self.target_for(found, context.bot)
+        message, target, found = admitted
+        if found.media_group_id is not None:  # one part of an album: answered once it is all there
+            self.albums.add(f"{found.session_id}/{found.media_group_id}", message, target)
+            return
+        self.dispatcher.submit(message, target)
+
+    def admit(self, data: dict[str, Any], bot: Bot) -> tuple[IncomingMessage, TelegramTarget, Route] | None:
+        """The message to answer in an update's JSON, and where; ``None`` when there is nothing to answer
+        (not for us), or when a fixed notice answers it (not allowed), sent here."""
+        if self.me is None:
+            return None
+        found = route(data, self.me, per_user=self._per_user, commands=self.commands())
+        if found is None:
+            return None
+        target = self.target_for(found, bot)
         if not self.allowed(found):
             log.info(
                 "telegram: refused user %s in chat %s (not in the allowlist)", found.user_id, found.chat_id
             )
             self._notify(target, NOT_ALLOWED.format(user_id=found.user_id))
-            return
+            return None
         message = IncomingMessage(
             session_id=self.engine.session_key(found.session_id),
             text=found.text,
             user_id=f"telegram:{found.user_id}",
             platform="telegram",
             extras={"chat_id": found.chat_id, "message_id": found.message_id, "thread_id": found.thread_id},
-            attachments=tuple(attachment(file, context.bot) for file in found.files),
+            attachments=tuple(attachment(file, bot) for file in found.files),
         )
-        if found.media_group_id is not None:  # one part of an album: answered once it is all there
-            self.albums.add(f"{found.session_id}/{found.media_group_id}", message, target)
-            return
-        self.dispatcher.submit(message, target)
+        return message, target, found
 
     def allowed(self, found: Route) -> bool:
         """Everyone when the allowlist is empty; else listed users, and anyone in a listed chat."""
@@ -296,8 +362,10 @@ class TelegramRunner:
             chat_id,
             limits=self._limits(in_group=in_group),
             thread_id=address.get("thread_id"),
+            reply_to=address.get("reply_to"),  # set in a queued job's address (adapters/telegram/queued.py)
             gate=self._gate(chat_id, in_group=in_group),
             in_group=in_group,
+            drafts=self.drafts,
         )
 
     def gate_for(self, found: Route) -> Gate:
@@ -334,5 +402,5 @@ class TelegramRunner:
 def create_runner(
     settings: TelegramSettings, engine: ConversationEngine, tuning: TelegramTuning | None = None
 ) -> TelegramRunner:
-    """The runner ``chatbot run --platform telegram`` starts."""
-    return TelegramRunner(settings, engine, tuning)
+    """The runner ``chatbot run --platform telegram`` starts (queued when ``CHATBOT_QUEUE_URL`` is set)."""
+    return TelegramRunner(settings, engine, tuning, queue=queue_from(settings))

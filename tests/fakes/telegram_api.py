@@ -569,6 +569,12 @@ class FakeTelegram:
             self._arrived = asyncio.Event()
         return update
 
+    def numbered(self, update: dict[str, Any]) -> dict[str, Any]:
+        """A raw update with the next ``update_id``, not queued for getUpdates (to post to a webhook)."""
+        update = {"update_id": self._next_update, **update}
+        self._next_update += 1
+        return update
+
     def private_chat(self, user_id: int, first_name: str = "User") -> dict[str, Any]:
         chat = {"id": user_id, "type": "private", "first_name": first_name}
         self.chats[user_id] = chat

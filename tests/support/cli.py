@@ -6,6 +6,7 @@ import asyncio
 import os
 import sys
 from pathlib import Path
+from typing import IO
 
 CHATBOT = str(Path(sys.executable).with_name("chatbot"))
 
@@ -29,10 +30,11 @@ async def run_chatbot(args: list[str], stdin: bytes, cwd: Path, env: dict[str, s
 
 
 async def start_chatbot(
-    args: list[str], cwd: Path, env: dict[str, str], *, pipes: bool = False
+    args: list[str], cwd: Path, env: dict[str, str], *, pipes: bool = False, stderr: IO[bytes] | None = None
 ) -> asyncio.subprocess.Process:
     """``chatbot ARGS`` started in the background (a bot to kill with SIGKILL, as a crash would);
-    with ``pipes``, its stdin and stdout are pipes to talk to it."""
+    with ``pipes``, its stdin and stdout are pipes to talk to it. ``stderr``: a file for its log instead of
+    a pipe (a busy process nobody reads would block once the pipe's buffer is full)."""
     full_env = {
         k: v
         for k, v in os.environ.items()
@@ -44,7 +46,7 @@ async def start_chatbot(
         *args,
         stdin=asyncio.subprocess.PIPE if pipes else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE if pipes else asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
+        stderr=stderr if stderr is not None else asyncio.subprocess.PIPE,
         cwd=cwd,
         env=full_env,
     )

@@ -29,7 +29,8 @@ import pytest
 import redis.asyncio as aioredis
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432
-PG_ADMIN_URL = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/postgres"
+PG_ADMIN_URL = os.environ.get("CHATBOT_TEST_POSTGRES", f"postgresql://postgres@{PG_HOST}:{PG_PORT}/postgres")
+POSTGRES_ADMIN_URL = PG_ADMIN_URL
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 REDIS_URL = f"redis://{REDIS_HOST}:{REDIS_PORT}/0"
 CHECK_TIMEOUT = 5.0
