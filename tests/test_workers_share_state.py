@@ -58,6 +58,8 @@ async def telegram_worker(
         TELEGRAM_WEBHOOK_LISTEN="127.0.0.1",
         TELEGRAM_WEBHOOK_PORT=port,
         TELEGRAM_WEBHOOK_SECRET=SECRET,
+        # replies by sendMessage and edits, which Telegram paces (a private chat's drafts are not paced)
+        TELEGRAM_DRAFTS=False,
         **{"CHATBOT_RATE_LIMIT_PER_MINUTE": 0, **keys},
     )
     async with open_engine(settings) as engine, running_platforms(settings, engine, ["telegram"]) as runners:
