@@ -66,6 +66,9 @@ def discord_settings(fake_model: FakeOpenAI, fake: FakeDiscord, db_path: Path, *
         "DISCORD_GATEWAY_URL": fake.gateway_url,
         "DISCORD_EDIT_INTERVAL": 0.05,
         "DISCORD_GUILD_READY_TIMEOUT": 0.02,
+        # The 👍/👎 row is one more edit per reply, paced with the channel's 5 edits per 5 s: tests of other
+        # things would wait for it; tests/test_feedback_discord.py turns it on
+        "DISCORD_FEEDBACK_BUTTONS": False,
         **overrides,
     }
     return settings_for(fake_model.base_url, db_path, **values)

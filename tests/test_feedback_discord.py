@@ -47,7 +47,10 @@ async def test_a_final_reply_carries_buttons_and_a_thumbs_up_is_stored_and_remov
     fake_model: FakeOpenAI, fake_discord: FakeDiscord, db_path: Path, tmp_path: Path
 ) -> None:
     fake_model.queue(ANSWER)
-    async with discord_bot(fake_model, fake_discord, db_path) as (engine, runner):
+    async with discord_bot(fake_model, fake_discord, db_path, DISCORD_FEEDBACK_BUTTONS=True) as (
+        engine,
+        runner,
+    ):
         await fake_discord.user_says("how do I invite?", channel_id=DM_ID)
         reply = await last_reply(fake_discord, runner, DM_ID)
         up, down = fake_discord.buttons(reply)
@@ -71,7 +74,10 @@ async def test_a_thumbs_down_lands_in_review_and_someone_elses_click_counts_noth
     fake_model: FakeOpenAI, fake_discord: FakeDiscord, db_path: Path
 ) -> None:
     fake_model.queue("You cannot invite anyone.")
-    async with discord_bot(fake_model, fake_discord, db_path) as (engine, runner):
+    async with discord_bot(fake_model, fake_discord, db_path, DISCORD_FEEDBACK_BUTTONS=True) as (
+        engine,
+        runner,
+    ):
         await fake_discord.user_says(
             "how do I invite?", channel_id=GENERAL_ID, mention_bot=True, author_id=ALICE_ID
         )
@@ -102,7 +108,10 @@ async def test_a_second_click_and_a_click_on_a_forgotten_turn_get_polite_notices
     fake_model: FakeOpenAI, fake_discord: FakeDiscord, db_path: Path
 ) -> None:
     fake_model.queue(ANSWER, "Second.")
-    async with discord_bot(fake_model, fake_discord, db_path) as (engine, runner):
+    async with discord_bot(fake_model, fake_discord, db_path, DISCORD_FEEDBACK_BUTTONS=True) as (
+        engine,
+        runner,
+    ):
         await fake_discord.user_says("how do I invite?", channel_id=DM_ID)
         first = await last_reply(fake_discord, runner, DM_ID)
         up = fake_discord.buttons(first)[0]
@@ -130,7 +139,10 @@ async def test_a_refused_component_edit_leaves_the_reply_intact(
     fake_model: FakeOpenAI, fake_discord: FakeDiscord, db_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     fake_model.queue(ANSWER)
-    async with discord_bot(fake_model, fake_discord, db_path) as (_engine, runner):
+    async with discord_bot(fake_model, fake_discord, db_path, DISCORD_FEEDBACK_BUTTONS=True) as (
+        _engine,
+        runner,
+    ):
         fake_discord.refuse_components = 1
         with caplog.at_level(logging.WARNING, logger="adapters.discord.feedback"):
             await fake_discord.user_says("how do I invite?", channel_id=DM_ID)

@@ -15,8 +15,8 @@ from tests.fakes.discord_api import DM_ID, GENERAL_ID, FakeDiscord
 from tests.fakes.discord_files import IS_VOICE_MESSAGE
 from tests.fakes.model_images import image_parts, image_size, text_of
 from tests.fakes.openai_server import FakeOpenAI
-from tests.support.engines import settings_for
 from tests.support.media_files import VOICE, corrupt_image_bytes, image_bytes, pdf_bytes
+from tests.test_discord_adapter import discord_settings
 
 TOKEN = "discord-test-token-0123456789"
 
@@ -25,15 +25,7 @@ TOKEN = "discord-test-token-0123456789"
 async def discord_bot(
     fake_model: FakeOpenAI, fake: FakeDiscord, db_path: Path, **overrides: Any
 ) -> AsyncIterator[DiscordRunner]:
-    values: dict[str, Any] = {
-        "DISCORD_BOT_TOKEN": TOKEN,
-        "DISCORD_API_BASE_URL": fake.api_url,
-        "DISCORD_GATEWAY_URL": fake.gateway_url,
-        "DISCORD_EDIT_INTERVAL": 0.05,
-        "DISCORD_GUILD_READY_TIMEOUT": 0.02,
-        **overrides,
-    }
-    settings = settings_for(fake_model.base_url, db_path, **values)
+    settings = discord_settings(fake_model, fake, db_path, **overrides)
     async with open_engine(settings) as engine, running_platforms(settings, engine, ["discord"]) as runners:
         runner = runners[0]
         assert isinstance(runner, DiscordRunner)
