@@ -32,7 +32,7 @@ PG_HOST, PG_PORT = "127.0.0.1", 5432
 PG_ADMIN_URL = os.environ.get("CHATBOT_TEST_POSTGRES", f"postgresql://postgres@{PG_HOST}:{PG_PORT}/postgres")
 POSTGRES_ADMIN_URL = PG_ADMIN_URL
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
-REDIS_URL = f"redis://{REDIS_HOST}:{REDIS_PORT}/0"
+REDIS_URL = os.environ.get("CHATBOT_TEST_REDIS", f"redis://{REDIS_HOST}:{REDIS_PORT}/0")
 CHECK_TIMEOUT = 5.0
 
 
@@ -53,7 +53,7 @@ async def postgres_admin() -> asyncpg.Connection:
     try:
         return await asyncpg.connect(PG_ADMIN_URL, timeout=CHECK_TIMEOUT)
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        unavailable("PostgreSQL", f"{PG_HOST}:{PG_PORT}", exc)
+        unavailable("PostgreSQL", PG_ADMIN_URL.rsplit("@", 1)[-1].rsplit("/", 1)[0], exc)
         raise  # not reached: skip and fail raise
 
 
@@ -100,7 +100,7 @@ async def redis_url() -> AsyncIterator[str]:
     try:
         await client.ping()
     except (OSError, aioredis.RedisError) as exc:
-        unavailable("Redis", f"{REDIS_HOST}:{REDIS_PORT}", exc)
+        unavailable("Redis", REDIS_URL.split("//", 1)[-1].rsplit("/", 1)[0], exc)
     finally:
         await client.aclose()
     yield REDIS_URL
