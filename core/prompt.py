@@ -123,7 +123,8 @@ class PromptBuilder:
         state = await self.store.session(session)
         if context and harder:
             context = cut_to_tokens(context, int(budget * self.context_share), counter)
-        context_cost = counter.budgeted(counter.count(context)) if context else 0
+        context_tokens = counter.count(context) if context else 0  # counted once: cost and raw below
+        context_cost = counter.budgeted(context_tokens) if context else 0
         image_cost = counter.budgeted(sum(image.tokens for image in images))
         fixed = self._fixed_cost(bot, context_cost, state) + image_cost
         user_cost = counter.budgeted(user_tokens)
@@ -181,7 +182,7 @@ class PromptBuilder:
         raw = (
             self._system_tokens(bot)
             + REPLY_PRIMING
-            + (counter.count(context) if context else 0)
+            + context_tokens
             + (state.summary_tokens if bot.trim.strategy == "summary" and state.summary else 0)
             + sum(m.tokens for m in plan.messages)
             + user_tokens
