@@ -322,7 +322,7 @@ class ToolRunner:
 
     def _result_share(self, turn: Turn, room: int, calls: int, counter: TokenCounter) -> int:
         """Tokens one result of this step may use: its limit, and no more than its part of what is left."""
-        used = sum(counter.message_tokens(_text_of(m)) for step in turn.tool_steps for m in step.messages())
+        used = exchange_tokens(turn.tool_steps, counter)
         left = max(0, room - used) // max(1, calls)
         return max(MIN_MESSAGE_ROOM, min(self.limits.result_tokens, left))
 
