@@ -14,6 +14,7 @@ from typing import Any
 from core.attachments import Attachment, AttachmentError, AttachmentKind
 from core.image_tokens import image_tokens
 from core.incoming import IncomingMessage
+from core.store import ChatChoice
 from features.media.reader import SUPPORTED
 from tests.fakes.model_images import image_parts, image_size, text_of
 from tests.fakes.openai_server import FakeOpenAI
@@ -352,3 +353,19 @@ async def test_screenshots_sent_one_after_another_are_not_taken_for_a_repeated_m
         replies = [await engine.reply_text(sent("", photo(image_bytes(60, 40)))) for _ in range(4)]
     assert all(reply.startswith("You said: [photo: photo.jpg, 60x40]") for reply in replies)
     assert statuses(db_path) == ["ok"] * 4
+
+
+async def test_a_chats_model_choice_decides_whether_images_are_seen(
+    fake_model: FakeOpenAI, db_path: Path
+) -> None:
+    async with engine_for(
+        fake_model.base_url,
+        db_path,
+        CHATBOT_MODEL="gpt-3.5-turbo",
+        profile_changes={"models": ("gpt-3.5-turbo", "gpt-4o")},
+    ) as engine:
+        await engine.store.set_chat_choice(SESSION, ChatChoice(model="gpt-4o"))  # as /model gpt-4o stores it
+        reply = await engine.reply_text(sent("what is it", photo(image_bytes(64, 48))))
+    assert "can't see images" not in reply
+    assert fake_model.chat_requests[-1]["model"] == "gpt-4o"
+    assert len(image_parts(fake_model.chat_requests[-1])) == 1

@@ -23,6 +23,7 @@ import logging
 from dataclasses import dataclass, field
 
 from core.attachments import Attachment, AttachmentError, AttachmentKind, AttachmentReading, ImagePart
+from core.bot_profile import BotProfile
 from core.conversation import ConversationEngine
 from core.incoming import IncomingMessage
 from core.trimming import cut_to_tokens, prompt_budget
@@ -97,10 +98,11 @@ class MediaReader:
         files = message.attachments
         limit = self.settings.max_attachments
         documents = sum(1 for f in files[:limit] if self._as_document(f))
-        share = int(prompt_budget(self.engine.bot) * self.settings.document_share) // max(1, documents)
+        bot = self.engine.turn_profile(message.session_id)  # the chat's /model choice, as the turn sees it
+        share = int(prompt_budget(bot) * self.settings.document_share) // max(1, documents)
         for attachment in files[:limit]:
             try:
-                await self._read_one(attachment, got, share)
+                await self._read_one(attachment, got, share, bot)
             except AttachmentError as exc:
                 got.failures.append(COULD_NOT.format(label=_label(attachment), reason=exc.reason))
                 got.problems.append(f"{attachment.kind} attachment not read: {exc.reason}")
@@ -124,14 +126,14 @@ class MediaReader:
             attachment.name, attachment.mime
         )
 
-    async def _read_one(self, attachment: Attachment, got: _Gathered, share: int) -> None:
+    async def _read_one(self, attachment: Attachment, got: _Gathered, share: int, bot: BotProfile) -> None:
         if attachment.error is not None:
             raise AttachmentError(attachment.error)
         kind = attachment.kind
         if kind == AttachmentKind.IMAGE or (
             kind == AttachmentKind.DOCUMENT and is_image(attachment.name, attachment.mime)
         ):
-            await self._image(attachment, got)
+            await self._image(attachment, got, bot)
         elif kind in (AttachmentKind.VOICE, AttachmentKind.AUDIO):
             await self._audio(attachment, got)
         elif kind == AttachmentKind.DOCUMENT:
@@ -165,8 +167,7 @@ class MediaReader:
             raise AttachmentError(f"it is more than {_mb(limit)}; I read files up to {_mb(limit)}")
         return data
 
-    async def _image(self, attachment: Attachment, got: _Gathered) -> None:
-        bot = self.engine.bot
+    async def _image(self, attachment: Attachment, got: _Gathered, bot: BotProfile) -> None:
         vision = self.settings.vision if self.settings.vision is not None else bot.sees_images
         if not vision:
             raise AttachmentError(NO_VISION.format(model=bot.model_name))
