@@ -49,16 +49,18 @@ def view_for_prompt(content: str, max_chars: int) -> str:
 def cut_to_tokens(text: str, tokens: int, counter: TokenCounter) -> str:
     """``text`` shortened, with a marker, so it costs at most ``tokens`` as a message."""
     limit = max(MIN_MESSAGE_ROOM, tokens)
-    if counter.budgeted(counter.message_tokens(text)) <= limit:
+    cost = counter.budgeted(counter.message_tokens(text))  # of ``text[:keep]``, counted once per ``keep``
+    if cost <= limit:
         return text
+    marker_cost = counter.budgeted(counter.count(CUT_MARKER.format(n=len(text))))
     keep = len(text)
-    for _ in range(24):
-        cost = counter.budgeted(counter.message_tokens(text[:keep]))
-        marker_cost = counter.budgeted(counter.count(CUT_MARKER.format(n=len(text))))
+    for attempt in range(24):
         if cost + marker_cost <= limit:
             break
         ratio = limit / max(1, cost + marker_cost)
         keep = max(0, min(keep - 1, math.floor(keep * ratio * 0.97)))
+        if attempt < 23:  # the last cut is taken as it is, as before
+            cost = counter.budgeted(counter.message_tokens(text[:keep]))
     return text[:keep] + CUT_MARKER.format(n=len(text) - keep)
 
 
