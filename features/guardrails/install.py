@@ -26,11 +26,10 @@ async def install(ctx: FeatureContext) -> None:
     rules = load_rules(ctx)
     guard = Guardrails(
         rules,
-        profile=lambda: engine.bot,
+        profile=lambda message: engine.turn_profile(message.session_id),  # falls back to engine.bot
         max_chars=settings.max_message_chars,
         clock=engine.clock.now,
         hooks=engine.hooks,
-        turn_profile=lambda message: engine.turn_profile(message.session_id),
     )
     engine.hooks.input_guards.append(guard)
     engine.hooks.output_guards.append(guard)

@@ -620,19 +620,17 @@ class Guardrails:
         self,
         rules: GuardRules,
         *,
-        profile: Callable[[], BotProfile],
+        profile: Callable[[IncomingMessage], BotProfile],
         max_chars: int,
         clock: Callable[[], float] = time.monotonic,
         context: ContextMemo | None = None,
         hooks: TurnHooks | None = None,
         repeat_limit: int = 3,
         repeat_window: float = 300.0,
-        turn_profile: Callable[[IncomingMessage], BotProfile] | None = None,
     ) -> None:
         self.rules = rules
-        self.profile = profile
         # the profile of the turn a message belongs to (a chat's /mode has its own system prompt to protect)
-        self.turn_profile = turn_profile
+        self.profile = profile
         self.max_chars = max_chars
         self.clock = clock
         self.context = context or ContextMemo()
@@ -691,7 +689,7 @@ class Guardrails:
         return count
 
     def _prompt_shingles(self, message: IncomingMessage) -> PromptShingles:
-        bot = self.turn_profile(message) if self.turn_profile is not None else self.profile()
+        bot = self.profile(message)
         prompt = bot.system_prompt
         shingles = self._shingles.get(prompt)
         if shingles is None:
