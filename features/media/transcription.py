@@ -49,9 +49,7 @@ class Transcriber:
                 result = await self.client.audio.transcriptions.create(
                     model=self.model, file=(audio_name(name, mime), data, mime or "application/octet-stream")
                 )
-        except TimeoutError:
-            raise AttachmentError("the transcription server did not answer in time") from None
-        except openai.APITimeoutError:
+        except (TimeoutError, openai.APITimeoutError):
             raise AttachmentError("the transcription server did not answer in time") from None
         except openai.APIConnectionError:
             raise AttachmentError("the transcription server is unavailable") from None
