@@ -266,7 +266,11 @@ def normalise_input(text: str) -> str:
 
 def find_attack(text: str) -> str | None:
     """``injection``, ``extraction`` or ``jailbreak`` if the text matches a known attack pattern."""
-    normal = normalise_input(text)
+    return _attack_in(normalise_input(text))
+
+
+def _attack_in(normal: str) -> str | None:
+    """:func:`find_attack` of a text already through :func:`normalise_input`."""
     lower = normal.lower()
     for rule, needles, pattern in _COMPILED_INPUT:
         if any(needle in lower for needle in needles) and pattern.search(normal):
@@ -652,10 +656,10 @@ class Guardrails:
         refusal = None if is_local(message) else self._check_abuse(message, text)
         if refusal is not None:
             return refusal
-        attack = find_attack(text)
+        normal = normalise_input(text)  # once, for the attack patterns and the topics
+        attack = _attack_in(normal)
         if attack is not None:
             return self._refusal(attack, f"{attack} attempt")
-        normal = normalise_input(text)
         for topic in self.rules.forbidden_topics:
             if topic.matches(normal):
                 reply = topic.reply or self.rules.refusal("topic", topic=topic.name)
