@@ -391,3 +391,28 @@ async def test_a_long_history_still_leaves_room_for_this_turns_tool_result(
     assert counter.budgeted(counter.message_tokens(result)) > 300, "history must not crowd the result out"
     assert fake_model.chat_requests[-1]["messages"][1]["content"] != "question 0: " + "padding " * 60
     assert "more characters did not fit" in result
+
+
+async def test_an_overflow_after_a_tool_result_gets_a_clear_answer_and_the_next_message_works(
+    fake_model: FakeOpenAI, db_path: Path, tmp_path: Path
+) -> None:
+    fake_model.queue(
+        Reply(tool_calls=[tool_call("get_weather", {"city": "Oslo"}, "o")]),
+        Reply(
+            status=400,
+            error_code="context_length_exceeded",
+            error_message="This model's maximum context length is 8192 tokens. However, your messages "
+            "resulted in 9000 tokens. Please reduce the length of the messages.",
+        ),
+        Reply(text="Fresh answer."),
+    )
+    tools = write_tools_file(tmp_path)
+    async with engine_for(fake_model.base_url, db_path, CHATBOT_TOOLS_FILE=str(tools)) as engine:
+        failed = await engine.reply_text(said(SESSION, "weather in Oslo?"))
+        fresh = await engine.reply_text(said(SESSION, "hello"))
+    assert failed.startswith("⚠️")
+    assert len(fake_model.chat_requests) == 3  # a step after tool results is not sent again trimmed
+    assert fresh == "Fresh answer."
+    later = fake_model.chat_requests[-1]["messages"]
+    assert [m["role"] for m in later] == ["system", "user"]  # the failed turn is left out
+    assert all(not tools_ for _content, complete, tools_ in stored_replies(db_path) if not complete)
