@@ -35,6 +35,6 @@ async def install(ctx: FeatureContext) -> None:
     engine.hooks.output_guards.append(guard)
     engine.hooks.tool_result_guards.append(ToolResultGuard())  # tool output is untrusted input
     if settings.guard_model_check:
-        check = ModelCheck(engine.model, rules, profile=lambda: engine.bot, model_name=settings.guard_model)
+        check = ModelCheck(engine.model, rules, profile=engine.turn_profile, model_name=settings.guard_model)
         engine.hooks.input_guards.append(check)
         engine.hooks.output_guards.append(check)

@@ -810,7 +810,7 @@ class ModelCheck:
         model: ChatModel,
         rules: GuardRules,
         *,
-        profile: Callable[[], BotProfile],
+        profile: Callable[[str], BotProfile],
         model_name: str | None = None,
     ) -> None:
         self.model = model
@@ -819,7 +819,7 @@ class ModelCheck:
         self.model_name = model_name
 
     async def _blocked(self, template: str, text: str, session: str) -> str | None:
-        bot = self.profile()
+        bot = self.profile(session)  # the turn's profile: a chat's /mode has its own prompt
         names = ", ".join(topic.name for topic in self.rules.forbidden_topics)
         system = template.format(
             about=bot.description or bot.name, topics=f", or is about one of: {names}" if names else ""
