@@ -137,5 +137,8 @@ async def test_a_refused_component_edit_leaves_the_reply_intact(
         with caplog.at_level(logging.WARNING, logger="adapters.discord.feedback"):
             await fake_discord.user_says("how do I invite?", channel_id=DM_ID)
             reply = await last_reply(fake_discord, runner, DM_ID)
+        await fake_discord.user_says("and then?", channel_id=DM_ID)
+        following = await last_reply(fake_discord, runner, DM_ID, 2)
         assert reply.text == ANSWER and fake_discord.buttons(reply) == []
+        assert following.text == "You said: and then?" and len(fake_discord.buttons(following)) == 2
         assert "could not add the feedback buttons" in caplog.text

@@ -140,7 +140,10 @@ async def test_a_refused_button_update_leaves_the_reply_text_intact(
         with caplog.at_level(logging.WARNING, logger="adapters.slack.feedback"):
             await slack.post_event(mention(f"<@{BOT_USER}> how do I invite?", ts="2500.000001"))
             reply = await finished(slack, runner, "2500.000001")
+        await slack.post_event(mention(f"<@{BOT_USER}> and then?", ts="2500.000002"))
+        following = await finished(slack, runner, "2500.000002")
         assert reply.text == "Open _Settings_, then Members, and press Invite." and reply.blocks is None
+        assert following.text == "You said: and then?", "the next message is answered"
         assert "could not add the feedback buttons: slack chat.update: invalid_blocks" in caplog.text
 
 
