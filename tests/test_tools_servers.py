@@ -9,7 +9,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -26,6 +25,7 @@ from features.tools.toolbox import MCPToolBox
 from tests.fakes.openai_server import FakeOpenAI, Reply, tool_call
 from tests.fakes.telegram_api import FakeTelegram
 from tests.support.engines import engine_for, said, settings_for
+from tests.support.services import free_port
 from tests.support.tools import ROOT, fake_server, stored_replies, write_tools_file
 
 SESSION = "test:servers"
@@ -106,13 +106,6 @@ async def test_a_server_down_at_start_leaves_the_bot_up_with_the_other_servers_t
     assert reply == "No weather today."
     told = fake_model.chat_requests[1]["messages"][-1]["content"]
     assert told == "Error: there is no tool named 'get_weather'. Available tools: get_time."
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @contextlib.asynccontextmanager
