@@ -22,9 +22,9 @@ from bots.fleet import RunningBot, plan_bots, running_bots
 from bots.reload import BotsFileReloader
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.fakes.telegram_api import FakeTelegram
-from tests.support.bots_file import eventually as _eventually
 from tests.support.bots_file import fast_pacing as fast_pacing
 from tests.support.engines import said, settings_for
+from tests.support.waiting import eventually as _eventually
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*retry_after.*:telegram.warnings.PTBDeprecationWarning")
 

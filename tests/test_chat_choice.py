@@ -19,9 +19,9 @@ from bots.fleet import plan_bots, running_bots
 from core.bot_profile import BotProfile, Mode
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.telegram_api import FakeTelegram
-from tests.support.bots_file import eventually
 from tests.support.bots_file import fast_pacing as fast_pacing
 from tests.support.engines import said, settings_for
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*retry_after.*:telegram.warnings.PTBDeprecationWarning")
 

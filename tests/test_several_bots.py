@@ -22,10 +22,10 @@ from core.errors import ConfigError
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_api import BOT_USER, FakeSlack, mention
 from tests.fakes.telegram_api import FakeTelegram
-from tests.support.bots_file import eventually
 from tests.support.bots_file import fast_pacing as fast_pacing
 from tests.support.cli import start_chatbot
 from tests.support.engines import settings_for
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*retry_after.*:telegram.warnings.PTBDeprecationWarning")
 

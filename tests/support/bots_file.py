@@ -1,11 +1,7 @@
 """What the bots-file tests (tests/test_chat_choice.py, test_several_bots.py, test_bots_reload.py) share:
-Telegram paced fast enough for a test, and a wait for a condition the bot reaches on its own."""
+Telegram paced fast enough for a test."""
 
 from __future__ import annotations
-
-import asyncio
-import time
-from collections.abc import Callable
 
 import pytest
 
@@ -21,11 +17,3 @@ FAST_TELEGRAM = TelegramTuning(
 def fast_pacing(monkeypatch: pytest.MonkeyPatch) -> None:
     """Autouse in every module that imports it: the bots the module starts edit and poll at test speed."""
     monkeypatch.setattr(telegram_runner, "DEFAULT_TUNING", FAST_TELEGRAM)
-
-
-async def eventually(check: Callable[[], bool], within: float = 10.0) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
