@@ -12,7 +12,6 @@ import signal
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -27,6 +26,7 @@ from tests.fakes.telegram_api import FakeTelegram
 from tests.support.engines import engine_for, said, settings_for
 from tests.support.services import free_port
 from tests.support.tools import ROOT, fake_server, stored_replies, write_tools_file
+from tests.support.waiting import eventually
 
 SESSION = "test:servers"
 
@@ -36,12 +36,6 @@ def toolbox_of(engine: ConversationEngine) -> MCPToolBox:
     box = engine.tools.toolbox
     assert isinstance(box, MCPToolBox)
     return box
-
-
-async def eventually(condition: Any, within: float = 20.0) -> None:
-    async with asyncio.timeout(within):
-        while not condition():  # noqa: ASYNC110 (polls state the link changes; no event to wait on)
-            await asyncio.sleep(0.05)
 
 
 async def test_the_published_mcp_server_time_answers_through_the_bot(
@@ -76,10 +70,10 @@ async def test_a_server_that_dies_is_restarted_and_meanwhile_the_bot_answers_wit
         (link,) = toolbox_of(engine).links
         first_pid = int(pidfile.read_text())
         os.kill(first_pid, signal.SIGKILL)  # the server process the link started
-        await eventually(lambda: not link.up)
+        await eventually(lambda: not link.up, within=20.0)
         fake_model.queue(Reply(text="Answered while the tools were away."))
         meanwhile = await engine.reply_text(said(SESSION, "hello"))
-        await eventually(lambda: link.connects == 2 and link.up)
+        await eventually(lambda: link.connects == 2 and link.up, within=20.0)
         fake_model.queue(
             Reply(tool_calls=[tool_call("get_weather", {"city": "Lima"}, "w")]), Reply(text="Sunny in Lima.")
         )
