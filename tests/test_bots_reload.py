@@ -8,7 +8,6 @@ import asyncio
 import logging
 import os
 import sqlite3
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,15 +15,16 @@ from typing import Any
 
 import pytest
 
-import adapters.telegram.runner as telegram_runner
-from adapters.telegram import TelegramRunner, TelegramTuning
+from adapters.telegram import TelegramRunner
 from bots.app import open_engine
 from bots.bots_file import load_bots
 from bots.fleet import RunningBot, plan_bots, running_bots
 from bots.reload import BotsFileReloader
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.fakes.telegram_api import FakeTelegram
+from tests.support.bots_file import fast_pacing as fast_pacing
 from tests.support.engines import said, settings_for
+from tests.support.waiting import eventually as _eventually
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*retry_after.*:telegram.warnings.PTBDeprecationWarning")
 
@@ -37,21 +37,9 @@ token_env = "HELPER_TELEGRAM_TOKEN"
 """
 
 
-@pytest.fixture(autouse=True)
-def fast_pacing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(
-        telegram_runner,
-        "DEFAULT_TUNING",
-        TelegramTuning(private_edit_interval=0.05, typing_interval=0.05, poll_timeout=1.0, drain_grace=5.0),
-    )
-
-
 async def eventually(check: Callable[[], bool], within: float = 15.0) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
+    """A file watcher's reaction takes longer than a reply: a longer default wait."""
+    await _eventually(check, within)
 
 
 def edit(path: Path, text: str) -> None:

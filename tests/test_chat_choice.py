@@ -4,9 +4,7 @@ the choice, it persists in the store, and only admins may switch when the bot sa
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,15 +12,16 @@ from typing import Any
 
 import pytest
 
-import adapters.telegram.runner as telegram_runner
-from adapters.telegram import TelegramRunner, TelegramTuning
+from adapters.telegram import TelegramRunner
 from bots.app import open_engine
 from bots.bots_file import load_bots
 from bots.fleet import plan_bots, running_bots
 from core.bot_profile import BotProfile, Mode
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.telegram_api import FakeTelegram
+from tests.support.bots_file import fast_pacing as fast_pacing
 from tests.support.engines import said, settings_for
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*retry_after.*:telegram.warnings.PTBDeprecationWarning")
 
@@ -42,23 +41,6 @@ temperature = 1.5
 token_env = "HELPER_TELEGRAM_TOKEN"
 admins = ["7"]
 """
-
-
-@pytest.fixture(autouse=True)
-def fast_pacing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(
-        telegram_runner,
-        "DEFAULT_TUNING",
-        TelegramTuning(private_edit_interval=0.05, typing_interval=0.05, poll_timeout=1.0, drain_grace=5.0),
-    )
-
-
-async def eventually(check: Callable[[], bool], within: float = 10.0) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 @asynccontextmanager

@@ -4,9 +4,7 @@ registered on the engine (as a feature would) must show up everywhere without ad
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_api import BOT_TOKEN, SIGNING_SECRET, FakeSlack, message
 from tests.fakes.telegram_api import FakeTelegram
 from tests.support.engines import engine_for, said, settings_for
+from tests.support.waiting import eventually
 
 WEATHER = "Sunny, as every day in the tests."
 
@@ -37,14 +36,6 @@ def add_weather(engine: ConversationEngine) -> None:
 
 def listed(engine: ConversationEngine) -> list[tuple[str, str]]:
     return [(c.name, c.description) for c in engine.commands]
-
-
-async def eventually(check: Callable[[], bool], within: float = 10.0) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 @pytest.fixture

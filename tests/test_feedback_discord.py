@@ -11,11 +11,10 @@ import pytest
 
 from adapters.discord.runner import DiscordRunner
 from adapters.feedback import ACKS, DOWN_ACK, VoteResult
-from core.conversation import ConversationEngine
-from core.store import DOWNVOTE_PHRASE, feedback_of
+from core.store import DOWNVOTE_PHRASE
 from tests.fakes.discord_api import ALICE_ID, BOB_ID, DM_ID, GENERAL_ID, FakeDiscord, Posted
 from tests.fakes.openai_server import FakeOpenAI
-from tests.support.cli import run_chatbot
+from tests.support.feedback import stats_row, votes_of
 from tests.test_discord_adapter import discord_bot
 
 ANSWER = "Open Settings, then Members, and press Invite."
@@ -35,12 +34,6 @@ def ephemeral_answers(fake: FakeDiscord, token: str) -> list[str]:
         for body in fake.interaction_responses.get(token, [])
         if body.get("type") == 4 and body["data"].get("flags", 0) & 64
     ]
-
-
-async def votes_of(engine: ConversationEngine) -> list[tuple[str, str, int, int]]:
-    feedback = feedback_of(engine.store)
-    assert feedback is not None
-    return [(c.bot, c.platform, c.up, c.down) for c in await feedback.vote_counts(0, 2**40)]
 
 
 async def test_a_final_reply_carries_buttons_and_a_thumbs_up_is_stored_and_removes_them(
@@ -64,10 +57,7 @@ async def test_a_final_reply_carries_buttons_and_a_thumbs_up_is_stored_and_remov
         assert ephemeral_answers(fake_discord, token) == [ACKS[VoteResult.COUNTED]]
         assert reply.text == ANSWER  # the text stayed
         assert await votes_of(engine) == [("default", "discord", 1, 0)]
-    code, out, _err = await run_chatbot(["stats"], b"", tmp_path, {"CHATBOT_DB": str(db_path)})
-    assert code == 0
-    row = next(r for r in out.splitlines() if r.startswith("default on discord"))
-    assert row.split()[-4:] == ["1", "0", "1", "100%"]
+    assert await stats_row("discord", tmp_path, {"CHATBOT_DB": str(db_path)}) == ["1", "0", "1", "100%"]
 
 
 async def test_a_thumbs_down_lands_in_review_and_someone_elses_click_counts_nothing(
@@ -147,5 +137,8 @@ async def test_a_refused_component_edit_leaves_the_reply_intact(
         with caplog.at_level(logging.WARNING, logger="adapters.discord.feedback"):
             await fake_discord.user_says("how do I invite?", channel_id=DM_ID)
             reply = await last_reply(fake_discord, runner, DM_ID)
+        await fake_discord.user_says("and then?", channel_id=DM_ID)
+        following = await last_reply(fake_discord, runner, DM_ID, 2)
         assert reply.text == ANSWER and fake_discord.buttons(reply) == []
+        assert following.text == "You said: and then?" and len(fake_discord.buttons(following)) == 2
         assert "could not add the feedback buttons" in caplog.text

@@ -14,11 +14,10 @@ import pytest
 
 from adapters.feedback import ACKS, DOWN_ACK, VoteResult
 from adapters.slack import SlackRunner
-from core.conversation import ConversationEngine
-from core.store import DOWNVOTE_PHRASE, feedback_of
+from core.store import DOWNVOTE_PHRASE
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_api import BOT_USER, FakeSlack, Message, mention
-from tests.support.cli import run_chatbot
+from tests.support.feedback import stats_row, votes_of
 from tests.test_slack_adapter import CHANNEL, eventually, replies, slack_bot
 
 ANSWER = "Open *Settings*, then Members, and press Invite."
@@ -37,12 +36,6 @@ async def finished(slack: FakeSlack, runner: SlackRunner, ts: str) -> Message:
     [reply] = await replies(slack, runner, CHANNEL, ts)
     await eventually(lambda: runner.dispatcher.pending == 0)
     return reply
-
-
-async def votes_of(engine: ConversationEngine) -> list[tuple[str, str, int, int]]:
-    feedback = feedback_of(engine.store)
-    assert feedback is not None
-    return [(c.bot, c.platform, c.up, c.down) for c in await feedback.vote_counts(0, 2**40)]
 
 
 async def test_a_final_reply_carries_slacks_feedback_buttons_and_a_thumbs_up_is_stored(
@@ -71,14 +64,7 @@ async def test_a_final_reply_carries_slacks_feedback_buttons_and_a_thumbs_up_is_
         assert slack.ephemeral[0]["thread_ts"] == "2000.000001"
         assert section_text(reply) == reply.text == shown  # buttons gone, text intact
         assert await votes_of(engine) == [("default", "slack", 1, 0)]
-    code, out, _err = await run_chatbot(["stats"], b"", tmp_path, {"CHATBOT_DB": str(db_path)})
-    assert code == 0
-    assert next(r for r in out.splitlines() if r.startswith("default on slack")).split()[-4:] == [
-        "1",
-        "0",
-        "1",
-        "100%",
-    ]
+    assert await stats_row("slack", tmp_path, {"CHATBOT_DB": str(db_path)}) == ["1", "0", "1", "100%"]
 
 
 async def test_plain_buttons_where_the_feedback_element_is_refused_and_a_thumbs_down_is_flagged(
@@ -154,7 +140,10 @@ async def test_a_refused_button_update_leaves_the_reply_text_intact(
         with caplog.at_level(logging.WARNING, logger="adapters.slack.feedback"):
             await slack.post_event(mention(f"<@{BOT_USER}> how do I invite?", ts="2500.000001"))
             reply = await finished(slack, runner, "2500.000001")
+        await slack.post_event(mention(f"<@{BOT_USER}> and then?", ts="2500.000002"))
+        following = await finished(slack, runner, "2500.000002")
         assert reply.text == "Open _Settings_, then Members, and press Invite." and reply.blocks is None
+        assert following.text == "You said: and then?", "the next message is answered"
         assert "could not add the feedback buttons: slack chat.update: invalid_blocks" in caplog.text
 
 

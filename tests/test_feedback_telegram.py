@@ -24,6 +24,7 @@ from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.telegram_api import FakeTelegram, StoredMessage
 from tests.support.cli import run_chatbot
 from tests.support.engines import settings_for
+from tests.support.feedback import stats_row
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*retry_after.*:telegram.warnings.PTBDeprecationWarning")
 
@@ -77,11 +78,7 @@ def env(fake_model: FakeOpenAI, db_path: Path) -> dict[str, str]:
 
 
 async def vote_row(fake_model: FakeOpenAI, db_path: Path, tmp_path: Path) -> list[str]:
-    """``chatbot stats``'s feedback row for the default bot on Telegram: 👍, 👎, votes, positive share."""
-    code, out, err = await run_chatbot(["stats"], b"", tmp_path, env(fake_model, db_path))
-    assert code == 0, out + err
-    line = next(row for row in out.splitlines() if row.startswith("default on telegram"))
-    return line.split()[-4:]
+    return await stats_row("telegram", tmp_path, env(fake_model, db_path))
 
 
 async def test_a_final_reply_carries_the_buttons_and_a_thumbs_up_counts_in_stats(

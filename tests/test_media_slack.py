@@ -3,57 +3,39 @@ the bot token (the fake checks it), the engine asks the fake model."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from adapters.slack import SlackRunner
-from bots.app import open_engine, running_platforms
 from features.media.reader import SUPPORTED
 from tests.fakes.model_images import image_parts, image_size, text_of
 from tests.fakes.openai_server import FakeOpenAI
-from tests.fakes.slack_api import BOT_TOKEN, BOT_USER, SIGNING_SECRET, FakeSlack, mention, message
-from tests.support.engines import settings_for
+from tests.fakes.slack_api import BOT_TOKEN, BOT_USER, FakeSlack, mention, message
 from tests.support.media_files import VOICE, image_bytes, pdf_bytes
+from tests.test_slack_adapter import CHANNEL, eventually
+from tests.test_slack_adapter import slack_bot as adapter_slack_bot
 
 DM = "D0ALICE"
 
 
 @asynccontextmanager
-async def slack_bot(
-    fake_model: FakeOpenAI, slack: FakeSlack, db_path: Path, **overrides: Any
-) -> AsyncIterator[SlackRunner]:
-    keys: dict[str, Any] = {
-        "SLACK_BOT_TOKEN": BOT_TOKEN,
-        "SLACK_API_URL": slack.base_url,
-        "SLACK_PORT": 0,
-        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        **overrides,
-    }
-    settings = settings_for(fake_model.base_url, db_path, **keys).model_copy(
-        update={"slack_edit_interval": 0.05}
-    )
-    async with open_engine(settings) as engine, running_platforms(settings, engine, ["slack"]) as runners:
-        runner = runners[0]
-        assert isinstance(runner, SlackRunner)
-        slack.app_url = f"http://127.0.0.1:{runner.port}/slack/events"
+async def slack_bot(fake_model: FakeOpenAI, slack: FakeSlack, db_path: Path) -> AsyncIterator[SlackRunner]:
+    """The Slack adapter tests' bot, with Slack's default of native streams where a thread allows them."""
+    async with adapter_slack_bot(fake_model, slack, db_path, SLACK_NATIVE_STREAMS=True) as (runner, _engine):
         yield runner
 
 
 async def answer(
     slack: FakeSlack, runner: SlackRunner, text: str, files: list[dict[str, Any]], ts: str
 ) -> str:
-    """A DM with files; the bot's final reply text."""
+    """A DM with files (a plain one without); the bot's final reply text."""
     before = len(slack.in_thread(DM, None))
-    event = message(text, channel=DM, channel_type="im", ts=ts, subtype="file_share", files=files)
+    shared: dict[str, Any] = {"subtype": "file_share", "files": files} if files else {}
+    event = message(text, channel=DM, channel_type="im", ts=ts, **shared)
     await slack.post_event(event)
-    deadline = time.monotonic() + 10
-    while not (len(slack.in_thread(DM, None)) > before and runner.dispatcher.pending == 0):
-        assert time.monotonic() < deadline, "no reply in time"
-        await asyncio.sleep(0.01)
+    await eventually(lambda: len(slack.in_thread(DM, None)) > before and runner.dispatcher.pending == 0)
     return "\n".join(m.text for m in slack.in_thread(DM, None)[before:])
 
 
@@ -93,10 +75,9 @@ async def test_a_pdf_shared_with_partial_info_is_looked_up_and_its_text_reaches_
         await slack.post_event(
             mention(f"<@{BOT_USER}> when is the launch?", ts="2002.000001", files=[slack.files.partial(pdf)])
         )
-        deadline = time.monotonic() + 10
-        while not (slack.in_thread("C0GENERAL", "2002.000001") and runner.dispatcher.pending == 0):
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.01)
+        await eventually(
+            lambda: bool(slack.in_thread(CHANNEL, "2002.000001")) and runner.dispatcher.pending == 0
+        )
     sent = text_of(fake_model.last_messages()[-1]["content"])
     assert "when is the launch?" in sent and "The launch is on 3 March." in sent
     assert [c.params.get("file") for c in slack.calls_of("files.info")] == [pdf["id"]]
@@ -113,7 +94,7 @@ async def test_an_unsupported_file_is_answered_naming_what_is_supported(
     assert not fake_model.chat_requests
 
 
-async def test_a_missing_files_read_scope_and_a_failed_download_get_clear_answers(
+async def test_a_missing_files_read_scope_and_a_failed_download_get_clear_answers_and_the_next_message_works(
     fake_model: FakeOpenAI, slack: FakeSlack, db_path: Path
 ) -> None:
     photo = slack.files.file(image_bytes(40, 40), "a.jpg", "image/jpeg")
@@ -123,8 +104,10 @@ async def test_a_missing_files_read_scope_and_a_failed_download_get_clear_answer
         slack.files.scope_missing = False
         slack.files.download_status = 500
         failed = await answer(slack, runner, "and this?", [photo], "2004.000002")
+        after = await answer(slack, runner, "plain text now", [], "2004.000003")
     assert "files:read" in no_scope
     assert "Slack refused the download (HTTP 500)" in failed and "You said: and this?" in failed
+    assert after == "You said: plain text now"
 
 
 async def test_the_bot_token_is_never_sent_to_a_host_that_is_not_slack(

@@ -278,7 +278,7 @@ async def test_oversized_files_are_refused_by_size_and_by_the_platforms_own_cap(
     assert "film.pdf: it is 21.0 MB and Telegram lets bots download files up to 20.0 MB" in reply
 
 
-async def test_a_download_that_fails_or_hangs_gets_a_clear_answer(
+async def test_a_download_that_fails_or_hangs_gets_a_clear_answer_and_the_next_message_works(
     fake_model: FakeOpenAI, db_path: Path
 ) -> None:
     async def broken(limit: int) -> bytes:
@@ -294,8 +294,10 @@ async def test_a_download_that_fails_or_hangs_gets_a_clear_answer(
     )
     async with engine_for(fake_model.base_url, db_path, CHATBOT_DOWNLOAD_TIMEOUT=0.3) as engine:
         reply = await engine.reply_text(sent("what do you see", *files))
+        after = await engine.reply_text(sent("and now?"))
     assert "a.png: the download failed" in reply and "b.png: the download timed out" in reply
     assert "You said: what do you see" in reply  # the caption is still answered
+    assert after == "You said: and now?", "the next message is answered as itself"
 
 
 async def test_more_files_than_the_cap_are_left_out_with_a_notice(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from adapters.base import ReplyDispatcher
@@ -18,15 +17,9 @@ from core.streaming import PlatformLimits
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.support.engines import engine_for, said
 from tests.support.recording_target import Call, RecordingTarget
+from tests.support.waiting import eventually
 
 LIMITS = PlatformLimits(max_chars=4096, min_edit_interval=0.05)
-
-
-async def eventually(condition: Callable[[], bool], within: float = 10.0) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
 
 
 async def rows(engine: ConversationEngine, sql: str, *args: object) -> list[tuple[object, ...]]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support import services
-from tests.test_postgres_store import free_port
+from tests.support.services import free_port
 
 
 @pytest.fixture

@@ -7,25 +7,25 @@ from __future__ import annotations
 import asyncio
 import signal
 import sqlite3
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-import adapters.telegram.runner as telegram_runner
 from adapters.slack.runner import SlackRunner
-from adapters.telegram import TelegramRunner, TelegramTuning
+from adapters.telegram import TelegramRunner
 from bots.bots_file import load_bots
 from bots.fleet import RunningBot, plan_bots, running_bots
 from core.errors import ConfigError
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_api import BOT_USER, FakeSlack, mention
 from tests.fakes.telegram_api import FakeTelegram
+from tests.support.bots_file import fast_pacing as fast_pacing
 from tests.support.cli import start_chatbot
 from tests.support.engines import settings_for
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*retry_after.*:telegram.warnings.PTBDeprecationWarning")
 
@@ -45,23 +45,6 @@ messages_per_minute = 5
 token_env = "ORBIT_SLACK_TOKEN"
 signing_secret_env = "ORBIT_SLACK_SECRET"
 """
-
-
-@pytest.fixture(autouse=True)
-def fast_pacing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(
-        telegram_runner,
-        "DEFAULT_TUNING",
-        TelegramTuning(private_edit_interval=0.05, typing_interval=0.05, poll_timeout=1.0, drain_grace=5.0),
-    )
-
-
-async def eventually(check: Callable[[], bool], within: float = 10.0) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 @asynccontextmanager

@@ -89,8 +89,12 @@ async def test_a_stream_refused_mid_reply_goes_on_by_update_without_losing_or_re
         await eventually(lambda: len(slack.calls_of("chat.appendStream")) >= 1)
         slack.refuse("chat.appendStream", "not_allowed")
         [reply] = await replies(slack, runner, CHANNEL, "100.000001")
+        await slack.post_event(mention(f"<@{BOT_USER}> next", ts="100.000005"))
+        [following] = await replies(slack, runner, CHANNEL, "100.000005")
     assert reply.text == to_mrkdwn(ANSWER), "one message with the whole text, once"
+    assert following.text == "You said: next", "and the next message is answered"
     assert slack.calls_of("chat.update"), "finished by chat.update on the streamed message"
+    assert any(c.error == "not_allowed" for c in slack.calls_of("chat.appendStream")), "refused mid-reply"
 
 
 async def test_an_expired_stream_goes_on_by_update_and_the_next_reply_streams_again(

@@ -149,9 +149,11 @@ async def test_a_slow_tool_is_cut_at_its_time_limit_and_the_user_reads_a_plain_s
     tools = write_tools_file(tmp_path, tool_seconds=0.5)
     async with engine_for(fake_model.base_url, db_path, CHATBOT_TOOLS_FILE=str(tools)) as engine:
         reply = await engine.reply_text(said(SESSION, "look it up"))
+        after = await engine.reply_text(said(SESSION, "thanks"))
     assert reply == (
         "⚠️ slow lookup did not work (it did not answer within 0.5 seconds).\n\nThe lookup is slow today."
     )
+    assert after == "You said: thanks", "the next message is answered"
     assert tool_results(fake_model.chat_requests[1]) == ["Error: it did not answer within 0.5 seconds"]
 
 

@@ -9,11 +9,9 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -26,7 +24,9 @@ from features.tools.toolbox import MCPToolBox
 from tests.fakes.openai_server import FakeOpenAI, Reply, tool_call
 from tests.fakes.telegram_api import FakeTelegram
 from tests.support.engines import engine_for, said, settings_for
+from tests.support.services import free_port
 from tests.support.tools import ROOT, fake_server, stored_replies, write_tools_file
+from tests.support.waiting import eventually
 
 SESSION = "test:servers"
 
@@ -36,12 +36,6 @@ def toolbox_of(engine: ConversationEngine) -> MCPToolBox:
     box = engine.tools.toolbox
     assert isinstance(box, MCPToolBox)
     return box
-
-
-async def eventually(condition: Any, within: float = 20.0) -> None:
-    async with asyncio.timeout(within):
-        while not condition():  # noqa: ASYNC110 (polls state the link changes; no event to wait on)
-            await asyncio.sleep(0.05)
 
 
 async def test_the_published_mcp_server_time_answers_through_the_bot(
@@ -76,10 +70,10 @@ async def test_a_server_that_dies_is_restarted_and_meanwhile_the_bot_answers_wit
         (link,) = toolbox_of(engine).links
         first_pid = int(pidfile.read_text())
         os.kill(first_pid, signal.SIGKILL)  # the server process the link started
-        await eventually(lambda: not link.up)
+        await eventually(lambda: not link.up, within=20.0)
         fake_model.queue(Reply(text="Answered while the tools were away."))
         meanwhile = await engine.reply_text(said(SESSION, "hello"))
-        await eventually(lambda: link.connects == 2 and link.up)
+        await eventually(lambda: link.connects == 2 and link.up, within=20.0)
         fake_model.queue(
             Reply(tool_calls=[tool_call("get_weather", {"city": "Lima"}, "w")]), Reply(text="Sunny in Lima.")
         )
@@ -106,13 +100,6 @@ async def test_a_server_down_at_start_leaves_the_bot_up_with_the_other_servers_t
     assert reply == "No weather today."
     told = fake_model.chat_requests[1]["messages"][-1]["content"]
     assert told == "Error: there is no tool named 'get_weather'. Available tools: get_time."
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @contextlib.asynccontextmanager

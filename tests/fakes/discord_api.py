@@ -406,13 +406,28 @@ class FakeDiscord:
 
     async def slash(self, name: str, *, channel_id: int = DM_ID, author_id: int = ALICE_ID) -> str:
         """Dispatch an INTERACTION_CREATE for the slash command ``/name``; return its token."""
+        return await self._interact(
+            2, lambda: {"id": str(next(self._ids)), "name": name, "type": 1}, channel_id, author_id
+        )
+
+    async def _interact(
+        self,
+        kind: int,
+        data: Callable[[], dict[str, Any]],
+        channel_id: int,
+        author_id: int,
+        message: dict[str, Any] | None = None,
+    ) -> str:
+        """Dispatch an INTERACTION_CREATE of ``kind`` (2 a slash command, 3 a button) as ``author_id`` in
+        ``channel_id``, a DM or a guild channel; return its token."""
         guild_id = CHANNEL_GUILDS[channel_id]
         token = f"interaction-token-{next(self._ids)}"
         payload: dict[str, Any] = {
             "id": str(next(self._ids)),
             "application_id": str(APP_ID),
-            "type": 2,
-            "data": {"id": str(next(self._ids)), "name": name, "type": 1},
+            "type": kind,
+            "data": data(),
+            **({"message": message} if message is not None else {}),
             "channel_id": str(channel_id),
             "token": token,
             "version": 1,
@@ -429,8 +444,8 @@ class FakeDiscord:
         else:
             payload["guild_id"] = str(guild_id)
             payload["member"] = {**self._member(()), "user": USERS[author_id], "permissions": "0"}
-            kind = 11 if channel_id == THREAD_ID else 0
-            payload["channel"] = {"id": str(channel_id), "type": kind, "guild_id": str(guild_id)}
+            channel_kind = 11 if channel_id == THREAD_ID else 0
+            payload["channel"] = {"id": str(channel_id), "type": channel_kind, "guild_id": str(guild_id)}
         self.interaction_responses[token] = []
         await self.dispatch("INTERACTION_CREATE", payload)
         return token
@@ -722,36 +737,8 @@ class FakeDiscord:
 
     async def click(self, posted: Posted, custom_id: str, *, author_id: int = ALICE_ID) -> str:
         """Dispatch the INTERACTION_CREATE a click on one of ``posted``'s buttons sends; return its token."""
-        channel_id = posted.channel_id
-        guild_id = CHANNEL_GUILDS[channel_id]
-        token = f"interaction-token-{next(self._ids)}"
-        payload: dict[str, Any] = {
-            "id": str(next(self._ids)),
-            "application_id": str(APP_ID),
-            "type": 3,
-            "data": {"custom_id": custom_id, "component_type": 2},
-            "message": posted.payload,
-            "channel_id": str(channel_id),
-            "token": token,
-            "version": 1,
-            "locale": "en-US",
-            "app_permissions": "0",
-            "entitlements": [],
-            "authorizing_integration_owners": {"0": str(GUILD_ID)} if guild_id else {"1": str(author_id)},
-            "context": 0 if guild_id else 1,
-            "attachment_size_limit": 8 * 1024 * 1024,
-        }
-        if guild_id is None:
-            payload["user"] = USERS[author_id]
-            payload["channel"] = {"id": str(channel_id), "type": 1, "recipients": [USERS[author_id]]}
-        else:
-            payload["guild_id"] = str(guild_id)
-            payload["member"] = {**self._member(()), "user": USERS[author_id], "permissions": "0"}
-            kind = 11 if channel_id == THREAD_ID else 0
-            payload["channel"] = {"id": str(channel_id), "type": kind, "guild_id": str(guild_id)}
-        self.interaction_responses[token] = []
-        await self.dispatch("INTERACTION_CREATE", payload)
-        return token
+        data = {"custom_id": custom_id, "component_type": 2}
+        return await self._interact(3, lambda: data, posted.channel_id, author_id, message=posted.payload)
 
     async def _typing(self, body: Any, channel: str) -> web.Response:
         return web.Response(status=204)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.telegram_api import FakeTelegram
 from tests.support.cli import start_chatbot
+from tests.support.services import free_port
 
 WEBHOOK_SECRET = "queue-test-secret_1"
 WEBHOOK_PATH = "/telegram-webhook"
@@ -23,12 +23,6 @@ def conversation_db_env(tmp_path: Path) -> dict[str, str]:
     """Where the workers keep conversations: ONE SQLite file they share (WAL works across processes on one
     machine). The one place to switch to the PostgreSQL store (``CHATBOT_DATABASE_URL``) once it exists."""
     return {"CHATBOT_DB": str(tmp_path / "conversations.db")}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def worker_env(
