@@ -27,6 +27,12 @@ from core.knowledge import DocumentInfo, NewDocument, StoredChunk, VectorIndex
 Role = Literal["user", "assistant"]
 
 
+class Row(Protocol):
+    """A result row of either backend (``sqlite3.Row``, ``asyncpg.Record``), read by column position."""
+
+    def __getitem__(self, index: int, /) -> Any: ...
+
+
 class StoredMessage(NamedTuple):
     """One stored message. A named tuple: rows become messages at C speed on the hot path."""
 
@@ -238,6 +244,27 @@ class TurnStats:
     model: str
     bot: str
     platform: str
+
+
+TURN_STATS_COLUMNS = (
+    "started_at, user_id, latency_ms, prompt_tokens, completion_tokens, status, model, bot, platform"
+)
+"""The ``turns`` columns :func:`turn_stats_of` reads, in its order."""
+
+
+def turn_stats_of(row: Row) -> TurnStats:
+    """A :class:`TurnStats` from a row of :data:`TURN_STATS_COLUMNS` (either backend's row type)."""
+    return TurnStats(
+        started_at=float(row[0]),
+        user_id=str(row[1]),
+        latency_ms=float(row[2]),
+        prompt_tokens=int(row[3]),
+        completion_tokens=int(row[4]),
+        status=str(row[5]),
+        model=str(row[6]),
+        bot=str(row[7]),
+        platform=str(row[8]),
+    )
 
 
 class TurnLedger(Protocol):
