@@ -405,6 +405,38 @@ class VotedTurn:
     reply: str
 
 
+END_SLACK = 2.0  # seconds after a turn's recorded end that its reply may have been stored
+VOTED_TURN_COLUMNS = "id, session_id, user_id, bot, platform, started_at, status, latency_ms"
+"""The ``turns`` columns :func:`turn_span` and :func:`voted_turn_of` read, in their order."""
+
+
+def turn_span(turn: Row) -> tuple[str, str, float, float]:
+    """``(session_id, user_id, started_at, ended)`` of a row of :data:`VOTED_TURN_COLUMNS`.
+
+    The turn's question is the asker's first message stored between ``started_at`` and ``ended`` (the
+    engine holds the session's lock for the whole turn), and its reply the first bot message after that,
+    stored by ``ended``. A question deleted since (/reset) is not mistaken for a later one: those come after
+    the end."""
+    started_at = float(turn[5])
+    return str(turn[1]), str(turn[2]), started_at, started_at + float(turn[7]) / 1000.0 + END_SLACK
+
+
+def voted_turn_of(turn: Row, question: Row | None, reply: Row | None) -> VotedTurn:
+    """A :class:`VotedTurn` from its ``turns`` row (:data:`VOTED_TURN_COLUMNS`), its question's
+    ``(id, content)`` row and its reply's ``(content,)`` row, each ``None`` when not found."""
+    return VotedTurn(
+        id=int(turn[0]),
+        session_id=str(turn[1]),
+        user_id=str(turn[2]),
+        bot=str(turn[3]),
+        platform=str(turn[4]),
+        started_at=float(turn[5]),
+        status=str(turn[6]),
+        question="" if question is None else str(question[1]),
+        reply="" if reply is None else str(reply[0]),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class VoteCount:
     """Votes on the turns of one bot on one platform."""
