@@ -312,6 +312,47 @@ class ContextMessage:
     flagged: bool = False
 
 
+FLAG_COLUMNS = (
+    "id, session_id, user_id, bot, platform, turn_started_at, phrase, user_text, created_at, resolved"
+)
+"""The ``review_flags`` columns :func:`flag_from_row` reads, in its order."""
+
+
+def flag_from_row(row: Row) -> ReviewFlag:
+    """A :class:`ReviewFlag` from a row of :data:`FLAG_COLUMNS` (either backend's row type)."""
+    return ReviewFlag(
+        id=int(row[0]),
+        session_id=str(row[1]),
+        user_id=str(row[2]),
+        bot=str(row[3]),
+        platform=str(row[4]),
+        turn_started_at=float(row[5]),
+        phrase=str(row[6]),
+        user_text=str(row[7]),
+        created_at=float(row[8]),
+        resolved=bool(row[9]),
+    )
+
+
+def context_around(anchor: int, rows: Iterable[Row]) -> list[ContextMessage]:
+    """``(id, role, content, created_at, complete)`` rows, oldest first, as the context of the flagged user
+    message ``anchor``: the message after it stays only if it is the reply (every backend answers alike)."""
+    messages = [
+        ContextMessage(
+            id=int(row[0]),
+            role=str(row[1]),
+            content=str(row[2]),
+            created_at=float(row[3]),
+            complete=bool(row[4]),
+            flagged=int(row[0]) == anchor,
+        )
+        for row in rows
+    ]
+    if len(messages) >= 2 and messages[-1].role != "assistant":
+        messages.pop()  # the next message is the user's again: there was no reply
+    return messages
+
+
 class ReviewStore(Protocol):
     """Review flags (``chatbot review``). Forgetting a user and retention delete them with their turns."""
 
