@@ -17,6 +17,7 @@ in flight), :class:`TurnLedger` (token sums and turn statistics), :class:`Review
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
@@ -183,6 +184,29 @@ class ReplyInFlight:
     shown: str  # the last text that message showed, without the writing marker
     turn_recorded: bool  # the engine already recorded the turn (the reply was cancelled, not killed)
     started_at: float
+
+
+REPLY_IN_FLIGHT_COLUMNS = (
+    "id, session_id, platform, bot, user_id, address, message, shown, turn_recorded, started_at"
+)
+"""The ``replies_in_flight`` columns :func:`reply_in_flight_of` reads, in its order."""
+
+
+def reply_in_flight_of(row: Row) -> ReplyInFlight:
+    """A :class:`ReplyInFlight` from a row of :data:`REPLY_IN_FLIGHT_COLUMNS` (addresses and messages are
+    stored as JSON text by both backends)."""
+    return ReplyInFlight(
+        id=row[0],
+        session_id=row[1],
+        platform=row[2],
+        bot=row[3],
+        user_id=row[4],
+        address=json.loads(row[5]),
+        message=json.loads(row[6]) if row[6] is not None else None,
+        shown=row[7],
+        turn_recorded=bool(row[8]),
+        started_at=row[9],
+    )
 
 
 @runtime_checkable
