@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 from core.sqlite_connection import SharedConnection
-from core.store import DOWN, UP, VOTED_TURN_COLUMNS, Row, VoteCount, VotedTurn, turn_span, voted_turn_of
+from core.store import DOWN, UP, VOTED_TURN_COLUMNS, VoteCount, VotedTurn, turn_span, voted_turn_of
 
 
 class SQLiteFeedback:
@@ -19,34 +19,30 @@ class SQLiteFeedback:
         self._shared = shared
 
     async def turn_id(self, session_id: str, started_at: float) -> int | None:
-        found = await self._first(
+        found = await self._shared.fetchrow(
             "SELECT id FROM turns WHERE session_id = ? AND started_at = ? ORDER BY id DESC LIMIT 1",
             (session_id, started_at),
         )
         return None if found is None else int(found[0])
 
     async def voted_turn(self, turn_id: int) -> VotedTurn | None:
-        turn = await self._first(f"SELECT {VOTED_TURN_COLUMNS} FROM turns WHERE id = ?", (turn_id,))
+        turn = await self._shared.fetchrow(f"SELECT {VOTED_TURN_COLUMNS} FROM turns WHERE id = ?", (turn_id,))
         if turn is None:
             return None
         session_id, user_id, started_at, ended = turn_span(turn)
-        question = await self._first(
+        question = await self._shared.fetchrow(
             "SELECT id, content FROM messages WHERE session_id = ? AND role = 'user' AND user_id = ? "
             "AND created_at >= ? AND created_at <= ? ORDER BY id LIMIT 1",
             (session_id, user_id, started_at, ended),
         )
         reply = None
         if question is not None:
-            reply = await self._first(
+            reply = await self._shared.fetchrow(
                 "SELECT content FROM messages WHERE session_id = ? AND role = 'assistant' AND id > ? "
                 "AND created_at <= ? ORDER BY id LIMIT 1",
                 (session_id, int(question[0]), ended),
             )
         return voted_turn_of(turn, question, reply)
-
-    async def _first(self, query: str, params: tuple[object, ...]) -> Row | None:
-        rows = list(await self._shared.db.execute_fetchall(query, params))
-        return rows[0] if rows else None
 
     async def vote(self, turn_id: int, voter: str, vote: int, *, now: float | None = None) -> bool:
         if vote not in (UP, DOWN):
@@ -62,7 +58,7 @@ class SQLiteFeedback:
         return cursor.rowcount > 0
 
     async def vote_of(self, turn_id: int, voter: str) -> int | None:
-        found = await self._first(
+        found = await self._shared.fetchrow(
             "SELECT vote FROM turn_votes WHERE turn_id = ? AND voter = ?", (turn_id, voter)
         )
         return None if found is None else int(found[0])

@@ -13,8 +13,8 @@ class SQLiteLedger:
         self._shared = shared
 
     async def _count(self, query: str, params: tuple[object, ...]) -> int:
-        rows = list(await self._shared.db.execute_fetchall(query, params))
-        return int(rows[0][0]) if rows else 0
+        row = await self._shared.fetchrow(query, params)
+        return int(row[0]) if row else 0
 
     async def user_tokens_since(self, user_id: str, since: float, *, bot: str | None = None) -> int:
         query = (

@@ -55,12 +55,8 @@ class SQLiteReview:
         return [flag_from_row(row) for row in rows]
 
     async def get(self, flag_id: int) -> ReviewFlag | None:
-        rows = list(
-            await self._shared.db.execute_fetchall(
-                f"SELECT {FLAG_COLUMNS} FROM review_flags WHERE id = ?", (flag_id,)
-            )
-        )
-        return flag_from_row(rows[0]) if rows else None
+        row = await self._shared.fetchrow(f"SELECT {FLAG_COLUMNS} FROM review_flags WHERE id = ?", (flag_id,))
+        return flag_from_row(row) if row else None
 
     async def resolve(self, flag_id: int) -> bool:
         async with self._shared.write_lock:
@@ -71,16 +67,12 @@ class SQLiteReview:
 
     async def count_open(self, *, bot: str | None = None) -> int:
         query = "SELECT COUNT(*) FROM review_flags WHERE resolved = 0" + (" AND bot = ?" if bot else "")
-        rows = list(await self._shared.db.execute_fetchall(query, (bot,) if bot else ()))
-        return int(rows[0][0]) if rows else 0
+        row = await self._shared.fetchrow(query, (bot,) if bot else ())
+        return int(row[0]) if row else 0
 
     async def count_user_flags(self, user_id: str) -> int:
-        rows = list(
-            await self._shared.db.execute_fetchall(
-                "SELECT COUNT(*) FROM review_flags WHERE user_id = ?", (user_id,)
-            )
-        )
-        return int(rows[0][0]) if rows else 0
+        row = await self._shared.fetchrow("SELECT COUNT(*) FROM review_flags WHERE user_id = ?", (user_id,))
+        return int(row[0]) if row else 0
 
     async def context(self, flag: ReviewFlag, *, before: int = 6) -> list[ContextMessage]:
         db = self._shared.db
