@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.knowledge import Matrix, VectorIndex
+from core.knowledge import Matrix, NewDocument, VectorIndex
+from core.store import Row
 
 log = logging.getLogger(__name__)
 
@@ -95,3 +96,25 @@ class Passage:
     section: str
     text: str
     tokens: int
+
+
+CHUNK_COLUMNS = "document_id, bot, source, section, text, tokens, embedding"
+"""The ``knowledge_chunks`` columns of :func:`chunk_rows`, in its order."""
+
+
+def chunk_rows(document_id: int | None, bot: str, doc: NewDocument) -> list[tuple[object, ...]]:
+    """The ``knowledge_chunks`` rows of a document being ingested (vectors stored as little-endian float32)."""
+    vectors = np.ascontiguousarray(doc.vectors, dtype="<f4")
+    return [
+        (document_id, bot, c.source, c.section, c.text, c.tokens, vectors[i].tobytes())
+        for i, c in enumerate(doc.chunks)
+    ]
+
+
+def exported_document(
+    path: str, source: str, content_hash: str, recipe: str, rows: Sequence[Row]
+) -> NewDocument:
+    """A stored document read back for an export, from its ``(source, section, text, tokens, embedding)``
+    chunk rows in order."""
+    chunks = [Passage(str(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in rows]
+    return NewDocument(path, source, content_hash, recipe, chunks, vectors_of([bytes(r[4]) for r in rows]))

@@ -9,8 +9,7 @@ from __future__ import annotations
 import time
 
 from core.postgres_connection import SharedPool, row_count
-from core.sqlite_feedback import END_SLACK
-from core.store import DOWN, UP, VoteCount, VotedTurn
+from core.store import DOWN, UP, VOTED_TURN_COLUMNS, VoteCount, VotedTurn, turn_span, voted_turn_of
 
 
 class PostgresFeedback:
@@ -28,17 +27,11 @@ class PostgresFeedback:
         return None if found is None else int(found)
 
     async def voted_turn(self, turn_id: int) -> VotedTurn | None:
-        row = await self._shared.fetchrow(
-            "SELECT id, session_id, user_id, bot, platform, started_at, status, latency_ms FROM turns "
-            "WHERE id = $1",
-            turn_id,
-        )
-        if row is None:
+        turn = await self._shared.fetchrow(f"SELECT {VOTED_TURN_COLUMNS} FROM turns WHERE id = $1", turn_id)
+        if turn is None:
             return None
-        session_id, user_id, started_at = str(row[1]), str(row[2]), float(row[5])
-        ended = started_at + float(row[7]) / 1000.0 + END_SLACK
-        # The question and reply of the turn, found as core/sqlite_feedback.py explains.
-        question_row = await self._shared.fetchrow(
+        session_id, user_id, started_at, ended = turn_span(turn)
+        question = await self._shared.fetchrow(
             "SELECT id, content FROM messages WHERE session_id = $1 AND role = 'user' AND user_id = $2 "
             "AND created_at >= $3 AND created_at <= $4 ORDER BY id LIMIT 1",
             session_id,
@@ -46,28 +39,16 @@ class PostgresFeedback:
             started_at,
             ended,
         )
-        question, reply = "", ""
-        if question_row is not None:
-            question = str(question_row[1])
-            found = await self._shared.fetchval(
+        reply = None
+        if question is not None:
+            reply = await self._shared.fetchrow(
                 "SELECT content FROM messages WHERE session_id = $1 AND role = 'assistant' AND id > $2 "
                 "AND created_at <= $3 ORDER BY id LIMIT 1",
                 session_id,
-                int(question_row[0]),
+                int(question[0]),
                 ended,
             )
-            reply = "" if found is None else str(found)
-        return VotedTurn(
-            id=int(row[0]),
-            session_id=session_id,
-            user_id=user_id,
-            bot=str(row[3]),
-            platform=str(row[4]),
-            started_at=started_at,
-            status=str(row[6]),
-            question=question,
-            reply=reply,
-        )
+        return voted_turn_of(turn, question, reply)
 
     async def vote(self, turn_id: int, voter: str, vote: int, *, now: float | None = None) -> bool:
         if vote not in (UP, DOWN):

@@ -21,10 +21,15 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 
-import numpy as np
-
 from core.knowledge import DocumentInfo, NewDocument, StoredChunk, VectorIndex, empty_index
-from core.knowledge_search import Passage, common_limit, query_terms, refreshed_index, vectors_of
+from core.knowledge_search import (
+    CHUNK_COLUMNS,
+    chunk_rows,
+    common_limit,
+    exported_document,
+    query_terms,
+    refreshed_index,
+)
 from core.postgres_connection import Connection, SharedPool, row_count
 
 log = logging.getLogger(__name__)
@@ -96,14 +101,9 @@ class PostgresKnowledge:
                     sum(c.tokens for c in doc.chunks),
                     now,
                 )
-                vectors = np.ascontiguousarray(doc.vectors, dtype="<f4")
                 await db.executemany(
-                    "INSERT INTO knowledge_chunks (document_id, bot, source, section, text, tokens, embedding) "
-                    "VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                    [
-                        (document_id, bot, c.source, c.section, c.text, c.tokens, vectors[i].tobytes())
-                        for i, c in enumerate(doc.chunks)
-                    ],
+                    f"INSERT INTO knowledge_chunks ({CHUNK_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    chunk_rows(document_id, bot, doc),
                 )
             await self._bump(db, bot)
 
@@ -132,11 +132,7 @@ class PostgresKnowledge:
                 "WHERE document_id = $1 ORDER BY id",
                 document_id,
             )
-            chunks = [Passage(str(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in rows]
-            vectors = vectors_of([bytes(r[4]) for r in rows])
-            exported.append(
-                NewDocument(str(path), str(source), str(content_hash), str(recipe), chunks, vectors)
-            )
+            exported.append(exported_document(str(path), str(source), str(content_hash), str(recipe), rows))
         return exported
 
     @staticmethod

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from core.postgres_connection import SharedPool
-from core.store import TurnStats
+from core.store import TURN_STATS_COLUMNS, TurnStats, turn_stats_of
 
 
 class PostgresLedger:
@@ -35,26 +35,10 @@ class PostgresLedger:
         return int(await self._shared.fetchval("SELECT COUNT(*) FROM turns WHERE user_id = $1", user_id))
 
     async def turns_between(self, since: float, until: float, *, bot: str | None = None) -> list[TurnStats]:
-        query = (
-            "SELECT started_at, user_id, latency_ms, prompt_tokens, completion_tokens, status, model, bot, "
-            "platform FROM turns WHERE started_at >= $1 AND started_at < $2"
-        )
+        query = f"SELECT {TURN_STATS_COLUMNS} FROM turns WHERE started_at >= $1 AND started_at < $2"
         params: tuple[object, ...] = (since, until)
         if bot is not None:
             query += " AND bot = $3"
             params = (since, until, bot)
         rows = await self._shared.fetch(query + " ORDER BY started_at, id", *params)
-        return [
-            TurnStats(
-                started_at=float(r[0]),
-                user_id=str(r[1]),
-                latency_ms=float(r[2]),
-                prompt_tokens=int(r[3]),
-                completion_tokens=int(r[4]),
-                status=str(r[5]),
-                model=str(r[6]),
-                bot=str(r[7]),
-                platform=str(r[8]),
-            )
-            for r in rows
-        ]
+        return [turn_stats_of(r) for r in rows]

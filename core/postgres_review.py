@@ -1,17 +1,17 @@
 """:class:`core.store.ReviewStore` in PostgreSQL: the ``review_flags`` table, on the store's pool.
 
 A trigger deletes a turn's flags with its row in ``turns`` (what forgetting a user and retention delete),
-as in SQLite; rows become records, and the context around a flag is cut, by the SQLite module's functions.
+as in SQLite; rows become records, and the context around a flag is cut, by the functions in
+:mod:`core.store` both backends use.
 """
 
 from __future__ import annotations
 
 import time
 
-from core.postgres_connection import SharedPool
+from core.postgres_connection import SharedPool, row_count
 from core.secrets import redact_secrets
-from core.sqlite_review import FLAG_COLUMNS, context_around, flag_from_row
-from core.store import ContextMessage, ReviewFlag, TurnRecord
+from core.store import FLAG_COLUMNS, ContextMessage, ReviewFlag, TurnRecord, context_around, flag_from_row
 
 
 class PostgresReview:
@@ -59,7 +59,7 @@ class PostgresReview:
 
     async def resolve(self, flag_id: int) -> bool:
         status = await self._shared.execute("UPDATE review_flags SET resolved = TRUE WHERE id = $1", flag_id)
-        return status != "UPDATE 0"
+        return row_count(status) > 0
 
     async def count_open(self, *, bot: str | None = None) -> int:
         if bot:
@@ -97,4 +97,4 @@ class PostgresReview:
             flag.session_id,
             anchor,
         )
-        return context_around(int(anchor), [tuple(row) for row in [*reversed(earlier), *later]])
+        return context_around(int(anchor), [*reversed(earlier), *later])

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
@@ -130,3 +130,9 @@ class SharedConnection:
 
     def transaction(self) -> AbstractAsyncContextManager[aiosqlite.Connection]:
         return write_transaction(self.db, self.write_lock)
+
+    async def fetchrow(self, query: str, params: Iterable[object] = ()) -> sqlite3.Row | None:
+        """A read: its first row (``None`` without one)."""
+        async with self.db.execute(query, tuple(params)) as cursor:
+            row: sqlite3.Row | None = await cursor.fetchone()
+        return row

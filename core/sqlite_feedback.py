@@ -9,9 +9,7 @@ from __future__ import annotations
 import time
 
 from core.sqlite_connection import SharedConnection
-from core.store import DOWN, UP, VoteCount, VotedTurn
-
-END_SLACK = 2.0  # seconds after a turn's recorded end that its reply may have been stored
+from core.store import DOWN, UP, VOTED_TURN_COLUMNS, VoteCount, VotedTurn, turn_span, voted_turn_of
 
 
 class SQLiteFeedback:
@@ -21,60 +19,30 @@ class SQLiteFeedback:
         self._shared = shared
 
     async def turn_id(self, session_id: str, started_at: float) -> int | None:
-        rows = list(
-            await self._shared.db.execute_fetchall(
-                "SELECT id FROM turns WHERE session_id = ? AND started_at = ? ORDER BY id DESC LIMIT 1",
-                (session_id, started_at),
-            )
+        found = await self._shared.fetchrow(
+            "SELECT id FROM turns WHERE session_id = ? AND started_at = ? ORDER BY id DESC LIMIT 1",
+            (session_id, started_at),
         )
-        return int(rows[0][0]) if rows else None
+        return None if found is None else int(found[0])
 
     async def voted_turn(self, turn_id: int) -> VotedTurn | None:
-        db = self._shared.db
-        rows = list(
-            await db.execute_fetchall(
-                "SELECT id, session_id, user_id, bot, platform, started_at, status, latency_ms FROM turns "
-                "WHERE id = ?",
-                (turn_id,),
-            )
-        )
-        if not rows:
+        turn = await self._shared.fetchrow(f"SELECT {VOTED_TURN_COLUMNS} FROM turns WHERE id = ?", (turn_id,))
+        if turn is None:
             return None
-        row = rows[0]
-        session_id, user_id, started_at = str(row[1]), str(row[2]), float(row[5])
-        ended = started_at + float(row[7]) / 1000.0 + END_SLACK
-        # The turn's question is the asker's first message stored between its start and its end (the engine
-        # holds the session's lock for the whole turn), and its reply the first bot message after that. A
-        # question deleted since (/reset) is not mistaken for a later one: those come after the end.
-        questions = list(
-            await db.execute_fetchall(
-                "SELECT id, content FROM messages WHERE session_id = ? AND role = 'user' AND user_id = ? "
-                "AND created_at >= ? AND created_at <= ? ORDER BY id LIMIT 1",
-                (session_id, user_id, started_at, ended),
-            )
+        session_id, user_id, started_at, ended = turn_span(turn)
+        question = await self._shared.fetchrow(
+            "SELECT id, content FROM messages WHERE session_id = ? AND role = 'user' AND user_id = ? "
+            "AND created_at >= ? AND created_at <= ? ORDER BY id LIMIT 1",
+            (session_id, user_id, started_at, ended),
         )
-        question, reply = "", ""
-        if questions:
-            question = str(questions[0][1])
-            replies = list(
-                await db.execute_fetchall(
-                    "SELECT content FROM messages WHERE session_id = ? AND role = 'assistant' AND id > ? "
-                    "AND created_at <= ? ORDER BY id LIMIT 1",
-                    (session_id, int(questions[0][0]), ended),
-                )
+        reply = None
+        if question is not None:
+            reply = await self._shared.fetchrow(
+                "SELECT content FROM messages WHERE session_id = ? AND role = 'assistant' AND id > ? "
+                "AND created_at <= ? ORDER BY id LIMIT 1",
+                (session_id, int(question[0]), ended),
             )
-            reply = str(replies[0][0]) if replies else ""
-        return VotedTurn(
-            id=int(row[0]),
-            session_id=session_id,
-            user_id=user_id,
-            bot=str(row[3]),
-            platform=str(row[4]),
-            started_at=started_at,
-            status=str(row[6]),
-            question=question,
-            reply=reply,
-        )
+        return voted_turn_of(turn, question, reply)
 
     async def vote(self, turn_id: int, voter: str, vote: int, *, now: float | None = None) -> bool:
         if vote not in (UP, DOWN):
@@ -90,12 +58,10 @@ class SQLiteFeedback:
         return cursor.rowcount > 0
 
     async def vote_of(self, turn_id: int, voter: str) -> int | None:
-        rows = list(
-            await self._shared.db.execute_fetchall(
-                "SELECT vote FROM turn_votes WHERE turn_id = ? AND voter = ?", (turn_id, voter)
-            )
+        found = await self._shared.fetchrow(
+            "SELECT vote FROM turn_votes WHERE turn_id = ? AND voter = ?", (turn_id, voter)
         )
-        return int(rows[0][0]) if rows else None
+        return None if found is None else int(found[0])
 
     async def vote_counts(self, since: float, until: float, *, bot: str | None = None) -> list[VoteCount]:
         query = (

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from core.sqlite_connection import SharedConnection
-from core.store import ReplyInFlight
+from core.store import REPLY_IN_FLIGHT_COLUMNS, ReplyInFlight, reply_in_flight_of
 
 
 class SQLiteJournal:
@@ -48,22 +48,7 @@ class SQLiteJournal:
 
     async def unfinished_replies(self, platform: str, bot: str) -> list[ReplyInFlight]:
         rows = await self._shared.db.execute_fetchall(
-            "SELECT id, session_id, platform, bot, user_id, address, message, shown, turn_recorded, started_at "
-            "FROM replies_in_flight WHERE platform = ? AND bot = ? ORDER BY id",
+            f"SELECT {REPLY_IN_FLIGHT_COLUMNS} FROM replies_in_flight WHERE platform = ? AND bot = ? ORDER BY id",
             (platform, bot),
         )
-        return [
-            ReplyInFlight(
-                id=row[0],
-                session_id=row[1],
-                platform=row[2],
-                bot=row[3],
-                user_id=row[4],
-                address=json.loads(row[5]),
-                message=json.loads(row[6]) if row[6] is not None else None,
-                shown=row[7],
-                turn_recorded=bool(row[8]),
-                started_at=row[9],
-            )
-            for row in rows
-        ]
+        return [reply_in_flight_of(row) for row in rows]

@@ -21,10 +21,16 @@ from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 
 import aiosqlite
-import numpy as np
 
 from core.knowledge import DocumentInfo, NewDocument, StoredChunk, VectorIndex, empty_index
-from core.knowledge_search import Passage, common_limit, query_terms, refreshed_index, vectors_of
+from core.knowledge_search import (
+    CHUNK_COLUMNS,
+    chunk_rows,
+    common_limit,
+    exported_document,
+    query_terms,
+    refreshed_index,
+)
 from core.sqlite_connection import SharedConnection
 
 log = logging.getLogger(__name__)
@@ -110,14 +116,9 @@ class SQLiteKnowledge:
                     ),
                 )
                 document_id = cursor.lastrowid
-                vectors = np.ascontiguousarray(doc.vectors, dtype="<f4")
                 await db.executemany(
-                    "INSERT INTO knowledge_chunks "
-                    "(document_id, bot, source, section, text, tokens, embedding) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (document_id, bot, c.source, c.section, c.text, c.tokens, vectors[i].tobytes())
-                        for i, c in enumerate(doc.chunks)
-                    ],
+                    f"INSERT INTO knowledge_chunks ({CHUNK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    chunk_rows(document_id, bot, doc),
                 )
             await self._bump(db, bot)
 
@@ -148,11 +149,7 @@ class SQLiteKnowledge:
                     (document_id,),
                 )
             )
-            chunks = [Passage(str(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in rows]
-            vectors = vectors_of([r[4] for r in rows])
-            exported.append(
-                NewDocument(str(path), str(source), str(content_hash), str(recipe), chunks, vectors)
-            )
+            exported.append(exported_document(str(path), str(source), str(content_hash), str(recipe), rows))
         return exported
 
     @staticmethod

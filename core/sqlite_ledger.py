@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from core.sqlite_connection import SharedConnection
-from core.store import TurnStats
+from core.store import TURN_STATS_COLUMNS, TurnStats, turn_stats_of
 
 
 class SQLiteLedger:
@@ -13,8 +13,8 @@ class SQLiteLedger:
         self._shared = shared
 
     async def _count(self, query: str, params: tuple[object, ...]) -> int:
-        rows = list(await self._shared.db.execute_fetchall(query, params))
-        return int(rows[0][0]) if rows else 0
+        row = await self._shared.fetchrow(query, params)
+        return int(row[0]) if row else 0
 
     async def user_tokens_since(self, user_id: str, since: float, *, bot: str | None = None) -> int:
         query = (
@@ -36,26 +36,10 @@ class SQLiteLedger:
         return await self._count("SELECT COUNT(*) FROM turns WHERE user_id = ?", (user_id,))
 
     async def turns_between(self, since: float, until: float, *, bot: str | None = None) -> list[TurnStats]:
-        query = (
-            "SELECT started_at, user_id, latency_ms, prompt_tokens, completion_tokens, status, model, bot, "
-            "platform FROM turns WHERE started_at >= ? AND started_at < ?"
-        )
+        query = f"SELECT {TURN_STATS_COLUMNS} FROM turns WHERE started_at >= ? AND started_at < ?"
         params: tuple[object, ...] = (since, until)
         if bot is not None:
             query += " AND bot = ?"
             params = (since, until, bot)
         rows = await self._shared.db.execute_fetchall(query + " ORDER BY started_at, id", params)
-        return [
-            TurnStats(
-                started_at=float(r[0]),
-                user_id=str(r[1]),
-                latency_ms=float(r[2]),
-                prompt_tokens=int(r[3]),
-                completion_tokens=int(r[4]),
-                status=str(r[5]),
-                model=str(r[6]),
-                bot=str(r[7]),
-                platform=str(r[8]),
-            )
-            for r in rows
-        ]
+        return [turn_stats_of(r) for r in rows]

@@ -8,32 +8,10 @@ flags are also deleted by their own ``user_id`` and ``created_at`` (see ``SQLite
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
-from typing import Any
 
 from core.secrets import redact_secrets
 from core.sqlite_connection import SharedConnection
-from core.store import ContextMessage, ReviewFlag, TurnRecord
-
-FLAG_COLUMNS = (
-    "id, session_id, user_id, bot, platform, turn_started_at, phrase, user_text, created_at, resolved"
-)
-
-
-def flag_from_row(row: Iterable[object]) -> ReviewFlag:
-    values = tuple(row)
-    return ReviewFlag(
-        id=int(str(values[0])),
-        session_id=str(values[1]),
-        user_id=str(values[2]),
-        bot=str(values[3]),
-        platform=str(values[4]),
-        turn_started_at=float(str(values[5])),
-        phrase=str(values[6]),
-        user_text=str(values[7]),
-        created_at=float(str(values[8])),
-        resolved=bool(values[9]),
-    )
+from core.store import FLAG_COLUMNS, ContextMessage, ReviewFlag, TurnRecord, context_around, flag_from_row
 
 
 class SQLiteReview:
@@ -77,12 +55,8 @@ class SQLiteReview:
         return [flag_from_row(row) for row in rows]
 
     async def get(self, flag_id: int) -> ReviewFlag | None:
-        rows = list(
-            await self._shared.db.execute_fetchall(
-                f"SELECT {FLAG_COLUMNS} FROM review_flags WHERE id = ?", (flag_id,)
-            )
-        )
-        return flag_from_row(rows[0]) if rows else None
+        row = await self._shared.fetchrow(f"SELECT {FLAG_COLUMNS} FROM review_flags WHERE id = ?", (flag_id,))
+        return flag_from_row(row) if row else None
 
     async def resolve(self, flag_id: int) -> bool:
         async with self._shared.write_lock:
@@ -93,16 +67,12 @@ class SQLiteReview:
 
     async def count_open(self, *, bot: str | None = None) -> int:
         query = "SELECT COUNT(*) FROM review_flags WHERE resolved = 0" + (" AND bot = ?" if bot else "")
-        rows = list(await self._shared.db.execute_fetchall(query, (bot,) if bot else ()))
-        return int(rows[0][0]) if rows else 0
+        row = await self._shared.fetchrow(query, (bot,) if bot else ())
+        return int(row[0]) if row else 0
 
     async def count_user_flags(self, user_id: str) -> int:
-        rows = list(
-            await self._shared.db.execute_fetchall(
-                "SELECT COUNT(*) FROM review_flags WHERE user_id = ?", (user_id,)
-            )
-        )
-        return int(rows[0][0]) if rows else 0
+        row = await self._shared.fetchrow("SELECT COUNT(*) FROM review_flags WHERE user_id = ?", (user_id,))
+        return int(row[0]) if row else 0
 
     async def context(self, flag: ReviewFlag, *, before: int = 6) -> list[ContextMessage]:
         db = self._shared.db
@@ -126,22 +96,3 @@ class SQLiteReview:
             (flag.session_id, anchor),
         )
         return context_around(anchor, [*reversed(list(earlier)), *later])
-
-
-def context_around(anchor: int, rows: Iterable[Sequence[Any]]) -> list[ContextMessage]:
-    """``(id, role, content, created_at, complete)`` rows, oldest first, as the context of the flagged user
-    message ``anchor``: the message after it stays only if it is the reply (every backend answers alike)."""
-    messages = [
-        ContextMessage(
-            id=int(row[0]),
-            role=str(row[1]),
-            content=str(row[2]),
-            created_at=float(row[3]),
-            complete=bool(row[4]),
-            flagged=int(row[0]) == anchor,
-        )
-        for row in rows
-    ]
-    if len(messages) >= 2 and messages[-1].role != "assistant":
-        messages.pop()  # the next message is the user's again: there was no reply
-    return messages

@@ -17,6 +17,7 @@ in flight), :class:`TurnLedger` (token sums and turn statistics), :class:`Review
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
@@ -25,6 +26,12 @@ from core.errors import ConfigError
 from core.knowledge import DocumentInfo, NewDocument, StoredChunk, VectorIndex
 
 Role = Literal["user", "assistant"]
+
+
+class Row(Protocol):
+    """A result row of either backend (``sqlite3.Row``, ``asyncpg.Record``), read by column position."""
+
+    def __getitem__(self, index: int, /) -> Any: ...
 
 
 class StoredMessage(NamedTuple):
@@ -179,6 +186,29 @@ class ReplyInFlight:
     started_at: float
 
 
+REPLY_IN_FLIGHT_COLUMNS = (
+    "id, session_id, platform, bot, user_id, address, message, shown, turn_recorded, started_at"
+)
+"""The ``replies_in_flight`` columns :func:`reply_in_flight_of` reads, in its order."""
+
+
+def reply_in_flight_of(row: Row) -> ReplyInFlight:
+    """A :class:`ReplyInFlight` from a row of :data:`REPLY_IN_FLIGHT_COLUMNS` (addresses and messages are
+    stored as JSON text by both backends)."""
+    return ReplyInFlight(
+        id=row[0],
+        session_id=row[1],
+        platform=row[2],
+        bot=row[3],
+        user_id=row[4],
+        address=json.loads(row[5]),
+        message=json.loads(row[6]) if row[6] is not None else None,
+        shown=row[7],
+        turn_recorded=bool(row[8]),
+        started_at=row[9],
+    )
+
+
 @runtime_checkable
 class ReplyJournal(Protocol):
     """Where replies in flight are kept (the SQLite store is one); a store without it simply has no
@@ -240,6 +270,27 @@ class TurnStats:
     platform: str
 
 
+TURN_STATS_COLUMNS = (
+    "started_at, user_id, latency_ms, prompt_tokens, completion_tokens, status, model, bot, platform"
+)
+"""The ``turns`` columns :func:`turn_stats_of` reads, in its order."""
+
+
+def turn_stats_of(row: Row) -> TurnStats:
+    """A :class:`TurnStats` from a row of :data:`TURN_STATS_COLUMNS` (either backend's row type)."""
+    return TurnStats(
+        started_at=float(row[0]),
+        user_id=str(row[1]),
+        latency_ms=float(row[2]),
+        prompt_tokens=int(row[3]),
+        completion_tokens=int(row[4]),
+        status=str(row[5]),
+        model=str(row[6]),
+        bot=str(row[7]),
+        platform=str(row[8]),
+    )
+
+
 class TurnLedger(Protocol):
     """Reads of the turn log: daily token budgets and ``chatbot stats``."""
 
@@ -283,6 +334,47 @@ class ContextMessage:
     created_at: float
     complete: bool
     flagged: bool = False
+
+
+FLAG_COLUMNS = (
+    "id, session_id, user_id, bot, platform, turn_started_at, phrase, user_text, created_at, resolved"
+)
+"""The ``review_flags`` columns :func:`flag_from_row` reads, in its order."""
+
+
+def flag_from_row(row: Row) -> ReviewFlag:
+    """A :class:`ReviewFlag` from a row of :data:`FLAG_COLUMNS` (either backend's row type)."""
+    return ReviewFlag(
+        id=int(row[0]),
+        session_id=str(row[1]),
+        user_id=str(row[2]),
+        bot=str(row[3]),
+        platform=str(row[4]),
+        turn_started_at=float(row[5]),
+        phrase=str(row[6]),
+        user_text=str(row[7]),
+        created_at=float(row[8]),
+        resolved=bool(row[9]),
+    )
+
+
+def context_around(anchor: int, rows: Iterable[Row]) -> list[ContextMessage]:
+    """``(id, role, content, created_at, complete)`` rows, oldest first, as the context of the flagged user
+    message ``anchor``: the message after it stays only if it is the reply (every backend answers alike)."""
+    messages = [
+        ContextMessage(
+            id=int(row[0]),
+            role=str(row[1]),
+            content=str(row[2]),
+            created_at=float(row[3]),
+            complete=bool(row[4]),
+            flagged=int(row[0]) == anchor,
+        )
+        for row in rows
+    ]
+    if len(messages) >= 2 and messages[-1].role != "assistant":
+        messages.pop()  # the next message is the user's again: there was no reply
+    return messages
 
 
 class ReviewStore(Protocol):
@@ -376,6 +468,38 @@ class VotedTurn:
     status: str
     question: str  # "" when the question is no longer stored
     reply: str
+
+
+END_SLACK = 2.0  # seconds after a turn's recorded end that its reply may have been stored
+VOTED_TURN_COLUMNS = "id, session_id, user_id, bot, platform, started_at, status, latency_ms"
+"""The ``turns`` columns :func:`turn_span` and :func:`voted_turn_of` read, in their order."""
+
+
+def turn_span(turn: Row) -> tuple[str, str, float, float]:
+    """``(session_id, user_id, started_at, ended)`` of a row of :data:`VOTED_TURN_COLUMNS`.
+
+    The turn's question is the asker's first message stored between ``started_at`` and ``ended`` (the
+    engine holds the session's lock for the whole turn), and its reply the first bot message after that,
+    stored by ``ended``. A question deleted since (/reset) is not mistaken for a later one: those come after
+    the end."""
+    started_at = float(turn[5])
+    return str(turn[1]), str(turn[2]), started_at, started_at + float(turn[7]) / 1000.0 + END_SLACK
+
+
+def voted_turn_of(turn: Row, question: Row | None, reply: Row | None) -> VotedTurn:
+    """A :class:`VotedTurn` from its ``turns`` row (:data:`VOTED_TURN_COLUMNS`), its question's
+    ``(id, content)`` row and its reply's ``(content,)`` row, each ``None`` when not found."""
+    return VotedTurn(
+        id=int(turn[0]),
+        session_id=str(turn[1]),
+        user_id=str(turn[2]),
+        bot=str(turn[3]),
+        platform=str(turn[4]),
+        started_at=float(turn[5]),
+        status=str(turn[6]),
+        question="" if question is None else str(question[1]),
+        reply="" if reply is None else str(reply[0]),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ import functools
 import os
 import socket
 import sys
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ import pytest
 from bench import store_cost
 from core.conversation import ConversationEngine
 from core.errors import ConfigError
+from core.postgres_connection import SharedPool
 from core.postgres_migrations import PG_SCHEMA_VERSION
 from core.postgres_store import PostgresStore
 from core.storage_url import storage_for
@@ -196,6 +198,63 @@ async def test_the_next_turn_works_after_the_server_dropped_every_connection(
         )
         sent = " ".join(m["content"] for m in fake_model.last_messages())
         assert "my name is Ada" in sent  # the first turn, read back over a new connection
+
+
+async def test_a_lost_connection_is_tried_again_for_a_read_but_not_for_a_write_that_may_have_run(
+    postgres_url: str,
+) -> None:
+    """The pool's retry rule (core/postgres_connection.py): a read meeting a lost connection runs once more
+    on a fresh one; a write is repeated only if the connection refused to send it (it certainly did not
+    run), never when it was cut off midway (it may have been committed)."""
+    shared = SharedPool(postgres_url)
+    await shared.open()
+    try:
+
+        def lost_once(exc: BaseException, calls: list[int]) -> Callable[[Any], Awaitable[int]]:
+            async def work(connection: Any) -> int:
+                calls.append(1)
+                if len(calls) == 1:
+                    raise exc
+                return int(await connection.fetchval("SELECT 1"))
+
+            return work
+
+        read: list[int] = []
+        assert await shared.run(lost_once(asyncpg.exceptions.ConnectionDoesNotExistError("gone"), read)) == 1
+        assert len(read) == 2
+        cut: list[int] = []
+        with pytest.raises(asyncpg.exceptions.ConnectionDoesNotExistError):
+            await shared.run(
+                lost_once(asyncpg.exceptions.ConnectionDoesNotExistError("gone"), cut), retry=False
+            )
+        assert len(cut) == 1
+        refused: list[int] = []
+        assert (
+            await shared.run(lost_once(asyncpg.exceptions.InterfaceError("closed"), refused), retry=False)
+            == 1
+        )
+        assert len(refused) == 2
+    finally:
+        await shared.close()
+
+
+async def test_a_read_right_after_the_server_dropped_the_connections_is_answered(postgres_url: str) -> None:
+    store = PostgresStore(postgres_url, cache_windows=False)
+    await store.open()
+    try:
+        await store.add_message("s", "user", "kept", 1)
+        admin = await asyncpg.connect(postgres_url)
+        try:
+            await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        finally:
+            await admin.close()
+        # no pause: the read may meet the dead connection before asyncpg noticed, and is tried again
+        assert [m.content for m in await store.recent_messages("s")] == ["kept"]
+    finally:
+        await store.close()
 
 
 def postgresql_url(url: str) -> str:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 FORBIDDEN = {
-    "a database driver": re.compile(r"^\s*(import|from)\s+(aiosqlite|sqlite3)\b", re.MULTILINE),
+    "a database driver": re.compile(r"^\s*(import|from)\s+(aiosqlite|sqlite3|asyncpg)\b", re.MULTILINE),
     "SQL run directly": re.compile(r"\.(execute|executemany|executescript|execute_fetchall)\("),
     "the store's connection": re.compile(r"\bstore\.db\b|\.db\.execute"),
-    "a test of the backend": re.compile(r"isinstance\([^)]*SQLiteStore"),
+    "a test of the backend": re.compile(r"isinstance\([^)]*(SQLite|Postgres)Store"),
     "a connection of its own": re.compile(r"\bconnect\(\s*(Path\()?[\w.]*db_path"),
 }
 
