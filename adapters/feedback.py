@@ -27,7 +27,7 @@ from enum import StrEnum
 
 from core.clock import Clock
 from core.conversation import ConversationEngine
-from core.errors import RateLimited
+from core.errors import PlatformError, RateLimited
 from core.hooks import TurnObserver
 from core.incoming import IncomingMessage
 from core.store import DOWN, DOWNVOTE_PHRASE, UP, FeedbackStore, ReviewStore, TurnRecord, feedback_of
@@ -107,6 +107,17 @@ async def paced(target: ReplyTarget, clock: Clock, call: Callable[[], Awaitable[
             if attempt or exc.retry_after > MAX_BUTTON_WAIT:
                 raise
             await clock.sleep(exc.retry_after)
+
+
+async def add_buttons(
+    message: IncomingMessage, target: ReplyTarget, clock: Clock, call: Callable[[], Awaitable[object]]
+) -> None:
+    """Add the buttons under ``message``'s final reply with ``call``, :func:`paced`; a platform refusal is
+    logged and the reply stays as it is, without them (its text is final already)."""
+    try:
+        await paced(target, clock, call)
+    except PlatformError as exc:
+        log.warning("%s: could not add the feedback buttons: %s", message.session_id, exc)
 
 
 class TurnWatch:

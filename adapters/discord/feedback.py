@@ -18,9 +18,8 @@ import discord
 
 from adapters.base import ReplyDispatcher
 from adapters.discord.target import DiscordTarget, translated
-from adapters.feedback import DOWN_LABEL, UP_LABEL, Feedback, paced, parse_payload, payload
+from adapters.feedback import DOWN_LABEL, UP_LABEL, Feedback, add_buttons, parse_payload, payload
 from core.conversation import ConversationEngine
-from core.errors import PlatformError
 from core.incoming import IncomingMessage
 from core.store import DOWN, UP
 from core.streaming import ReplyTarget, StreamedReply
@@ -66,9 +65,7 @@ class DiscordFeedback:
                 await last.edit(view=view)
 
         try:
-            await paced(target, self.feedback.engine.clock, add)  # the channel's pace, like a final edit
-        except PlatformError as exc:  # the reply's text is final already; it stays
-            log.warning("%s: could not add the feedback buttons: %s", message.session_id, exc)
+            await add_buttons(message, target, self.feedback.engine.clock, add)  # the channel's pace
         finally:
             view.stop()  # out of discord.py's view store: on_interaction handles the clicks
 

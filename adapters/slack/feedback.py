@@ -33,10 +33,9 @@ from slack_sdk.models.blocks import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.base import ReplyDispatcher
-from adapters.feedback import DOWN_LABEL, UP_LABEL, Feedback, paced, parse_payload, payload
+from adapters.feedback import DOWN_LABEL, UP_LABEL, Feedback, add_buttons, parse_payload, payload
 from adapters.slack.target import SlackReplyTarget, render, translate
 from core.conversation import ConversationEngine
-from core.errors import PlatformError
 from core.incoming import IncomingMessage
 from core.splitting import split_text
 from core.store import DOWN, UP
@@ -119,10 +118,7 @@ class SlackFeedback:
             except (aiohttp.ClientError, TimeoutError) as exc:
                 raise translate("chat.update", exc) from exc
 
-        try:
-            await paced(target, self.feedback.engine.clock, add)  # the workspace's chat.update budget
-        except PlatformError as exc:  # the text is final already; it stays
-            log.warning("%s: could not add the feedback buttons: %s", message.session_id, exc)
+        await add_buttons(message, target, self.feedback.engine.clock, add)  # the workspace's budget
 
     async def on_action(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
         """bolt's listener: ack at once (Slack wants it within 3 s), vote in the background."""
