@@ -183,6 +183,15 @@ class Feedback:
             log.exception("%s: could not find the turn to rate", message.session_id)
             return None
 
+    async def click(self, data: str | None, user: object) -> VoteOutcome | None:
+        """A click on a button with ``data`` by the platform's ``user`` id, counted as that user's vote
+        (``<platform>:<id>``, as in :attr:`IncomingMessage.user_id`); ``None`` when it is not our button."""
+        parsed = parse_payload(data)
+        if parsed is None:
+            return None
+        turn_id, vote = parsed
+        return await self.vote(turn_id, f"{self.platform}:{user}", vote)
+
     async def vote(self, turn_id: int, voter: str, vote: int) -> VoteOutcome:
         """Count ``voter``'s click on a turn's button, by the rule in this module's docstring."""
         try:

@@ -74,11 +74,9 @@ class DiscordFeedback:
         return parse_payload(_custom_id(interaction)) is not None
 
     async def on_click(self, interaction: discord.Interaction[discord.Client]) -> None:
-        parsed = parse_payload(_custom_id(interaction))
-        if parsed is None:
+        outcome = await self.feedback.click(_custom_id(interaction), interaction.user.id)
+        if outcome is None:
             return
-        turn_id, vote = parsed
-        outcome = await self.feedback.vote(turn_id, f"discord:{interaction.user.id}", vote)
         try:
             await interaction.response.send_message(outcome.text, ephemeral=True)
         except (discord.HTTPException, OSError) as exc:

@@ -33,7 +33,7 @@ from slack_sdk.models.blocks import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.base import ReplyDispatcher
-from adapters.feedback import DOWN_LABEL, UP_LABEL, Feedback, add_buttons, parse_payload, payload
+from adapters.feedback import DOWN_LABEL, UP_LABEL, Feedback, add_buttons, payload
 from adapters.slack.target import SlackReplyTarget, render, translate
 from core.conversation import ConversationEngine
 from core.incoming import IncomingMessage
@@ -126,16 +126,16 @@ class SlackFeedback:
         self.dispatcher.background(self._on_click(body, action), name="feedback:slack")
 
     async def _on_click(self, body: dict[str, Any], action: dict[str, Any]) -> None:
-        parsed = parse_payload(action.get("value"))
         user = str((body.get("user") or {}).get("id") or "")
         shown: dict[str, Any] = body.get("message") or {}
         channel = str(
             (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id") or ""
         )
-        if parsed is None or not user or not channel:
+        if not user or not channel:
             return
-        turn_id, vote = parsed
-        outcome = await self.feedback.vote(turn_id, f"slack:{user}", vote)
+        outcome = await self.feedback.click(action.get("value"), user)
+        if outcome is None:
+            return
         await self._tell(channel, user, outcome.text, shown.get("thread_ts"))
         if outcome.closes and shown.get("ts"):
             kept = [block for block in shown.get("blocks") or [] if block.get("type") not in FEEDBACK_BLOCKS]
