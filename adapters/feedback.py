@@ -30,7 +30,16 @@ from core.conversation import ConversationEngine
 from core.errors import PlatformError, RateLimited
 from core.hooks import TurnObserver
 from core.incoming import IncomingMessage
-from core.store import DOWN, DOWNVOTE_PHRASE, UP, FeedbackStore, ReviewStore, TurnRecord, feedback_of
+from core.store import (
+    DOWN,
+    DOWNVOTE_PHRASE,
+    UP,
+    FeedbackStore,
+    ReviewStore,
+    TurnRecord,
+    VotedTurn,
+    feedback_of,
+)
 from core.streaming import ReplyTarget, StreamedReply
 from core.turn import TurnStatus
 
@@ -213,15 +222,15 @@ class Feedback:
             return VoteOutcome(VoteResult.GONE, ACKS[VoteResult.GONE])  # deleted meanwhile
         log.info("%s: turn %d voted %s", turn.session_id, turn_id, UP_LABEL if vote == UP else DOWN_LABEL)
         if vote == DOWN:
-            await self._flag(turn_id)
+            await self._flag(turn)
             return VoteOutcome(VoteResult.COUNTED, DOWN_ACK)
         return VoteOutcome(VoteResult.COUNTED, ACKS[VoteResult.COUNTED])
 
-    async def _flag(self, turn_id: int) -> None:
-        """Put a 👎 turn in the review queue, with its question (the review shows the context)."""
+    async def _flag(self, turn: VotedTurn) -> None:
+        """Put a 👎 turn (as :meth:`_vote` read it) in the review queue, with its question (the review shows
+        the context)."""
         review: ReviewStore | None = getattr(self.engine.store, "review", None)
-        turn = await self.store.voted_turn(turn_id)
-        if review is None or turn is None:
+        if review is None:
             return
         record = TurnRecord(
             session_id=turn.session_id,
