@@ -18,7 +18,7 @@ import discord
 
 from adapters.base import ReplyDispatcher
 from adapters.discord.target import DiscordTarget, translated
-from adapters.feedback import DOWN_LABEL, UP_LABEL, Feedback, add_buttons, parse_payload, payload
+from adapters.feedback import DOWN_LABEL, UP_LABEL, Feedback, add_buttons, payload
 from core.conversation import ConversationEngine
 from core.incoming import IncomingMessage
 from core.store import DOWN, UP
@@ -69,11 +69,8 @@ class DiscordFeedback:
         finally:
             view.stop()  # out of discord.py's view store: on_interaction handles the clicks
 
-    def handles(self, interaction: discord.Interaction[discord.Client]) -> bool:
-        """Whether ``interaction`` is a click on one of our buttons."""
-        return parse_payload(_custom_id(interaction)) is not None
-
     async def on_click(self, interaction: discord.Interaction[discord.Client]) -> None:
+        """Count a click on one of our buttons; any other interaction (a slash command...) is ignored."""
         outcome = await self.feedback.click(_custom_id(interaction), interaction.user.id)
         if outcome is None:
             return
