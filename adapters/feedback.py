@@ -27,10 +27,19 @@ from enum import StrEnum
 
 from core.clock import Clock
 from core.conversation import ConversationEngine
-from core.errors import RateLimited
+from core.errors import PlatformError, RateLimited
 from core.hooks import TurnObserver
 from core.incoming import IncomingMessage
-from core.store import DOWN, DOWNVOTE_PHRASE, UP, FeedbackStore, ReviewStore, TurnRecord, feedback_of
+from core.store import (
+    DOWN,
+    DOWNVOTE_PHRASE,
+    UP,
+    FeedbackStore,
+    ReviewStore,
+    TurnRecord,
+    VotedTurn,
+    feedback_of,
+)
 from core.streaming import ReplyTarget, StreamedReply
 from core.turn import TurnStatus
 
@@ -109,6 +118,17 @@ async def paced(target: ReplyTarget, clock: Clock, call: Callable[[], Awaitable[
             await clock.sleep(exc.retry_after)
 
 
+async def add_buttons(
+    message: IncomingMessage, target: ReplyTarget, clock: Clock, call: Callable[[], Awaitable[object]]
+) -> None:
+    """Add the buttons under ``message``'s final reply with ``call``, :func:`paced`; a platform refusal is
+    logged and the reply stays as it is, without them (its text is final already)."""
+    try:
+        await paced(target, clock, call)
+    except PlatformError as exc:
+        log.warning("%s: could not add the feedback buttons: %s", message.session_id, exc)
+
+
 class TurnWatch:
     """A turn observer keeping the record of each message's turn until the reply is delivered.
 
@@ -172,6 +192,15 @@ class Feedback:
             log.exception("%s: could not find the turn to rate", message.session_id)
             return None
 
+    async def click(self, data: str | None, user: object) -> VoteOutcome | None:
+        """A click on a button with ``data`` by the platform's ``user`` id, counted as that user's vote
+        (``<platform>:<id>``, as in :attr:`IncomingMessage.user_id`); ``None`` when it is not our button."""
+        parsed = parse_payload(data)
+        if parsed is None:
+            return None
+        turn_id, vote = parsed
+        return await self.vote(turn_id, f"{self.platform}:{user}", vote)
+
     async def vote(self, turn_id: int, voter: str, vote: int) -> VoteOutcome:
         """Count ``voter``'s click on a turn's button, by the rule in this module's docstring."""
         try:
@@ -193,15 +222,15 @@ class Feedback:
             return VoteOutcome(VoteResult.GONE, ACKS[VoteResult.GONE])  # deleted meanwhile
         log.info("%s: turn %d voted %s", turn.session_id, turn_id, UP_LABEL if vote == UP else DOWN_LABEL)
         if vote == DOWN:
-            await self._flag(turn_id)
+            await self._flag(turn)
             return VoteOutcome(VoteResult.COUNTED, DOWN_ACK)
         return VoteOutcome(VoteResult.COUNTED, ACKS[VoteResult.COUNTED])
 
-    async def _flag(self, turn_id: int) -> None:
-        """Put a 👎 turn in the review queue, with its question (the review shows the context)."""
+    async def _flag(self, turn: VotedTurn) -> None:
+        """Put a 👎 turn (as :meth:`_vote` read it) in the review queue, with its question (the review shows
+        the context)."""
         review: ReviewStore | None = getattr(self.engine.store, "review", None)
-        turn = await self.store.voted_turn(turn_id)
-        if review is None or turn is None:
+        if review is None:
             return
         record = TurnRecord(
             session_id=turn.session_id,

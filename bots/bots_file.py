@@ -214,9 +214,9 @@ def _clashes(
     for name, section in sections.items():
         for mode_name, mode in section.modes.items():
             if section.models and mode.model is not None and mode.model not in section.models:
-                loc = ("bots", name, "modes", mode_name, "model")
+                at = ("bots", name, "modes", mode_name, "model")
                 problems.append(
-                    f"{path}:{lines.line_of(loc)}: {_dotted(loc)}: {mode.model!r} is not in this bot's models"
+                    f"{path}:{lines.line_of(at)}: {_dotted(at)}: {mode.model!r} is not in this bot's models"
                 )
     return problems
 
@@ -252,8 +252,7 @@ def _toml_problem(path: Path, message: str) -> str:
 
 
 _MESSAGES = {
-    "missing": "missing key",
-    "extra_forbidden": "unknown key",
+    "missing": "missing key",  # extra_forbidden is worded in _problem, with the key's name
 }
 
 

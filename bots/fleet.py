@@ -63,10 +63,10 @@ def plan_bots(
     plans = [p for p in plans if p.platforms]
     used: dict[tuple[str, str], str] = {}  # (platform, credential variable) -> bot
     for p in plans:
+        configured = configured_platforms(settings_for(p.entry, settings))  # reads .env: once per bot
         for platform in p.platforms:
             require_credentials(p.entry, platform)
-            bot_settings = settings_for(p.entry, settings)
-            if platform not in configured_platforms(bot_settings):
+            if platform not in configured:
                 raise ConfigError(
                     f"bot {p.entry.name} on {platform}: no credentials; name them in the bots file "
                     f"([bots.{p.entry.name}.platforms.{platform}] token_env = ...) or set the usual variables"

@@ -36,14 +36,6 @@ class BotsFileReloader:
         self.bots = list(bots)
         self.reloads = 0  # applied reloads, for tests and logs
 
-    def reload(self) -> bool:
-        """Apply the file as it is now; ``False`` (and the running configuration kept) when it is invalid."""
-        config = self.read()
-        if config is None:
-            return False
-        self.apply(config)
-        return True
-
     def read(self) -> BotsConfig | None:
         """The file as it is now, or ``None`` after logging (one line) why it does not load."""
         try:

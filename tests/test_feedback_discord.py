@@ -134,7 +134,7 @@ async def test_a_refused_component_edit_leaves_the_reply_intact(
         runner,
     ):
         fake_discord.refuse_components = 1
-        with caplog.at_level(logging.WARNING, logger="adapters.discord.feedback"):
+        with caplog.at_level(logging.WARNING, logger="adapters.feedback"):
             await fake_discord.user_says("how do I invite?", channel_id=DM_ID)
             reply = await last_reply(fake_discord, runner, DM_ID)
         await fake_discord.user_says("and then?", channel_id=DM_ID)

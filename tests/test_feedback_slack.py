@@ -137,7 +137,7 @@ async def test_a_refused_button_update_leaves_the_reply_text_intact(
     slack.refused_blocks = {"context_actions", "actions"}
     fake_model.queue(ANSWER)
     async with slack_bot(fake_model, slack, db_path) as (runner, _engine):
-        with caplog.at_level(logging.WARNING, logger="adapters.slack.feedback"):
+        with caplog.at_level(logging.WARNING, logger="adapters.feedback"):
             await slack.post_event(mention(f"<@{BOT_USER}> how do I invite?", ts="2500.000001"))
             reply = await finished(slack, runner, "2500.000001")
         await slack.post_event(mention(f"<@{BOT_USER}> and then?", ts="2500.000002"))

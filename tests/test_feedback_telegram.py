@@ -223,7 +223,7 @@ async def test_a_refused_button_edit_leaves_the_reply_intact(
     chat = telegram.private_chat(1001)
     telegram.fail_next("editMessageReplyMarkup", status=400, description="Bad Request: BUTTON_DATA_INVALID")
     async with running(fake_model, telegram, db_path) as (runner, _engine):
-        with caplog.at_level(logging.WARNING, logger="adapters.telegram.feedback"):
+        with caplog.at_level(logging.WARNING, logger="adapters.feedback"):
             telegram.user_message(chat, "How do I invite a teammate?")
             [reply] = await settled(telegram, runner, 1001, 1)
         assert reply.text == ANSWER and reply.reply_markup is None

@@ -18,9 +18,8 @@ import discord
 
 from adapters.base import ReplyDispatcher
 from adapters.discord.target import DiscordTarget, translated
-from adapters.feedback import DOWN_LABEL, UP_LABEL, Feedback, paced, parse_payload, payload
+from adapters.feedback import DOWN_LABEL, UP_LABEL, Feedback, add_buttons, payload
 from core.conversation import ConversationEngine
-from core.errors import PlatformError
 from core.incoming import IncomingMessage
 from core.store import DOWN, UP
 from core.streaming import ReplyTarget, StreamedReply
@@ -66,22 +65,15 @@ class DiscordFeedback:
                 await last.edit(view=view)
 
         try:
-            await paced(target, self.feedback.engine.clock, add)  # the channel's pace, like a final edit
-        except PlatformError as exc:  # the reply's text is final already; it stays
-            log.warning("%s: could not add the feedback buttons: %s", message.session_id, exc)
+            await add_buttons(message, target, self.feedback.engine.clock, add)  # the channel's pace
         finally:
             view.stop()  # out of discord.py's view store: on_interaction handles the clicks
 
-    def handles(self, interaction: discord.Interaction[discord.Client]) -> bool:
-        """Whether ``interaction`` is a click on one of our buttons."""
-        return parse_payload(_custom_id(interaction)) is not None
-
     async def on_click(self, interaction: discord.Interaction[discord.Client]) -> None:
-        parsed = parse_payload(_custom_id(interaction))
-        if parsed is None:
+        """Count a click on one of our buttons; any other interaction (a slash command...) is ignored."""
+        outcome = await self.feedback.click(_custom_id(interaction), interaction.user.id)
+        if outcome is None:
             return
-        turn_id, vote = parsed
-        outcome = await self.feedback.vote(turn_id, f"discord:{interaction.user.id}", vote)
         try:
             await interaction.response.send_message(outcome.text, ephemeral=True)
         except (discord.HTTPException, OSError) as exc:

@@ -145,7 +145,7 @@ class ChatClient(discord.Client):
 
     async def on_interaction(self, interaction: discord.Interaction[discord.Client]) -> None:
         feedback = self.runner.feedback
-        if feedback is not None and feedback.handles(interaction):  # a 👍 / 👎 click
+        if feedback is not None:  # a 👍 / 👎 click; any other interaction is left alone there
             await feedback.on_click(interaction)
 
 

@@ -33,10 +33,9 @@ from slack_sdk.models.blocks import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.base import ReplyDispatcher
-from adapters.feedback import DOWN_LABEL, UP_LABEL, Feedback, paced, parse_payload, payload
+from adapters.feedback import DOWN_LABEL, UP_LABEL, Feedback, add_buttons, payload
 from adapters.slack.target import SlackReplyTarget, render, translate
 from core.conversation import ConversationEngine
-from core.errors import PlatformError
 from core.incoming import IncomingMessage
 from core.splitting import split_text
 from core.store import DOWN, UP
@@ -119,10 +118,7 @@ class SlackFeedback:
             except (aiohttp.ClientError, TimeoutError) as exc:
                 raise translate("chat.update", exc) from exc
 
-        try:
-            await paced(target, self.feedback.engine.clock, add)  # the workspace's chat.update budget
-        except PlatformError as exc:  # the text is final already; it stays
-            log.warning("%s: could not add the feedback buttons: %s", message.session_id, exc)
+        await add_buttons(message, target, self.feedback.engine.clock, add)  # the workspace's budget
 
     async def on_action(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
         """bolt's listener: ack at once (Slack wants it within 3 s), vote in the background."""
@@ -130,16 +126,16 @@ class SlackFeedback:
         self.dispatcher.background(self._on_click(body, action), name="feedback:slack")
 
     async def _on_click(self, body: dict[str, Any], action: dict[str, Any]) -> None:
-        parsed = parse_payload(action.get("value"))
         user = str((body.get("user") or {}).get("id") or "")
         shown: dict[str, Any] = body.get("message") or {}
         channel = str(
             (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id") or ""
         )
-        if parsed is None or not user or not channel:
+        if not user or not channel:
             return
-        turn_id, vote = parsed
-        outcome = await self.feedback.vote(turn_id, f"slack:{user}", vote)
+        outcome = await self.feedback.click(action.get("value"), user)
+        if outcome is None:
+            return
         await self._tell(channel, user, outcome.text, shown.get("thread_ts"))
         if outcome.closes and shown.get("ts"):
             kept = [block for block in shown.get("blocks") or [] if block.get("type") not in FEEDBACK_BLOCKS]

@@ -16,10 +16,9 @@ from telegram import Bot, CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from telegram.error import TelegramError
 
 from adapters.base import ReplyDispatcher
-from adapters.feedback import DOWN_LABEL, UP_LABEL, Feedback, paced, parse_payload, payload
+from adapters.feedback import DOWN_LABEL, UP_LABEL, Feedback, add_buttons, payload
 from adapters.telegram.target import SentMessage, TelegramTarget, is_not_modified, translate
 from core.conversation import ConversationEngine
-from core.errors import PlatformError
 from core.incoming import IncomingMessage
 from core.store import DOWN, UP
 from core.streaming import ReplyTarget, StreamedReply
@@ -66,22 +65,17 @@ class TelegramFeedback:
             except TelegramError as exc:
                 raise translate(exc) from exc
 
-        try:
-            await paced(target, self.feedback.engine.clock, add)
-        except PlatformError as exc:  # the reply's text is already final and stays as it is
-            log.warning("%s: could not add the feedback buttons: %s", message.session_id, exc)
+        await add_buttons(message, target, self.feedback.engine.clock, add)
 
     def on_click(self, query: CallbackQuery, bot: Bot) -> None:
         """Handle a click in the background (the update handler does no I/O)."""
         self.dispatcher.background(self._on_click(query, bot), name="feedback:telegram")
 
     async def _on_click(self, query: CallbackQuery, bot: Bot) -> None:
-        parsed = parse_payload(query.data)
-        if parsed is None:
+        outcome = await self.feedback.click(query.data, query.from_user.id)
+        if outcome is None:
             await _answer(bot, query, None)  # not our button: stop its spinner, say nothing
             return
-        turn_id, vote = parsed
-        outcome = await self.feedback.vote(turn_id, f"telegram:{query.from_user.id}", vote)
         await _answer(bot, query, outcome.text)
         shown = query.message
         if outcome.closes and shown is not None:

@@ -74,12 +74,6 @@ class QueueTuning:
     stalled_after: float = 10.0
     concurrency: int = 32
 
-    @property
-    def takeover_bound(self) -> float:
-        """Seconds within which a dead worker's job runs again: silent for ``stalled_after``, then found
-        by the next sweep (every ``heartbeat``), then fetched (the retry notifies, or the next poll)."""
-        return self.stalled_after + 2 * self.heartbeat
-
 
 class WorkQueue:
     """One process's handle on the shared queue: defer jobs, run them, take over dead workers' jobs."""
@@ -211,9 +205,9 @@ class WorkQueue:
                     update_heartbeat_interval=tuning.heartbeat,
                     stalled_worker_timeout=tuning.stalled_after,
                     fetch_job_polling_interval=tuning.heartbeat,
-                    # None: a stopping worker (a deploy) lets its jobs finish, however long (the engine's
-                    # reply timeout bounds them); a worker killed before that is taken over like a dead one
-                    shutdown_graceful_timeout=None,
+                    # shutdown_graceful_timeout left at procrastinate's default, None (its TypedDict says
+                    # float only): a stopping worker (a deploy) lets its jobs finish, however long (the
+                    # engine's reply timeout bounds them); one killed before that is taken over like a dead one
                     delete_jobs="successful",
                 )
                 return
@@ -249,13 +243,16 @@ class WorkQueue:
             if not got or not got[0]:
                 return 0  # another worker is sweeping right now
             try:
-                stalled = await self.app.job_manager.get_stalled_jobs(
-                    task_name=TASK_NAME, seconds_since_heartbeat=self.tuning.stalled_after
+                # typed Iterable: listed once, so the count below cannot come from an exhausted iterator
+                stalled = list(
+                    await self.app.job_manager.get_stalled_jobs(
+                        task_name=TASK_NAME, seconds_since_heartbeat=self.tuning.stalled_after
+                    )
                 )
                 for job in stalled:
                     await self.app.job_manager.retry_job(job)
                     log.warning("work queue: job %s of a dead worker taken over (lock %s)", job.id, job.lock)
-                self.taken_over += len(list(stalled))
-                return len(list(stalled))
+                self.taken_over += len(stalled)
+                return len(stalled)
             finally:
                 await conn.execute("SELECT pg_advisory_unlock(%s)", (SWEEP_LOCK,))
